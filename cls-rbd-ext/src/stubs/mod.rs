@@ -1,0 +1,39 @@
+//! Client-side stubs: encode a method's request, decode its reply (the role of upstream
+//! `cls_*_client.cc`). Reply decode failures are `EBADMSG`, as upstream.
+//!
+//! Each stub returns the class name, method name and input bytes to send, so that any
+//! transport (librados read or write op, a test binding) can carry them.
+
+use crate::{Codec, Errno, CLASS_NAME};
+
+/// A prepared class call: `rados exec <class> <method> <input>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// Class name (`rbd_ext`).
+    pub class: &'static str,
+    /// Method name.
+    pub method: &'static str,
+    /// Encoded input.
+    pub input: Vec<u8>,
+}
+
+impl Call {
+    pub(crate) fn new(method: &'static str, input: Vec<u8>) -> Call {
+        Call { class: CLASS_NAME, method, input }
+    }
+}
+
+/// Decodes a reply, mapping failure to `EBADMSG`.
+pub fn decode_reply<T: Codec>(out: &[u8]) -> Result<T, Errno> {
+    T::read_bytes(out).map_err(|_| Errno::EBADMSG)
+}
+
+/// `get_version`: decode the reply with `decode_reply::<String>`.
+pub fn get_version() -> Call {
+    Call::new("get_version", Vec::new())
+}
+
+/// `ping` with a value to store.
+pub fn ping(value: &str) -> Call {
+    Call::new("ping", crate::ops::PingOp { value: value.to_string() }.get_encoding())
+}
