@@ -5,14 +5,21 @@
 //!   `Arc` and shut down when the last [`IoCtx`] and handle are gone (each `IoCtx` holds an
 //!   `Arc<Cluster>`, so the cluster outlives its contexts).
 //! - An operation is built as plain data ([`ReadOp`], [`WriteOp`]) and turned into a librados
-//!   op only inside `operate`, where every buffer and out-pointer it references lives in a
-//!   boxed slot that does not move until the (synchronous) operate returns and the op is
-//!   released. Buffers librados allocates (exec output, omap iterators) are copied out and
-//!   freed before returning.
+//!   op only when it is run. librados copies every input buffer when a step is added, so only
+//!   the out-pointers must stay put: they live in boxed [`Slot`]s owned by a [`Prepared`] op,
+//!   which is not dropped before the op completed (synchronously, or in [`AioOp`]'s `Drop`,
+//!   which waits for an unfinished op and its callback). Buffers librados allocates (exec
+//!   output, omap iterators) are copied out and freed exactly once.
+//! - An aio completion's callback owns one `Arc` of the future's shared state (passed as the
+//!   raw callback argument and reclaimed in the callback), so the state outlives the callback
+//!   whatever order the future and the callback finish in.
 
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::future::Future;
+use std::pin::Pin;
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use rados_sys as sys;
 
@@ -166,8 +173,10 @@ impl Cluster {
         let mut ctx: sys::rados_ioctx_t = ptr::null_mut();
         // SAFETY: valid connected handle, C string, out-pointer.
         check(unsafe { sys::rados_ioctx_create(self.handle, p.as_ptr(), &mut ctx) }, || format!("open pool {pool}"))?;
-        let io = IoCtx { ctx, cluster: Arc::clone(self), pool: pool.to_string(), namespace: namespace.to_string() };
-        io.set_namespace(namespace)?;
+        let io = IoCtx { inner: Arc::new(IoCtxInner { ctx, cluster: Arc::clone(self) }), pool: pool.to_string(), namespace: namespace.to_string() };
+        let n = cstr(namespace, "namespace")?;
+        // SAFETY: valid ioctx and C string; set once, before the context is shared.
+        unsafe { sys::rados_ioctx_set_namespace(ctx, n.as_ptr()) };
         Ok(io)
     }
 
@@ -199,33 +208,6 @@ fn take_rados_buf(p: *mut c_char, len: usize) -> Vec<u8> {
         let v = std::slice::from_raw_parts(p as *const u8, len).to_vec();
         sys::rados_buffer_free(p);
         v
-    }
-}
-
-/// An I/O context: one pool and namespace.
-pub struct IoCtx {
-    ctx: sys::rados_ioctx_t,
-    cluster: Arc<Cluster>,
-    pool: String,
-    namespace: String,
-}
-
-// SAFETY: an ioctx may be used from several threads as long as its namespace/locator are not
-// changed concurrently; we set the namespace only at construction.
-unsafe impl Send for IoCtx {}
-// SAFETY: as above.
-unsafe impl Sync for IoCtx {}
-
-impl Drop for IoCtx {
-    fn drop(&mut self) {
-        // SAFETY: valid ioctx, destroyed once; the cluster is kept alive by our Arc.
-        unsafe { sys::rados_ioctx_destroy(self.ctx) }
-    }
-}
-
-impl std::fmt::Debug for IoCtx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "IoCtx({}/{})", self.pool, self.namespace)
     }
 }
 
@@ -346,7 +328,7 @@ pub struct WriteOp {
     pub steps: Vec<WriteStep>,
 }
 
-/// Per-step out-slots that librados writes into during operate; boxed so they never move.
+/// Per-step out-slots that librados writes into; boxed so they never move.
 struct Slot {
     rval: c_int,
     buf: Vec<u8>,
@@ -356,10 +338,42 @@ struct Slot {
     mtime: libc::time_t,
     iter: sys::rados_omap_iter_t,
     more: u8,
-    // Inputs that must outlive the op (C strings, key arrays).
+    // Class/method names and omap keys, kept alive for the op's lifetime.
     cstrs: Vec<CString>,
     ptrs: Vec<*const c_char>,
     lens: Vec<usize>,
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            rval: 0,
+            buf: Vec::new(),
+            out_ptr: ptr::null_mut(),
+            out_len: 0,
+            size: 0,
+            mtime: 0,
+            iter: ptr::null_mut(),
+            more: 0,
+            cstrs: Vec::new(),
+            ptrs: Vec::new(),
+            lens: Vec::new(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // Outputs not taken (an op that failed or was abandoned) are freed exactly once.
+        if !self.out_ptr.is_null() {
+            // SAFETY: allocated by librados and not yet freed (taken slots are nulled).
+            unsafe { sys::rados_buffer_free(self.out_ptr) };
+        }
+        if !self.iter.is_null() {
+            // SAFETY: a live iterator not yet ended (taken slots are nulled).
+            unsafe { sys::rados_omap_get_end(self.iter) };
+        }
+    }
 }
 
 fn omap_collect(iter: sys::rados_omap_iter_t) -> Vec<(String, Vec<u8>)> {
@@ -388,6 +402,371 @@ fn omap_collect(iter: sys::rados_omap_iter_t) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+#[derive(Clone, Copy)]
+enum Kind {
+    Read(sys::rados_read_op_t),
+    Write(sys::rados_write_op_t),
+}
+
+/// A librados op with its out-slots, ready to run once.
+struct Prepared {
+    kind: Kind,
+    oid: CString,
+    slots: Vec<Box<Slot>>,
+    outs: Vec<OutKind>,
+}
+
+// SAFETY: the op and its slots are only touched by the thread that owns `Prepared` and, while
+// the op is in flight, by librados, which finishes with them before the completion fires.
+unsafe impl Send for Prepared {}
+
+#[derive(Clone, Copy)]
+enum OutKind {
+    None,
+    Data,
+    Read,
+    Stat,
+    Omap,
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // SAFETY: the op is released exactly once, after it completed or was never sent
+        // (callers guarantee that; AioOp waits for completion before dropping us).
+        unsafe {
+            match self.kind {
+                Kind::Read(op) => sys::rados_release_read_op(op),
+                Kind::Write(op) => sys::rados_release_write_op(op),
+            }
+        }
+    }
+}
+
+impl Prepared {
+    fn read(oid: &str, op: &ReadOp) -> Result<Prepared> {
+        // SAFETY: a new op, owned by the returned Prepared (released in its Drop).
+        let rop = unsafe { sys::rados_create_read_op() };
+        let mut p = Prepared { kind: Kind::Read(rop), oid: cstr(oid, "object name")?, slots: Vec::new(), outs: Vec::new() };
+        for step in &op.steps {
+            let mut s: Box<Slot> = Box::default();
+            // SAFETY (all arms): `rop` is live; out-pointers point into the boxed slot, which
+            // stays at the same address until `p` is dropped; inputs are copied by librados.
+            let out = unsafe {
+                match step {
+                    ReadStep::AssertExists => {
+                        sys::rados_read_op_assert_exists(rop);
+                        OutKind::None
+                    }
+                    ReadStep::Stat => {
+                        sys::rados_read_op_stat(rop, &mut s.size, &mut s.mtime, &mut s.rval);
+                        OutKind::Stat
+                    }
+                    ReadStep::Read { off, len } => {
+                        s.buf = vec![0u8; *len];
+                        sys::rados_read_op_read(rop, *off, *len, s.buf.as_mut_ptr() as *mut c_char, &mut s.out_len, &mut s.rval);
+                        OutKind::Read
+                    }
+                    ReadStep::Exec { class, method, input } => {
+                        s.cstrs = vec![cstr(class, "class")?, cstr(method, "method")?];
+                        sys::rados_read_op_exec(
+                            rop,
+                            s.cstrs[0].as_ptr(),
+                            s.cstrs[1].as_ptr(),
+                            input.as_ptr() as *const c_char,
+                            input.len(),
+                            &mut s.out_ptr,
+                            &mut s.out_len,
+                            &mut s.rval,
+                        );
+                        OutKind::Data
+                    }
+                    ReadStep::OmapGetByKeys(keys) => {
+                        s.cstrs = keys.iter().map(|k| cstr(k, "omap key")).collect::<Result<_>>()?;
+                        s.ptrs = s.cstrs.iter().map(|c| c.as_ptr()).collect();
+                        s.lens = keys.iter().map(|k| k.len()).collect();
+                        sys::rados_read_op_omap_get_vals_by_keys2(rop, s.ptrs.as_ptr(), s.ptrs.len(), s.lens.as_ptr(), &mut s.iter, &mut s.rval);
+                        OutKind::Omap
+                    }
+                    ReadStep::OmapGetVals { start_after, prefix, max } => {
+                        s.cstrs = vec![cstr(start_after, "omap key")?, cstr(prefix, "omap prefix")?];
+                        sys::rados_read_op_omap_get_vals2(rop, s.cstrs[0].as_ptr(), s.cstrs[1].as_ptr(), *max, &mut s.iter, &mut s.more, &mut s.rval);
+                        OutKind::Omap
+                    }
+                }
+            };
+            p.slots.push(s);
+            p.outs.push(out);
+        }
+        Ok(p)
+    }
+
+    fn write(oid: &str, op: &WriteOp) -> Result<Prepared> {
+        // SAFETY: a new op, owned by the returned Prepared (released in its Drop).
+        let wop = unsafe { sys::rados_create_write_op() };
+        let mut p = Prepared { kind: Kind::Write(wop), oid: cstr(oid, "object name")?, slots: Vec::new(), outs: Vec::new() };
+        for step in &op.steps {
+            let mut s: Box<Slot> = Box::default();
+            // SAFETY (all arms): `wop` is live; librados copies data, keys and values when a
+            // step is added; `rval` points into the boxed slot, stable until `p` drops.
+            unsafe {
+                match step {
+                    WriteStep::AssertExists => sys::rados_write_op_assert_exists(wop),
+                    WriteStep::Create { exclusive } => sys::rados_write_op_create(
+                        wop,
+                        if *exclusive { sys::LIBRADOS_CREATE_EXCLUSIVE as c_int } else { sys::LIBRADOS_CREATE_IDEMPOTENT as c_int },
+                        ptr::null(),
+                    ),
+                    WriteStep::WriteFull(d) => sys::rados_write_op_write_full(wop, d.as_ptr() as *const c_char, d.len()),
+                    WriteStep::Write { off, data } => sys::rados_write_op_write(wop, data.as_ptr() as *const c_char, data.len(), *off),
+                    WriteStep::Zero { off, len } => sys::rados_write_op_zero(wop, *off, *len),
+                    WriteStep::Truncate(n) => sys::rados_write_op_truncate(wop, *n),
+                    WriteStep::Remove => sys::rados_write_op_remove(wop),
+                    WriteStep::Exec { class, method, input } => {
+                        s.cstrs = vec![cstr(class, "class")?, cstr(method, "method")?];
+                        sys::rados_write_op_exec(wop, s.cstrs[0].as_ptr(), s.cstrs[1].as_ptr(), input.as_ptr() as *const c_char, input.len(), &mut s.rval)
+                    }
+                    WriteStep::OmapSet(kvs) => {
+                        s.cstrs = kvs.iter().map(|(k, _)| cstr(k, "omap key")).collect::<Result<_>>()?;
+                        s.ptrs = s.cstrs.iter().map(|c| c.as_ptr()).collect();
+                        s.lens = kvs.iter().map(|(k, _)| k.len()).collect();
+                        let vals: Vec<*const c_char> = kvs.iter().map(|(_, v)| v.as_ptr() as *const c_char).collect();
+                        let vlens: Vec<usize> = kvs.iter().map(|(_, v)| v.len()).collect();
+                        sys::rados_write_op_omap_set2(wop, s.ptrs.as_ptr(), vals.as_ptr(), s.lens.as_ptr(), vlens.as_ptr(), kvs.len())
+                    }
+                    WriteStep::OmapRmKeys(keys) => {
+                        s.cstrs = keys.iter().map(|k| cstr(k, "omap key")).collect::<Result<_>>()?;
+                        s.ptrs = s.cstrs.iter().map(|c| c.as_ptr()).collect();
+                        s.lens = keys.iter().map(|k| k.len()).collect();
+                        sys::rados_write_op_omap_rm_keys2(wop, s.ptrs.as_ptr(), s.lens.as_ptr(), keys.len())
+                    }
+                }
+            }
+            p.slots.push(s);
+            p.outs.push(OutKind::None);
+        }
+        Ok(p)
+    }
+
+    /// Collects each step's output after the op completed with `rc`.
+    fn finish(&mut self, rc: i32) -> OpResult {
+        let steps = self
+            .slots
+            .iter_mut()
+            .zip(&self.outs)
+            .map(|(s, kind)| {
+                let out = match kind {
+                    OutKind::None => StepOut::None,
+                    OutKind::Stat => StepOut::Stat(s.size, s.mtime as i64),
+                    OutKind::Read => {
+                        let mut b = std::mem::take(&mut s.buf);
+                        b.truncate(if rc < 0 { 0 } else { s.out_len });
+                        StepOut::Data(b)
+                    }
+                    OutKind::Data => StepOut::Data(take_rados_buf(std::mem::replace(&mut s.out_ptr, ptr::null_mut()), s.out_len)),
+                    OutKind::Omap => StepOut::Omap(omap_collect(std::mem::replace(&mut s.iter, ptr::null_mut())), s.more != 0),
+                };
+                (s.rval, out)
+            })
+            .collect();
+        OpResult { rc, steps }
+    }
+}
+
+/// Shared between an [`AioOp`] and its completion callback.
+struct AioState {
+    done: bool,
+    waker: Option<Waker>,
+}
+
+extern "C" fn aio_callback(_c: sys::rados_completion_t, arg: *mut c_void) {
+    // SAFETY: `arg` is the Arc leaked for this completion in `AioOp::start`; librados calls
+    // the callback exactly once per submitted op, so it is reclaimed exactly once.
+    let state = unsafe { Arc::from_raw(arg as *const Mutex<AioState>) };
+    let waker = {
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        st.done = true;
+        st.waker.take()
+    };
+    if let Some(w) = waker {
+        w.wake();
+    }
+}
+
+/// A read or write op in flight: resolves to its [`OpResult`] when librados completes it.
+pub struct AioOp {
+    prepared: Option<Prepared>,
+    completion: sys::rados_completion_t,
+    state: Arc<Mutex<AioState>>,
+    _io: Arc<IoCtxInner>,
+}
+
+// SAFETY: the completion handle is thread-safe in librados; `Prepared` is Send (see above).
+unsafe impl Send for AioOp {}
+
+impl AioOp {
+    fn start(io: &IoCtx, prepared: Prepared, flags: u32) -> Result<AioOp> {
+        let state = Arc::new(Mutex::new(AioState { done: false, waker: None }));
+        let arg = Arc::into_raw(Arc::clone(&state)) as *mut c_void;
+        let mut completion: sys::rados_completion_t = ptr::null_mut();
+        // SAFETY: valid out-pointer; the callback is a 'static extern fn; `arg` stays valid
+        // until the callback reclaims it.
+        let r = unsafe { sys::rados_aio_create_completion2(arg, Some(aio_callback), &mut completion) };
+        if r < 0 {
+            // SAFETY: no completion exists, so the callback will never run: reclaim `arg`.
+            drop(unsafe { Arc::from_raw(arg as *const Mutex<AioState>) });
+            return Err(Error::new(Errno(-r), "create aio completion"));
+        }
+        // SAFETY: live op, ioctx, completion and object name; the slots stay in place inside
+        // `prepared`, which the returned AioOp keeps until the op completed.
+        let r = unsafe {
+            match prepared.kind {
+                Kind::Read(op) => sys::rados_aio_read_op_operate(op, io.inner.ctx, completion, prepared.oid.as_ptr(), flags as c_int),
+                Kind::Write(op) => sys::rados_aio_write_op_operate(op, io.inner.ctx, completion, prepared.oid.as_ptr(), ptr::null_mut(), flags as c_int),
+            }
+        };
+        if r < 0 {
+            // SAFETY: the op was not submitted, so the callback never runs: reclaim `arg` and
+            // release the unused completion.
+            unsafe {
+                drop(Arc::from_raw(arg as *const Mutex<AioState>));
+                sys::rados_aio_release(completion);
+            }
+            return Err(Error::new(Errno(-r), "submit aio op"));
+        }
+        Ok(AioOp { prepared: Some(prepared), completion, state, _io: Arc::clone(&io.inner) })
+    }
+}
+
+impl Future for AioOp {
+    type Output = OpResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<OpResult> {
+        {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if !st.done {
+                // Registered under the same lock the callback takes, so no wake-up is lost.
+                st.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        }
+        // SAFETY: the op completed (the callback ran), so its return value is final.
+        let rc = unsafe { sys::rados_aio_get_return_value(self.completion) };
+        let mut p = self.prepared.take().expect("AioOp polled after completion");
+        Poll::Ready(p.finish(rc))
+    }
+}
+
+impl Drop for AioOp {
+    fn drop(&mut self) {
+        // SAFETY: if the future is dropped early, wait until librados is done with the slots
+        // and the callback has run before freeing anything; then release the completion once.
+        unsafe {
+            if self.prepared.is_some() {
+                sys::rados_aio_wait_for_complete_and_cb(self.completion);
+            }
+            sys::rados_aio_release(self.completion);
+        }
+        // `prepared` (the op and its slots) drops after this, once librados is done with it.
+    }
+}
+
+/// A watch on an object; notifications are acknowledged with the handler's reply.
+pub struct Watch {
+    cookie: u64,
+    ctx: Box<WatchCtx>,
+    io: Arc<IoCtxInner>,
+}
+
+/// Called for each notification with its payload; returns the acknowledgement payload.
+pub type NotifyHandler = Box<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
+struct WatchCtx {
+    io: Arc<IoCtxInner>,
+    oid: CString,
+    handler: NotifyHandler,
+    cookie: std::sync::atomic::AtomicU64,
+}
+
+extern "C" fn watch_callback(arg: *mut c_void, notify_id: u64, handle: u64, _notifier: u64, data: *mut c_void, len: usize) {
+    // SAFETY: `arg` is the boxed WatchCtx registered with this watch; it is freed only after
+    // rados_unwatch2 + rados_watch_flush, so it outlives every callback.
+    let ctx = unsafe { &*(arg as *const WatchCtx) };
+    let payload: &[u8] = if data.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: librados passes `len` readable bytes for the duration of the callback.
+        unsafe { std::slice::from_raw_parts(data as *const u8, len) }
+    };
+    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (ctx.handler)(payload))).unwrap_or_default();
+    // SAFETY: valid ioctx (kept alive by the Arc), object name and reply buffer.
+    unsafe {
+        sys::rados_notify_ack(ctx.io.ctx, ctx.oid.as_ptr(), notify_id, handle, reply.as_ptr() as *const c_char, reply.len() as _);
+    }
+}
+
+extern "C" fn watch_error_callback(_arg: *mut c_void, _cookie: u64, _err: c_int) {
+    // The watch is re-established by the owner on its next check (`Watch::check`).
+}
+
+impl Watch {
+    /// The watch handle (librbd uses it in its lock cookie: `auto <handle>`).
+    pub fn handle(&self) -> u64 {
+        self.cookie
+    }
+
+    /// 0 if the watch is healthy, else the error that broke it.
+    pub fn check(&self) -> Result<()> {
+        // SAFETY: valid ioctx and a registered cookie.
+        let r = unsafe { sys::rados_watch_check(self.io.ctx, self.cookie) };
+        check(r, || "watch check".to_string()).map(|_| ())
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // SAFETY: unregister, then flush so no callback still uses `ctx` when it is freed.
+        unsafe {
+            sys::rados_unwatch2(self.io.ctx, self.cookie);
+            sys::rados_watch_flush(self.io.cluster.handle);
+        }
+        let _ = &self.ctx;
+    }
+}
+
+/// The shared part of an [`IoCtx`], kept alive by in-flight ops and watches.
+pub(crate) struct IoCtxInner {
+    ctx: sys::rados_ioctx_t,
+    cluster: Arc<Cluster>,
+}
+
+// SAFETY: an ioctx may be used from several threads as long as its namespace/locator are not
+// changed concurrently; we set the namespace only at construction.
+unsafe impl Send for IoCtxInner {}
+// SAFETY: as above.
+unsafe impl Sync for IoCtxInner {}
+
+impl Drop for IoCtxInner {
+    fn drop(&mut self) {
+        // SAFETY: valid ioctx, destroyed once, after every op and watch holding us is gone;
+        // the cluster is kept alive by our Arc.
+        unsafe { sys::rados_ioctx_destroy(self.ctx) }
+    }
+}
+
+/// An I/O context: one pool and namespace. Cheap to clone.
+#[derive(Clone)]
+pub struct IoCtx {
+    inner: Arc<IoCtxInner>,
+    pool: String,
+    namespace: String,
+}
+
+impl std::fmt::Debug for IoCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IoCtx({}/{})", self.pool, self.namespace)
+    }
+}
+
 impl IoCtx {
     /// Pool name.
     pub fn pool(&self) -> &str {
@@ -402,226 +781,139 @@ impl IoCtx {
     /// Pool id.
     pub fn pool_id(&self) -> i64 {
         // SAFETY: valid ioctx.
-        unsafe { sys::rados_ioctx_get_id(self.ctx) }
+        unsafe { sys::rados_ioctx_get_id(self.inner.ctx) }
     }
 
     /// The cluster this context belongs to.
     pub fn cluster(&self) -> &Arc<Cluster> {
-        &self.cluster
+        &self.inner.cluster
     }
 
     /// Another context on the same pool in `namespace`.
     pub fn with_namespace(&self, namespace: &str) -> Result<IoCtx> {
-        self.cluster.ioctx(&self.pool, namespace)
-    }
-
-    fn set_namespace(&self, ns: &str) -> Result<()> {
-        let n = cstr(ns, "namespace")?;
-        // SAFETY: valid ioctx and C string; called only during construction.
-        unsafe { sys::rados_ioctx_set_namespace(self.ctx, n.as_ptr()) };
-        Ok(())
+        self.inner.cluster.ioctx(&self.pool, namespace)
     }
 
     pub(crate) fn raw(&self) -> sys::rados_ioctx_t {
-        self.ctx
+        self.inner.ctx
     }
 
-    /// Runs a read op on `oid`. Returns the per-step results even when the op failed
-    /// (`rc < 0`), so callers can tell which step failed.
+    /// Runs a read op on `oid` and waits. Returns the per-step results even when the op
+    /// failed (`rc < 0`), so callers can tell which step failed.
     pub fn operate_read(&self, oid: &str, op: &ReadOp, flags: u32) -> Result<OpResult> {
-        let o = cstr(oid, "object name")?;
-        let mut slots: Vec<Box<Slot>> = op.steps.iter().map(|_| Box::default()).collect();
-        // SAFETY: creates a new op, released below on every path.
-        let rop = unsafe { sys::rados_create_read_op() };
-        for (step, slot) in op.steps.iter().zip(slots.iter_mut()) {
-            let s: &mut Slot = slot;
-            // SAFETY (all arms): `rop` is live; every pointer handed over points into `s`
-            // (boxed, not moved until after release) or into `op` (borrowed for the call).
-            unsafe {
-                match step {
-                    ReadStep::AssertExists => sys::rados_read_op_assert_exists(rop),
-                    ReadStep::Stat => sys::rados_read_op_stat(rop, &mut s.size, &mut s.mtime, &mut s.rval),
-                    ReadStep::Read { off, len } => {
-                        s.buf = vec![0u8; *len];
-                        sys::rados_read_op_read(rop, *off, *len, s.buf.as_mut_ptr() as *mut c_char, &mut s.out_len, &mut s.rval)
-                    }
-                    ReadStep::Exec { class, method, input } => {
-                        s.cstrs = vec![cstr(class, "class")?, cstr(method, "method")?];
-                        sys::rados_read_op_exec(
-                            rop,
-                            s.cstrs[0].as_ptr(),
-                            s.cstrs[1].as_ptr(),
-                            input.as_ptr() as *const c_char,
-                            input.len(),
-                            &mut s.out_ptr,
-                            &mut s.out_len,
-                            &mut s.rval,
-                        )
-                    }
-                    ReadStep::OmapGetByKeys(keys) => {
-                        s.cstrs = keys.iter().map(|k| cstr(k, "omap key")).collect::<Result<_>>()?;
-                        s.ptrs = s.cstrs.iter().map(|c| c.as_ptr()).collect();
-                        s.lens = keys.iter().map(|k| k.len()).collect();
-                        sys::rados_read_op_omap_get_vals_by_keys2(
-                            rop,
-                            s.ptrs.as_ptr(),
-                            s.ptrs.len(),
-                            s.lens.as_ptr(),
-                            &mut s.iter,
-                            &mut s.rval,
-                        )
-                    }
-                    ReadStep::OmapGetVals { start_after, prefix, max } => {
-                        s.cstrs = vec![cstr(start_after, "omap key")?, cstr(prefix, "omap prefix")?];
-                        sys::rados_read_op_omap_get_vals2(
-                            rop,
-                            s.cstrs[0].as_ptr(),
-                            s.cstrs[1].as_ptr(),
-                            *max,
-                            &mut s.iter,
-                            &mut s.more,
-                            &mut s.rval,
-                        )
-                    }
-                }
-            }
-        }
+        let mut p = Prepared::read(oid, op)?;
+        let Kind::Read(rop) = p.kind else { unreachable!("Prepared::read builds a read op") };
         // SAFETY: live op, ioctx and C string; synchronous, so all slots stay valid.
-        let rc = unsafe { sys::rados_read_op_operate(rop, self.ctx, o.as_ptr(), flags as c_int) };
-        let steps = op
-            .steps
-            .iter()
-            .zip(slots.iter_mut())
-            .map(|(step, s)| {
-                let out = match step {
-                    ReadStep::AssertExists => StepOut::None,
-                    ReadStep::Stat => StepOut::Stat(s.size, s.mtime as i64),
-                    ReadStep::Read { .. } => {
-                        let mut b = std::mem::take(&mut s.buf);
-                        b.truncate(s.out_len);
-                        StepOut::Data(b)
-                    }
-                    ReadStep::Exec { .. } => StepOut::Data(take_rados_buf(std::mem::replace(&mut s.out_ptr, ptr::null_mut()), s.out_len)),
-                    ReadStep::OmapGetByKeys(_) | ReadStep::OmapGetVals { .. } => {
-                        StepOut::Omap(omap_collect(std::mem::replace(&mut s.iter, ptr::null_mut())), s.more != 0)
-                    }
-                };
-                (s.rval, out)
-            })
-            .collect();
-        // SAFETY: release the op exactly once, after all outputs were taken.
-        unsafe { sys::rados_release_read_op(rop) };
-        Ok(OpResult { rc, steps })
+        let rc = unsafe { sys::rados_read_op_operate(rop, self.inner.ctx, p.oid.as_ptr(), flags as c_int) };
+        Ok(p.finish(rc))
     }
 
-    /// Runs a write op on `oid`; returns the librados return code (negative errno) and the
-    /// per-step return values.
+    /// Runs a write op on `oid` and waits.
     pub fn operate_write(&self, oid: &str, op: &WriteOp, flags: u32) -> Result<OpResult> {
+        let mut p = Prepared::write(oid, op)?;
+        let Kind::Write(wop) = p.kind else { unreachable!("Prepared::write builds a write op") };
+        // SAFETY: live op and ioctx; synchronous, slots stay valid; null mtime = now.
+        let rc = unsafe { sys::rados_write_op_operate2(wop, self.inner.ctx, p.oid.as_ptr(), ptr::null_mut(), flags as c_int) };
+        Ok(p.finish(rc))
+    }
+
+    /// Submits a read op; the returned future resolves when it completes.
+    pub fn aio_read(&self, oid: &str, op: &ReadOp, flags: u32) -> Result<AioOp> {
+        AioOp::start(self, Prepared::read(oid, op)?, flags)
+    }
+
+    /// Submits a write op; the returned future resolves when it completes.
+    pub fn aio_write(&self, oid: &str, op: &WriteOp, flags: u32) -> Result<AioOp> {
+        AioOp::start(self, Prepared::write(oid, op)?, flags)
+    }
+
+    /// Watches `oid`; `handler` answers each notification (its return value is the ack
+    /// payload). Unwatched on drop.
+    pub fn watch(&self, oid: &str, handler: NotifyHandler) -> Result<Watch> {
+        let ctx = Box::new(WatchCtx {
+            io: Arc::clone(&self.inner),
+            oid: cstr(oid, "object name")?,
+            handler,
+            cookie: std::sync::atomic::AtomicU64::new(0),
+        });
+        let mut cookie = 0u64;
+        let arg = &*ctx as *const WatchCtx as *mut c_void;
+        // SAFETY: valid ioctx and name; `arg` points to the boxed ctx, which the returned Watch
+        // keeps until after unwatch + flush; callbacks are 'static extern fns.
+        let r = unsafe {
+            sys::rados_watch3(self.inner.ctx, ctx.oid.as_ptr(), &mut cookie, Some(watch_callback), Some(watch_error_callback), 30, arg)
+        };
+        check(r, || format!("object {oid}: watch"))?;
+        ctx.cookie.store(cookie, std::sync::atomic::Ordering::Relaxed);
+        Ok(Watch { cookie, ctx, io: Arc::clone(&self.inner) })
+    }
+
+    /// Notifies the watchers of `oid` and waits up to `timeout_ms` for their acks.
+    pub fn notify(&self, oid: &str, payload: &[u8], timeout_ms: u64) -> Result<()> {
         let o = cstr(oid, "object name")?;
-        let mut slots: Vec<Box<Slot>> = op.steps.iter().map(|_| Box::default()).collect();
-        // SAFETY: creates a new op, released below on every path.
-        let wop = unsafe { sys::rados_create_write_op() };
-        let mut build = || -> Result<()> {
-            for (step, slot) in op.steps.iter().zip(slots.iter_mut()) {
-                let s: &mut Slot = slot;
-                // SAFETY (all arms): `wop` is live; pointers point into `op` (borrowed for the
-                // whole call) or into `s` (boxed, stable until release).
-                unsafe {
-                    match step {
-                        WriteStep::AssertExists => sys::rados_write_op_assert_exists(wop),
-                        WriteStep::Create { exclusive } => sys::rados_write_op_create(
-                            wop,
-                            if *exclusive { sys::LIBRADOS_CREATE_EXCLUSIVE as c_int } else { sys::LIBRADOS_CREATE_IDEMPOTENT as c_int },
-                            ptr::null(),
-                        ),
-                        WriteStep::WriteFull(d) => sys::rados_write_op_write_full(wop, d.as_ptr() as *const c_char, d.len()),
-                        WriteStep::Write { off, data } => {
-                            sys::rados_write_op_write(wop, data.as_ptr() as *const c_char, data.len(), *off)
-                        }
-                        WriteStep::Zero { off, len } => sys::rados_write_op_zero(wop, *off, *len),
-                        WriteStep::Truncate(n) => sys::rados_write_op_truncate(wop, *n),
-                        WriteStep::Remove => sys::rados_write_op_remove(wop),
-                        WriteStep::Exec { class, method, input } => {
-                            s.cstrs = vec![cstr(class, "class")?, cstr(method, "method")?];
-                            sys::rados_write_op_exec(
-                                wop,
-                                s.cstrs[0].as_ptr(),
-                                s.cstrs[1].as_ptr(),
-                                input.as_ptr() as *const c_char,
-                                input.len(),
-                                &mut s.rval,
-                            )
-                        }
-                        WriteStep::OmapSet(kvs) => {
-                            s.cstrs = kvs.iter().map(|(k, _)| cstr(k, "omap key")).collect::<Result<_>>()?;
-                            s.ptrs = s.cstrs.iter().map(|c| c.as_ptr()).collect();
-                            s.lens = kvs.iter().map(|(k, _)| k.len()).collect();
-                            let vals: Vec<*const c_char> = kvs.iter().map(|(_, v)| v.as_ptr() as *const c_char).collect();
-                            let vlens: Vec<usize> = kvs.iter().map(|(_, v)| v.len()).collect();
-                            // librados copies keys and values into the op when this is called.
-                            sys::rados_write_op_omap_set2(
-                                wop,
-                                s.ptrs.as_ptr(),
-                                vals.as_ptr(),
-                                s.lens.as_ptr(),
-                                vlens.as_ptr(),
-                                kvs.len(),
-                            )
-                        }
-                        WriteStep::OmapRmKeys(keys) => {
-                            s.cstrs = keys.iter().map(|k| cstr(k, "omap key")).collect::<Result<_>>()?;
-                            s.ptrs = s.cstrs.iter().map(|c| c.as_ptr()).collect();
-                            s.lens = keys.iter().map(|k| k.len()).collect();
-                            sys::rados_write_op_omap_rm_keys2(wop, s.ptrs.as_ptr(), s.lens.as_ptr(), keys.len())
-                        }
-                    }
-                }
+        let (mut reply, mut reply_len) = (ptr::null_mut(), 0usize);
+        // SAFETY: valid ioctx, name and payload; the reply buffer is freed below.
+        let r = unsafe {
+            sys::rados_notify2(self.inner.ctx, o.as_ptr(), payload.as_ptr() as *const c_char, payload.len() as c_int, timeout_ms, &mut reply, &mut reply_len)
+        };
+        take_rados_buf(reply, reply_len);
+        check(r, || format!("object {oid}: notify")).map(|_| ())
+    }
+
+    /// Lockers of lock `name` on `oid`: (exclusive, tag, [(client, cookie, address)]).
+    pub fn list_lockers(&self, oid: &str, name: &str) -> Result<(bool, String, Vec<(String, String, String)>)> {
+        let (o, n) = (cstr(oid, "object name")?, cstr(name, "lock name")?);
+        let mut cap = 1024usize;
+        loop {
+            let (mut tag, mut clients, mut cookies, mut addrs) = (vec![0u8; cap], vec![0u8; cap], vec![0u8; cap], vec![0u8; cap]);
+            let (mut tl, mut cl, mut kl, mut al) = (cap, cap, cap, cap);
+            let mut excl: c_int = 0;
+            // SAFETY: valid ioctx and names; each buffer valid for the length passed.
+            let r = unsafe {
+                sys::rados_list_lockers(
+                    self.inner.ctx,
+                    o.as_ptr(),
+                    n.as_ptr(),
+                    &mut excl,
+                    tag.as_mut_ptr() as *mut c_char,
+                    &mut tl,
+                    clients.as_mut_ptr() as *mut c_char,
+                    &mut cl,
+                    cookies.as_mut_ptr() as *mut c_char,
+                    &mut kl,
+                    addrs.as_mut_ptr() as *mut c_char,
+                    &mut al,
+                )
+            };
+            if r == -(libc::ERANGE as isize) && cap < (1 << 24) {
+                cap *= 8;
+                continue;
             }
-            Ok(())
-        };
-        let built = build();
-        let rc = match built {
-            // SAFETY: live op and ioctx; synchronous, slots stay valid; null mtime = now.
-            Ok(()) => unsafe { sys::rados_write_op_operate2(wop, self.ctx, o.as_ptr(), ptr::null_mut(), flags as c_int) },
-            Err(_) => 0,
-        };
-        // SAFETY: release exactly once.
-        unsafe { sys::rados_release_write_op(wop) };
-        built?;
-        let steps = slots.iter().map(|s| (s.rval, StepOut::None)).collect();
-        Ok(OpResult { rc, steps })
-    }
-}
-
-impl Default for Slot {
-    fn default() -> Self {
-        Slot {
-            rval: 0,
-            buf: Vec::new(),
-            out_ptr: ptr::null_mut(),
-            out_len: 0,
-            size: 0,
-            mtime: 0,
-            iter: ptr::null_mut(),
-            more: 0,
-            cstrs: Vec::new(),
-            ptrs: Vec::new(),
-            lens: Vec::new(),
+            if r < 0 {
+                return Err(Error::new(Errno(-(r as i32)), format!("object {oid}: list lockers of {name}")));
+            }
+            let split = |b: &[u8], l: usize| -> Vec<String> {
+                b[..l.min(b.len())].split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+            };
+            let tag = split(&tag, tl).into_iter().next().unwrap_or_default();
+            let (c, k, a) = (split(&clients, cl), split(&cookies, kl), split(&addrs, al));
+            let lockers = c.into_iter().zip(k).zip(a.into_iter().chain(std::iter::repeat(String::new()))).map(|((c, k), a)| (c, k, a)).collect();
+            return Ok((excl != 0, tag, lockers));
         }
     }
-}
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        // Outputs not taken (an early error) are still freed exactly once.
-        if !self.out_ptr.is_null() {
-            // SAFETY: allocated by librados and not yet freed (taken slots are nulled).
-            unsafe { sys::rados_buffer_free(self.out_ptr) };
-        }
-        if !self.iter.is_null() {
-            // SAFETY: a live iterator not yet ended (taken slots are nulled).
-            unsafe { sys::rados_omap_get_end(self.iter) };
-        }
+    /// Breaks `client`'s hold (`client.4123`, cookie) on lock `name` of `oid`.
+    pub fn break_lock(&self, oid: &str, name: &str, client: &str, cookie: &str) -> Result<()> {
+        let (o, n, c, k) = (cstr(oid, "object name")?, cstr(name, "lock name")?, cstr(client, "client")?, cstr(cookie, "cookie")?);
+        // SAFETY: valid ioctx and C strings.
+        let r = unsafe { sys::rados_break_lock(self.inner.ctx, o.as_ptr(), n.as_ptr(), c.as_ptr(), k.as_ptr()) };
+        check(r, || format!("object {oid}: break lock {name} held by {client}")).map(|_| ())
+    }
+
+    /// This client's global id (`client.<id>` is how the OSD names it in locks).
+    pub fn instance_id(&self) -> u64 {
+        // SAFETY: valid connected cluster handle.
+        unsafe { sys::rados_get_instance_id(self.inner.cluster.handle) }
     }
 }
 
