@@ -1,13 +1,29 @@
 //! rbd-ext client: standalone copy-on-write RBD clones over librados.
 //!
-//! - [`rados`]: the safe librados wrapper (cluster, I/O contexts, compound ops, class calls);
+//! - [`rados`]: the safe librados wrapper (cluster, I/O contexts, compound and aio ops,
+//!   class calls, watch/notify, locks) and the few librbd calls delegated to stock code;
+//! - [`Image`]: an open image, reading through to its parent and copying up on write;
+//! - [`clone_standalone`], [`children`], [`remove`], [`flatten`]: image management;
 //! - [`Error`]: what failed (image, object, operation) and its errno.
+//!
+//! Everything written is what librbd would have written (DESIGN.md §0), so stock clients
+//! and rbd-ext can take turns on one child.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod clone_map;
 pub mod error;
+pub mod extents;
+pub mod header;
+mod image;
+pub mod lock;
+mod manage;
 #[allow(unsafe_code)]
 pub mod rados;
+pub mod spec;
 
 pub use error::{Errno, Error, Result};
+pub use image::{Image, ImageInfo, OpenOptions};
+pub use manage::{check_clone_map, children, clone_standalone, flatten, remove, CheckReport, Children, CloneOptions, Progress, Removed};
+pub use spec::ImageSpec;

@@ -186,10 +186,6 @@ impl Cluster {
         self.ioctx(&name, namespace)
     }
 
-    /// The raw handle, for librbd calls in `rbd.rs`.
-    pub(crate) fn raw(&self) -> sys::rados_t {
-        self.handle
-    }
 }
 
 impl Drop for Cluster {
@@ -925,4 +921,38 @@ pub(crate) fn c_to_string(p: *const c_char) -> String {
     }
     // SAFETY: callers pass NUL-terminated strings from librados/librbd.
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+impl IoCtx {
+    /// Names of the objects in this pool and namespace that start with `prefix` (a full
+    /// listing filtered client-side: librados has no prefix filter).
+    pub fn list_objects(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut list: sys::rados_list_ctx_t = ptr::null_mut();
+        // SAFETY: valid ioctx and out-pointer; closed below.
+        check(unsafe { sys::rados_nobjects_list_open(self.inner.ctx, &mut list) }, || format!("list objects of pool {}", self.pool))?;
+        let mut out = Vec::new();
+        let result = loop {
+            let (mut entry, mut key, mut nspace) = (ptr::null(), ptr::null(), ptr::null());
+            let (mut elen, mut klen, mut nlen) = (0usize, 0usize, 0usize);
+            // SAFETY: live list context; out-pointers valid; the strings stay valid until the
+            // next call, and we copy them before that.
+            let r = unsafe {
+                sys::rados_nobjects_list_next2(list, &mut entry, &mut key, &mut nspace, &mut elen, &mut klen, &mut nlen)
+            };
+            if r == -libc::ENOENT {
+                break Ok(());
+            }
+            if r < 0 {
+                break Err(Error::new(Errno(-r), format!("list objects of pool {}", self.pool)));
+            }
+            // SAFETY: `entry` is valid for `elen` bytes until the next call.
+            let name = unsafe { std::slice::from_raw_parts(entry as *const u8, elen) };
+            if name.starts_with(prefix.as_bytes()) {
+                out.push(String::from_utf8_lossy(name).into_owned());
+            }
+        };
+        // SAFETY: closed exactly once.
+        unsafe { sys::rados_nobjects_list_close(list) };
+        result.map(|()| out)
+    }
 }

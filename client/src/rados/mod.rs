@@ -3,8 +3,10 @@
 //! Every error names the object and the operation, so a caller only adds the image.
 
 mod ffi;
+mod rbd_ffi;
 
-pub use ffi::{Cluster, ConnectOptions, IoCtx, OpResult, ReadOp, ReadStep, StepOut, WriteOp, WriteStep};
+pub use ffi::{AioOp, Cluster, ConnectOptions, IoCtx, NotifyHandler, OpResult, ReadOp, ReadStep, StepOut, Watch, WriteOp, WriteStep};
+pub use rbd_ffi::{create_image, remove_image, CreateOptions};
 
 use rbd_ext_cls::stubs::Call;
 

@@ -6,6 +6,10 @@
 
 use crate::{ClsContext, DecodeError, Errno};
 
+mod children;
+mod clone_map;
+mod header;
+mod parent;
 mod version;
 
 /// `CLS_METHOD_RD`: the method reads the object.
@@ -31,6 +35,17 @@ pub struct Method {
 pub const METHODS: &[Method] = &[
     Method { name: "get_version", flags: RD, call: version::get_version },
     Method { name: "ping", flags: RD | WR, call: version::ping },
+    Method { name: "clone_map_init", flags: RD | WR, call: clone_map::clone_map_init },
+    Method { name: "clone_map_get", flags: RD, call: clone_map::clone_map_get },
+    Method { name: "clone_map_update", flags: RD | WR, call: clone_map::clone_map_update },
+    Method { name: "clone_map_resize", flags: RD | WR, call: clone_map::clone_map_resize },
+    Method { name: "parent_attach", flags: RD | WR, call: parent::parent_attach },
+    Method { name: "parent_get", flags: RD, call: parent::parent_get },
+    Method { name: "parent_detach", flags: RD | WR, call: parent::parent_detach },
+    Method { name: "parent_overlap_set", flags: RD | WR, call: parent::parent_overlap_set },
+    Method { name: "child_attach", flags: RD | WR, call: children::child_attach },
+    Method { name: "child_detach", flags: RD | WR, call: children::child_detach },
+    Method { name: "children_list", flags: RD, call: children::children_list },
     #[cfg(feature = "test-methods")]
     Method { name: "test_panic", flags: RD, call: version::test_panic },
 ];

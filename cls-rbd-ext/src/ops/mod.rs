@@ -1,6 +1,15 @@
 //! One request struct per method (the role of upstream `cls_*_ops.h`), shared by the
 //! method bodies and the client stubs.
 
+mod children;
+mod clone_map;
+mod parent;
 mod version;
 
+pub use clone_map::{
+    CloneMapEntries, CloneMapGetOp, CloneMapGetReply, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp,
+    RunLength, CLONE_MAP_MAX_GET_ENTRIES,
+};
+pub use children::{validate_child_spec, ChildOp, ChildrenListOp};
+pub use parent::{validate_parent_record, InvalidParent, ParentAttachOp, ParentOverlapSetOp};
 pub use version::PingOp;

@@ -6,6 +6,19 @@
 
 use crate::{Codec, Errno, CLASS_NAME};
 
+mod children;
+mod clone_map;
+mod parent;
+pub mod stock;
+
+pub use clone_map::{
+    clone_map_get, clone_map_init, clone_map_model_init, clone_map_model_resize, clone_map_model_update,
+    clone_map_resize, clone_map_runs, clone_map_update, decode_clone_map_get, decode_clone_map_states,
+};
+
+pub use children::{child_attach, child_detach, children_list, decode_children_list};
+pub use parent::{decode_parent_get, parent_attach, parent_detach, parent_get, parent_overlap_set};
+
 /// A prepared class call: `rados exec <class> <method> <input>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {

@@ -1,0 +1,200 @@
+//! Reading an image's identity and header: name → id, size, layout, features, parent.
+
+use rbd_ext_cls::codec::{Codec, SnapId};
+use rbd_ext_cls::stubs::{self, stock};
+use rbd_ext_cls::types::ParentRecord;
+
+use crate::error::{Errno, Error, Result};
+use crate::rados::{Cluster, IoCtx, ReadOp, StepOut};
+use crate::spec::ImageSpec;
+
+use std::sync::Arc;
+
+/// `RBD_FEATURE_*` bits rbd-ext looks at (from `rbd/features.h`).
+pub mod features {
+    /// Layering (clones).
+    pub const LAYERING: u64 = 1 << 0;
+    /// Fancy striping.
+    pub const STRIPINGV2: u64 = 1 << 1;
+    /// Exclusive lock.
+    pub const EXCLUSIVE_LOCK: u64 = 1 << 2;
+    /// Object map.
+    pub const OBJECT_MAP: u64 = 1 << 3;
+    /// Fast diff.
+    pub const FAST_DIFF: u64 = 1 << 4;
+    /// Deep flatten.
+    pub const DEEP_FLATTEN: u64 = 1 << 5;
+    /// Journaling.
+    pub const JOURNALING: u64 = 1 << 6;
+    /// Separate data pool.
+    pub const DATA_POOL: u64 = 1 << 7;
+    /// Op features present.
+    pub const OPERATIONS: u64 = 1 << 8;
+    /// Non-primary (mirroring); set by rbd-ext on protected parents.
+    pub const NON_PRIMARY: u64 = 1 << 10;
+}
+
+/// Name of the header object of image `id`.
+pub fn header_oid(id: &str) -> String {
+    format!("rbd_header.{id}")
+}
+
+/// Name of the id object of image `name`.
+pub fn id_oid(name: &str) -> String {
+    format!("rbd_id.{name}")
+}
+
+/// Name of the stock object map of image `id` (HEAD).
+pub fn object_map_oid(id: &str) -> String {
+    format!("rbd_object_map.{id}")
+}
+
+/// Everything rbd-ext needs from an image's header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageHeader {
+    /// Image id.
+    pub id: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Object size exponent.
+    pub order: u8,
+    /// Feature bits.
+    pub features: u64,
+    /// Data object prefix (`rbd_data.<id>` or `rbd_data.<pool>.<id>`).
+    pub object_prefix: String,
+    /// Data pool id, -1 when data lives in the image's pool.
+    pub data_pool_id: i64,
+    /// Stripe unit (bytes).
+    pub stripe_unit: u64,
+    /// Stripe count.
+    pub stripe_count: u64,
+    /// The parent record, when the image is a clone.
+    pub parent: Option<ParentRecord>,
+}
+
+impl ImageHeader {
+    /// Object size in bytes.
+    pub fn object_size(&self) -> u64 {
+        1u64 << self.order
+    }
+
+    /// Number of data objects for the current size.
+    pub fn object_count(&self) -> u64 {
+        self.size.div_ceil(self.object_size())
+    }
+
+    /// Name of data object `n` (`%s.%016llx`).
+    pub fn data_oid(&self, n: u64) -> String {
+        format!("{}.{n:016x}", self.object_prefix)
+    }
+
+    /// Whether the feature bit(s) are set.
+    pub fn has(&self, f: u64) -> bool {
+        self.features & f == f
+    }
+
+    /// Bytes of this image backed by the parent (0 when not a clone).
+    pub fn overlap(&self) -> u64 {
+        self.parent.as_ref().and_then(|p| p.head_overlap).unwrap_or(0)
+    }
+}
+
+/// Where an image lives: its spec, id, metadata and data I/O contexts.
+#[derive(Debug, Clone)]
+pub struct ImageLocation {
+    /// As the user named it.
+    pub spec: ImageSpec,
+    /// Image id.
+    pub id: String,
+    /// Pool/namespace of the header.
+    pub md: IoCtx,
+    /// Pool/namespace of the data objects.
+    pub data: IoCtx,
+}
+
+/// Resolves `spec` to its id (`rbd_id.<name>`).
+pub fn lookup_id(md: &IoCtx, spec: &ImageSpec) -> Result<String> {
+    let out = md.exec(&id_oid(&spec.image), &stock::get_id()).map_err(|e| {
+        if e.is_not_found() {
+            Error::new(Errno::ENOENT, format!("image {spec} does not exist"))
+        } else {
+            e.context(format_args!("image {spec}"))
+        }
+    })?;
+    stubs::decode_reply::<String>(&out).map_err(|e| Error::new(e, format!("image {spec}: id object")))
+}
+
+/// Resolves an image id to its name (`rbd_directory`).
+pub fn lookup_name(md: &IoCtx, id: &str) -> Result<String> {
+    let out = md.exec("rbd_directory", &stock::dir_get_name(id))?;
+    stubs::decode_reply::<String>(&out).map_err(|e| Error::new(e, format!("rbd_directory: name of {id}")))
+}
+
+/// Opens the I/O contexts of `spec` (pool must exist).
+pub fn md_ioctx(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<IoCtx> {
+    cluster.ioctx(&spec.pool, &spec.namespace).map_err(|e| {
+        if e.is_not_found() {
+            Error::new(Errno::ENOENT, format!("pool {} does not exist (image {spec})", spec.pool))
+        } else {
+            e
+        }
+    })
+}
+
+/// Reads the header of image `id` in one RADOS read op (plus one for fancy striping).
+pub fn read_header(md: &IoCtx, id: &str) -> Result<ImageHeader> {
+    let oid = header_oid(id);
+    let op = ReadOp::default()
+        .exec(&stock::get_size(SnapId::NOSNAP))
+        .exec(&stock::get_object_prefix())
+        .exec(&stock::get_features(SnapId::NOSNAP, false))
+        .exec(&stock::get_data_pool())
+        .exec(&stubs::parent_get());
+    let r = md.operate_read(&oid, &op, 0)?;
+    if r.rc < 0 {
+        return Err(Error::new(Errno(-r.rc), format!("object {oid}: read image header")));
+    }
+    let outs: Vec<Vec<u8>> = r
+        .steps
+        .into_iter()
+        .map(|(_, o)| match o {
+            StepOut::Data(d) => d,
+            _ => Vec::new(),
+        })
+        .collect();
+    let bad = |e: Errno, what: &str| Error::new(e, format!("object {oid}: {what}"));
+    let (order, size) = stock::reply(&outs[0], |r| Ok((u8::read(r)?, u64::read(r)?))).map_err(|e| bad(e, "get_size reply"))?;
+    let object_prefix = stubs::decode_reply::<String>(&outs[1]).map_err(|e| bad(e, "object prefix"))?;
+    let features = stock::reply(&outs[2], |r| u64::read(r)).map_err(|e| bad(e, "features"))?;
+    let data_pool_id = stock::reply(&outs[3], |r| i64::read(r)).map_err(|e| bad(e, "data pool"))?;
+    let parent = stubs::decode_reply::<ParentRecord>(&outs[4]).map_err(|e| bad(e, "parent record"))?;
+    let (mut stripe_unit, mut stripe_count) = (1u64 << order, 1u64);
+    if features & features::STRIPINGV2 != 0 {
+        let out = md.exec(&oid, &stock::get_stripe_unit_count())?;
+        (stripe_unit, stripe_count) = stock::reply(&out, |r| Ok((u64::read(r)?, u64::read(r)?))).map_err(|e| bad(e, "striping"))?;
+    }
+    Ok(ImageHeader {
+        id: id.to_string(),
+        size,
+        order,
+        features,
+        object_prefix,
+        data_pool_id,
+        stripe_unit,
+        stripe_count,
+        parent: parent.exists().then_some(parent),
+    })
+}
+
+/// Resolves `spec` and opens its I/O contexts; returns the location and header.
+pub fn locate(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<(ImageLocation, ImageHeader)> {
+    let md = md_ioctx(cluster, spec)?;
+    let id = lookup_id(&md, spec)?;
+    let header = read_header(&md, &id).map_err(|e| e.context(format_args!("image {spec}")))?;
+    let data = if header.data_pool_id >= 0 {
+        cluster.ioctx_by_id(header.data_pool_id, &spec.namespace)?
+    } else {
+        md.clone()
+    };
+    Ok((ImageLocation { spec: spec.clone(), id, md, data }, header))
+}

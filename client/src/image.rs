@@ -1,0 +1,532 @@
+//! An open image: reads through to the parent, copy-on-write with atomic copy-up, discard,
+//! resize, all on-disk identical to what librbd does for a clone (DESIGN.md §0, §3).
+//!
+//! The data objects are the truth; the stock object map (when the image has the feature) is
+//! moved through librbd's transitions with its lock asserted, before data ops; the clone map
+//! gets PENDING before a copy-up and its final state after.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures::future::BoxFuture;
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use rbd_ext_cls::codec::SnapId;
+use rbd_ext_cls::stubs::{self, stock};
+use rbd_ext_cls::stubs::stock::object_map_state as om;
+use rbd_ext_cls::types::{clone_map_object, CloneMapState, ParentRecord, ParentType};
+
+use crate::clone_map;
+use crate::error::{Errno, Error, Result};
+use crate::extents::{nonzero_runs, object_extents, ObjectExtent};
+use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
+use crate::lock::WriterLock;
+use crate::rados::{Cluster, ReadOp, ReadStep, StepOut, WriteOp, WriteStep};
+use crate::spec::ImageSpec;
+
+/// Granularity of the zero detection that keeps copy-ups sparse.
+const SPARSE_GRANULARITY: usize = 4096;
+
+/// How to open an image.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Take the single-writer lock (otherwise reads only).
+    pub write: bool,
+    /// Most RADOS ops in flight per request.
+    pub max_in_flight: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { write: false, max_in_flight: 16 }
+    }
+}
+
+/// The writer's state: the lock and the in-memory maps it keeps current.
+struct Writer {
+    lock: WriterLock,
+    /// Stock object map states, when the image has the object-map feature.
+    object_map: Option<Mutex<Vec<u8>>>,
+    /// Clone map states, when the image has a clone map.
+    clone_map: Option<Mutex<Vec<CloneMapState>>>,
+}
+
+/// An open RBD image (format 2, default striping).
+pub struct Image {
+    loc: ImageLocation,
+    header: RwLock<ImageHeader>,
+    parent: Option<Arc<Image>>,
+    parent_name: Option<ImageSpec>,
+    writer: Option<Writer>,
+    max_in_flight: usize,
+}
+
+/// A summary for `info`.
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    /// The image.
+    pub spec: ImageSpec,
+    /// Its id.
+    pub id: String,
+    /// Header contents.
+    pub header: ImageHeader,
+    /// The parent as a spec (`pool/ns/image`), when a clone.
+    pub parent: Option<ImageSpec>,
+}
+
+/// `rbd.sparse_copyup` of the non-zero parts of `parent_data`.
+fn sparse_copyup_call(parent_data: &[u8]) -> rbd_ext_cls::stubs::Call {
+    let mut extents = BTreeMap::new();
+    let mut data = Vec::new();
+    for (off, len) in nonzero_runs(parent_data, SPARSE_GRANULARITY) {
+        extents.insert(off, len);
+        data.extend_from_slice(&parent_data[off as usize..(off + len) as usize]);
+    }
+    stock::sparse_copyup(&extents, data)
+}
+
+fn os_err(spec: &ImageSpec, object_no: u64, what: &str, rc: i32) -> Error {
+    Error::new(Errno(-rc), format!("image {spec}: object {object_no}: {what}"))
+}
+
+impl Image {
+    /// Opens `spec` (no snapshot), its parent chain, and for writers the lock and maps.
+    pub fn open(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: OpenOptions) -> Result<Image> {
+        spec.require_head("image")?;
+        let (loc, header) = header::locate(cluster, spec)?;
+        Image::from_location(cluster, loc, header, opts)
+    }
+
+    fn from_location(cluster: &Arc<Cluster>, loc: ImageLocation, header: ImageHeader, opts: OpenOptions) -> Result<Image> {
+        let spec = loc.spec.clone();
+        if header.has(features::STRIPINGV2) && (header.stripe_unit != header.object_size() || header.stripe_count != 1) {
+            return Err(Error::new(
+                Errno::EOPNOTSUPP,
+                format!("image {spec}: fancy striping (stripe unit {}, count {}) is not supported by rbd-ext", header.stripe_unit, header.stripe_count),
+            ));
+        }
+        if header.has(features::JOURNALING) && opts.write {
+            return Err(Error::new(Errno::EOPNOTSUPP, format!("image {spec}: journaling images cannot be written by rbd-ext (use rbd)")));
+        }
+        let (parent, parent_name) = match &header.parent {
+            Some(p) => {
+                let (img, name) = Image::open_parent(cluster, &spec, p)?;
+                (Some(Arc::new(img)), Some(name))
+            }
+            None => (None, None),
+        };
+        let writer = if opts.write {
+            let has_om = header.has(features::OBJECT_MAP);
+            let lock = WriterLock::acquire(&loc.md, &spec, &loc.id, has_om)?;
+            let object_map = if has_om {
+                let out = loc.md.exec(&object_map_oid(&loc.id), &stock::object_map_load()).map_err(|e| e.context(format_args!("image {spec}")))?;
+                let states = stock::decode_object_map(&out).map_err(|e| Error::new(e, format!("image {spec}: object map")))?;
+                Some(Mutex::new(states))
+            } else {
+                None
+            };
+            let clone_map = clone_map::load(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?.map(Mutex::new);
+            Some(Writer { lock, object_map, clone_map })
+        } else {
+            None
+        };
+        Ok(Image { loc, header: RwLock::new(header), parent, parent_name, writer, max_in_flight: opts.max_in_flight.max(1) })
+    }
+
+    /// Opens the parent named by a child's record, read-only.
+    fn open_parent(cluster: &Arc<Cluster>, child: &ImageSpec, p: &ParentRecord) -> Result<(Image, ImageSpec)> {
+        match p.parent_type {
+            ParentType::Standalone | ParentType::Snapshot => {}
+            t => {
+                return Err(Error::new(
+                    Errno::EOPNOTSUPP,
+                    format!("image {child}: parent type {} is not supported by this rbd-ext build", t.as_str()),
+                ))
+            }
+        }
+        if p.snap_id != SnapId::NOSNAP {
+            return Err(Error::new(
+                Errno::EOPNOTSUPP,
+                format!("image {child}: is a stock snapshot clone; use rbd for it"),
+            ));
+        }
+        let md = cluster.ioctx_by_id(p.pool_id, &p.pool_namespace).map_err(|e| e.context(format_args!("image {child}: parent pool {}", p.pool_id)))?;
+        let name = header::lookup_name(&md, &p.image_id).unwrap_or_else(|_| p.image_id.clone());
+        let spec = ImageSpec { pool: md.pool().to_string(), namespace: p.pool_namespace.clone(), image: name, snap: None };
+        let hdr = header::read_header(&md, &p.image_id).map_err(|e| e.context(format_args!("image {child}: parent {spec}")))?;
+        let data = if hdr.data_pool_id >= 0 { cluster.ioctx_by_id(hdr.data_pool_id, &p.pool_namespace)? } else { md.clone() };
+        let loc = ImageLocation { spec: spec.clone(), id: p.image_id.clone(), md, data };
+        Ok((Image::from_location(cluster, loc, hdr, OpenOptions::default())?, spec))
+    }
+
+    /// The image as named.
+    pub fn spec(&self) -> &ImageSpec {
+        &self.loc.spec
+    }
+
+    /// Where it lives.
+    pub fn location(&self) -> &ImageLocation {
+        &self.loc
+    }
+
+    /// A copy of the header as last read or changed by this handle.
+    pub fn header(&self) -> ImageHeader {
+        self.header.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.header().size
+    }
+
+    /// The parent, when a clone.
+    pub fn parent(&self) -> Option<&Arc<Image>> {
+        self.parent.as_ref()
+    }
+
+    /// Summary for `info`.
+    pub fn info(&self) -> ImageInfo {
+        ImageInfo { spec: self.loc.spec.clone(), id: self.loc.id.clone(), header: self.header(), parent: self.parent_name.clone() }
+    }
+
+    fn writer(&self) -> Result<&Writer> {
+        self.writer.as_ref().ok_or_else(|| Error::new(Errno::EROFS, format!("image {}: opened read-only", self.loc.spec)))
+    }
+
+    fn check_range(&self, off: u64, len: u64) -> Result<()> {
+        let size = self.size();
+        if off.checked_add(len).is_none_or(|end| end > size) {
+            return Err(Error::new(
+                Errno::EINVAL,
+                format!("image {}: range {off}+{len} is beyond the image size {size}", self.loc.spec),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads `len` bytes at `off` (the range must lie within the image).
+    pub fn read_at(&self, off: u64, len: u64) -> BoxFuture<'_, Result<Vec<u8>>> {
+        Box::pin(async move {
+            self.check_range(off, len)?;
+            let hdr = self.header();
+            let os = hdr.object_size();
+            let mut buf = vec![0u8; len as usize];
+            let pieces: Vec<(ObjectExtent, Vec<u8>)> = stream::iter(object_extents(off, len, os))
+                .map(|e| self.read_extent(e, &hdr))
+                .buffer_unordered(self.max_in_flight)
+                .try_collect()
+                .await?;
+            for (e, data) in pieces {
+                let at = e.buffer_offset as usize;
+                buf[at..at + data.len()].copy_from_slice(&data);
+            }
+            Ok(buf)
+        })
+    }
+
+    /// One object's part of a read: the child object, else the parent inside the overlap,
+    /// else zeros (as librbd).
+    async fn read_extent(&self, e: ObjectExtent, hdr: &ImageHeader) -> Result<(ObjectExtent, Vec<u8>)> {
+        let oid = hdr.data_oid(e.object_no);
+        let op = ReadOp { steps: vec![ReadStep::Read { off: e.offset, len: e.length as usize }] };
+        let r = self.loc.data.aio_read(&oid, &op, 0)?.await;
+        if r.rc == -libc::ENOENT {
+            let data = self.read_parent(e.image_offset(hdr.object_size()), e.length, hdr).await?;
+            return Ok((e, data));
+        }
+        if r.rc < 0 {
+            return Err(os_err(&self.loc.spec, e.object_no, "read", r.rc));
+        }
+        let mut data = match r.steps.into_iter().next() {
+            Some((_, StepOut::Data(d))) => d,
+            _ => Vec::new(),
+        };
+        // A short read means the object ends there: the rest reads as zeros.
+        data.resize(e.length as usize, 0);
+        Ok((e, data))
+    }
+
+    /// Image range `[off, off+len)` as inherited from the parent: parent data inside the
+    /// overlap, zeros beyond it.
+    async fn read_parent(&self, off: u64, len: u64, hdr: &ImageHeader) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; len as usize];
+        let overlap = hdr.overlap().min(self.parent.as_ref().map_or(0, |p| p.size()));
+        if let Some(p) = &self.parent {
+            if off < overlap {
+                let n = len.min(overlap - off);
+                let d = p.read_at(off, n).await.map_err(|e| e.context(format_args!("image {}: read parent", self.loc.spec)))?;
+                out[..d.len()].copy_from_slice(&d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes `data` at `off` (within the image).
+    pub async fn write_at(&self, off: u64, data: &[u8]) -> Result<()> {
+        self.writer()?;
+        self.check_range(off, data.len() as u64)?;
+        let hdr = self.header();
+        let os = hdr.object_size();
+        stream::iter(object_extents(off, data.len() as u64, os))
+            .map(|e| {
+                let bytes = &data[e.buffer_offset as usize..(e.buffer_offset + e.length) as usize];
+                let step = if e.is_whole(os) {
+                    WriteStep::WriteFull(bytes.to_vec())
+                } else {
+                    WriteStep::Write { off: e.offset, data: bytes.to_vec() }
+                };
+                self.mutate(e, &hdr, vec![step], e.is_whole(os))
+            })
+            .buffer_unordered(self.max_in_flight)
+            .try_collect::<()>()
+            .await
+    }
+
+    /// Discards `[off, off+len)`: the range reads as zeros afterwards, also where the parent
+    /// has data (inherited objects are copied up or replaced by empty objects, never removed).
+    pub async fn discard(&self, off: u64, len: u64) -> Result<()> {
+        self.zero_range(off, len).await
+    }
+
+    /// Writes zeros over `[off, off+len)` (same guarantees as [`Image::discard`]).
+    pub async fn write_zeroes(&self, off: u64, len: u64) -> Result<()> {
+        self.zero_range(off, len).await
+    }
+
+    async fn zero_range(&self, off: u64, len: u64) -> Result<()> {
+        self.writer()?;
+        self.check_range(off, len)?;
+        let hdr = self.header();
+        let os = hdr.object_size();
+        stream::iter(object_extents(off, len, os))
+            .map(|e| self.zero_extent(e, &hdr))
+            .buffer_unordered(self.max_in_flight)
+            .try_collect::<()>()
+            .await
+    }
+
+    fn inherits(&self, hdr: &ImageHeader, object_no: u64) -> bool {
+        self.parent.is_some() && object_no * hdr.object_size() < hdr.overlap()
+    }
+
+    async fn zero_extent(&self, e: ObjectExtent, hdr: &ImageHeader) -> Result<()> {
+        let os = hdr.object_size();
+        let inherits = self.inherits(hdr, e.object_no);
+        if e.is_whole(os) {
+            if inherits {
+                // An empty object hides the parent's data (librbd's REMOVE_TRUNCATE).
+                let steps = vec![WriteStep::Create { exclusive: false }, WriteStep::Truncate(0)];
+                return self.mutate(e, hdr, steps, true).await;
+            }
+            return self.remove_object(e.object_no, hdr).await;
+        }
+        if inherits {
+            return self.mutate(e, hdr, vec![WriteStep::Zero { off: e.offset, len: e.length }], false).await;
+        }
+        // Nothing inherited: zero the object if it exists; a missing one already reads zeros.
+        let oid = hdr.data_oid(e.object_no);
+        let op = WriteOp { steps: vec![WriteStep::AssertExists, WriteStep::Zero { off: e.offset, len: e.length }] };
+        let r = self.loc.data.aio_write(&oid, &op, 0)?.await;
+        if r.rc < 0 && r.rc != -libc::ENOENT {
+            return Err(os_err(&self.loc.spec, e.object_no, "zero", r.rc));
+        }
+        Ok(())
+    }
+
+    async fn remove_object(&self, object_no: u64, hdr: &ImageHeader) -> Result<()> {
+        self.object_map_update(object_no, om::PENDING, None).await?;
+        let r = self.loc.data.aio_write(&hdr.data_oid(object_no), &WriteOp { steps: vec![WriteStep::Remove] }, 0)?.await;
+        if r.rc < 0 && r.rc != -libc::ENOENT {
+            return Err(os_err(&self.loc.spec, object_no, "remove", r.rc));
+        }
+        self.object_map_update(object_no, om::NONEXISTENT, Some(om::PENDING)).await?;
+        self.clone_map_set(object_no, CloneMapState::NonExistent, None).await
+    }
+
+    /// Applies `steps` to one object, copying the parent's data up first when the object is
+    /// inherited and does not exist yet. `replaces_all`: the steps define the whole object
+    /// (write_full, or create+truncate), so no copy-up is needed.
+    async fn mutate(&self, e: ObjectExtent, hdr: &ImageHeader, steps: Vec<WriteStep>, replaces_all: bool) -> Result<()> {
+        let spec = &self.loc.spec;
+        let oid = hdr.data_oid(e.object_no);
+        // librbd order: the object map says "exists" before any data can appear.
+        self.object_map_update(e.object_no, om::EXISTS, None).await?;
+        if !self.inherits(hdr, e.object_no) || replaces_all {
+            let r = self.loc.data.aio_write(&oid, &WriteOp { steps }, 0)?.await;
+            if r.rc < 0 {
+                return Err(os_err(spec, e.object_no, "write", r.rc));
+            }
+            return self.clone_map_mark_local(e.object_no, CloneMapState::Exists).await;
+        }
+        // Write in place if the object exists (one round trip)...
+        let mut guarded = vec![WriteStep::AssertExists];
+        guarded.extend(steps.iter().cloned());
+        let r = self.loc.data.aio_write(&oid, &WriteOp { steps: guarded }, 0)?.await;
+        if r.rc >= 0 {
+            return self.clone_map_mark_local(e.object_no, CloneMapState::Exists).await;
+        }
+        if r.rc != -libc::ENOENT {
+            return Err(os_err(spec, e.object_no, "write", r.rc));
+        }
+        // ...else copy up: one compound op that creates the object from the parent's data
+        // only if it still does not exist (rbd.sparse_copyup), then applies the write.
+        let (pending, parent_data) = futures::join!(
+            self.clone_map_set(e.object_no, CloneMapState::Pending, None),
+            self.parent_object_data(e.object_no, hdr)
+        );
+        pending?;
+        let op = WriteOp::default().exec(&sparse_copyup_call(&parent_data?));
+        let op = steps.into_iter().fold(op, WriteOp::step);
+        let r = self.loc.data.aio_write(&oid, &op, 0)?.await;
+        if r.rc < 0 {
+            return Err(os_err(spec, e.object_no, "copy-up", r.rc));
+        }
+        self.clone_map_set(e.object_no, CloneMapState::CopiedUp, Some(CloneMapState::Pending)).await
+    }
+
+    /// Copy-on-read of a whole object (flatten): creates object `n` from `parent_data` if it
+    /// does not exist, with the same map transitions as a copy-up write.
+    pub(crate) async fn copy_up(&self, n: u64, hdr: &ImageHeader, parent_data: Vec<u8>) -> Result<()> {
+        self.writer()?;
+        self.object_map_update(n, om::EXISTS, None).await?;
+        self.clone_map_set(n, CloneMapState::Pending, None).await?;
+        let op = WriteOp::default().exec(&sparse_copyup_call(&parent_data));
+        let r = self.loc.data.aio_write(&hdr.data_oid(n), &op, 0)?.await;
+        if r.rc < 0 {
+            return Err(os_err(&self.loc.spec, n, "copy-up", r.rc));
+        }
+        self.clone_map_set(n, CloneMapState::CopiedUp, Some(CloneMapState::Pending)).await
+    }
+
+    /// The parent's data for object `object_no` of this image (zeros beyond the overlap).
+    pub(crate) async fn parent_object_data(&self, object_no: u64, hdr: &ImageHeader) -> Result<Vec<u8>> {
+        let os = hdr.object_size();
+        let start = object_no * os;
+        let len = os.min(hdr.size.saturating_sub(start));
+        self.read_parent(start, len, hdr).await
+    }
+
+    /// Moves the stock object map entry (librbd's rules: skip when nothing would change).
+    async fn object_map_update(&self, object_no: u64, new: u8, current: Option<u8>) -> Result<()> {
+        let Some(map) = self.writer.as_ref().and_then(|w| w.object_map.as_ref()) else { return Ok(()) };
+        {
+            let m = map.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(&state) = m.get(object_no as usize) else { return Ok(()) };
+            let filtered = current.is_some_and(|c| c != state && !(c == om::EXISTS && state == om::EXISTS_CLEAN));
+            let skip = state == new
+                || (new == om::PENDING && state == om::NONEXISTENT)
+                || (new == om::NONEXISTENT && state != om::PENDING);
+            if filtered || skip {
+                return Ok(());
+            }
+        }
+        let op = WriteOp::default()
+            .exec(&stock::assert_locked(stock::RBD_LOCK_NAME, stock::lock_type::EXCLUSIVE, "", ""))
+            .exec(&stock::object_map_update(object_no, object_no + 1, new, current));
+        let r = self.loc.md.aio_write(&object_map_oid(&self.loc.id), &op, 0)?.await;
+        if r.rc < 0 {
+            return Err(os_err(&self.loc.spec, object_no, "object map update", r.rc));
+        }
+        map.lock().unwrap_or_else(|e| e.into_inner())[object_no as usize] = new;
+        Ok(())
+    }
+
+    /// Records that the object is local now, unless the map already says so.
+    async fn clone_map_mark_local(&self, object_no: u64, state: CloneMapState) -> Result<()> {
+        let current = self.clone_map_state(object_no);
+        match current {
+            None | Some(CloneMapState::Exists | CloneMapState::CopiedUp | CloneMapState::ExistsClean) => Ok(()),
+            Some(_) => self.clone_map_set(object_no, state, None).await,
+        }
+    }
+
+    fn clone_map_state(&self, object_no: u64) -> Option<CloneMapState> {
+        let map = self.writer.as_ref()?.clone_map.as_ref()?;
+        map.lock().unwrap_or_else(|e| e.into_inner()).get(object_no as usize).copied()
+    }
+
+    /// Compare-and-set of one clone-map entry (no-op for images without a clone map).
+    async fn clone_map_set(&self, object_no: u64, new: CloneMapState, expected: Option<CloneMapState>) -> Result<()> {
+        let Some(map) = self.writer.as_ref().and_then(|w| w.clone_map.as_ref()) else { return Ok(()) };
+        {
+            let m = map.lock().unwrap_or_else(|e| e.into_inner());
+            match m.get(object_no as usize) {
+                None => return Ok(()),
+                Some(s) if *s == new => return Ok(()),
+                _ => {}
+            }
+        }
+        let op = WriteOp::default().exec(&stubs::clone_map_update(object_no, 1, new, expected));
+        let r = self.loc.md.aio_write(&clone_map_object(&self.loc.id), &op, 0)?.await;
+        if r.rc < 0 {
+            return Err(os_err(&self.loc.spec, object_no, "clone map update", r.rc));
+        }
+        let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+        if expected.is_none_or(|x| m[object_no as usize] == x) {
+            m[object_no as usize] = new;
+        }
+        Ok(())
+    }
+
+    /// Nothing is cached: every write is acknowledged by RADOS before it returns.
+    pub async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Resizes the image. Shrinking removes or truncates the objects past the end and clamps
+    /// the parent overlap, so a later grow reads zeros there, not the parent's data.
+    pub async fn resize(&self, new_size: u64) -> Result<()> {
+        self.writer()?;
+        let spec = self.loc.spec.clone();
+        let hdr = self.header();
+        let os = hdr.object_size();
+        let (old_count, new_count) = (hdr.object_count(), new_size.div_ceil(os));
+        if new_size < hdr.size {
+            stream::iter(new_count..old_count)
+                .map(|n| self.remove_object(n, &hdr))
+                .buffer_unordered(self.max_in_flight)
+                .try_collect::<()>()
+                .await?;
+            if new_size % os != 0 {
+                let n = new_size / os;
+                let op = WriteOp { steps: vec![WriteStep::AssertExists, WriteStep::Truncate(new_size % os)] };
+                let r = self.loc.data.aio_write(&hdr.data_oid(n), &op, 0)?.await;
+                if r.rc < 0 && r.rc != -libc::ENOENT {
+                    return Err(os_err(&spec, n, "truncate", r.rc));
+                }
+            }
+            if hdr.parent.is_some() && hdr.overlap() > new_size {
+                self.loc.md.exec_write(&header_oid(&self.loc.id), &stubs::parent_overlap_set(new_size)).map_err(|e| e.context(format_args!("image {spec}")))?;
+            }
+        }
+        let hoid = header_oid(&self.loc.id);
+        self.loc.md.exec_write(&hoid, &stock::set_size(new_size)).map_err(|e| e.context(format_args!("image {spec}")))?;
+        if let Some(map) = self.writer.as_ref().and_then(|w| w.object_map.as_ref()) {
+            let op = WriteOp::default()
+                .exec(&stock::assert_locked(stock::RBD_LOCK_NAME, stock::lock_type::EXCLUSIVE, "", ""))
+                .exec(&stock::object_map_resize(new_count, om::NONEXISTENT));
+            self.loc.md.write(&object_map_oid(&self.loc.id), &op).map_err(|e| e.context(format_args!("image {spec}: object map resize")))?;
+            map.lock().unwrap_or_else(|e| e.into_inner()).resize(new_count as usize, om::NONEXISTENT);
+        }
+        if let Some(map) = self.writer.as_ref().and_then(|w| w.clone_map.as_ref()) {
+            self.loc
+                .md
+                .exec_write(&clone_map_object(&self.loc.id), &stubs::clone_map_resize(new_count, CloneMapState::NonExistent))
+                .map_err(|e| e.context(format_args!("image {spec}: clone map resize")))?;
+            map.lock().unwrap_or_else(|e| e.into_inner()).resize(new_count as usize, CloneMapState::NonExistent);
+        }
+        let fresh = header::read_header(&self.loc.md, &self.loc.id).map_err(|e| e.context(format_args!("image {spec}")))?;
+        *self.header.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        // Open librbd clients refresh their view of the size.
+        let _ = self.loc.md.notify(&hoid, &stock::header_update_notification(), 5000);
+        Ok(())
+    }
+
+    /// Closes the image, releasing the writer lock.
+    pub fn close(mut self) -> Result<()> {
+        match self.writer.take() {
+            Some(w) => w.lock.release(),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! Image management: standalone clone, children (reconciled), remove with parent protection,
+//! flatten, and the clone-map check/rebuild against RADOS ground truth.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use rbd_ext_cls::codec::SnapId;
+use rbd_ext_cls::stubs::{self, stock};
+use rbd_ext_cls::types::{ChildImageSpec, CloneMapState, ParentRecord, ParentType, StateRun};
+
+use crate::clone_map;
+use crate::error::{Errno, Error, Result};
+use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
+use crate::image::Image;
+use crate::lock;
+use crate::rados::{create_image, remove_image, Cluster, CreateOptions, IoCtx, ReadOp, ReadStep};
+use crate::spec::ImageSpec;
+
+/// Options of [`clone_standalone`].
+#[derive(Debug, Clone, Default)]
+pub struct CloneOptions {
+    /// Feature bits of the child (default: the parent's, less internal bits).
+    pub features: Option<u64>,
+    /// Clone even if the parent is open for writing (its lock has an owner).
+    pub force: bool,
+}
+
+/// Progress callback: (done, total).
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+/// Features a child may inherit from its parent: the user-visible ones, not the internal
+/// OPERATIONS / NON_PRIMARY bits rbd-ext sets on protected parents.
+const INHERITABLE: u64 = features::LAYERING
+    | features::STRIPINGV2
+    | features::EXCLUSIVE_LOCK
+    | features::OBJECT_MAP
+    | features::FAST_DIFF
+    | features::DEEP_FLATTEN
+    | features::DATA_POOL;
+
+fn child_spec_of(md: &IoCtx, id: &str) -> ChildImageSpec {
+    ChildImageSpec { pool_id: md.pool_id(), pool_namespace: md.namespace().to_string(), image_id: id.to_string() }
+}
+
+/// Creates `child`, a standalone clone of `parent`'s HEAD: a plain image of the same size
+/// and layout whose `parent` record points at the parent (v4, type standalone), registered
+/// in the parent's HEAD children list (which protects the parent), with a clone map built
+/// from the parent's object existence. A failure midway undoes what was done.
+pub fn clone_standalone(cluster: &Arc<Cluster>, parent: &ImageSpec, child: &ImageSpec, opts: &CloneOptions) -> Result<()> {
+    parent.require_head("parent")?;
+    if child.snap.is_some() {
+        return Err(Error::new(Errno::EINVAL, format!("child {child}: a new image name cannot name a snapshot")));
+    }
+    let (ploc, phdr) = header::locate(cluster, parent).map_err(|e| e.context("clone-standalone"))?;
+    if let Some(p) = &phdr.parent {
+        if p.is_foreign() {
+            return Err(Error::new(Errno::EOPNOTSUPP, format!("parent {parent}: its own parent is {} (not supported here yet)", p.parent_type.as_str())));
+        }
+    }
+    if !opts.force {
+        let holders = lock::lockers(&ploc.md, &ploc.id)?;
+        if let Some(l) = holders.first() {
+            return Err(Error::new(
+                Errno::EBUSY,
+                format!("parent {parent} is open for writing by {} (cookie '{}'); a standalone clone needs a parent nobody writes: close it, or pass --force", l.client, l.cookie),
+            ));
+        }
+    }
+    let cmd = header::md_ioctx(cluster, child)?;
+    let features = opts.features.unwrap_or(phdr.features & INHERITABLE) | features::LAYERING;
+    let data_pool = if phdr.data_pool_id >= 0 { Some(cluster.pool_reverse_lookup(phdr.data_pool_id)?) } else { None };
+    let create = CreateOptions {
+        order: Some(phdr.order),
+        features: Some(features),
+        stripe_unit: (phdr.has(features::STRIPINGV2)).then_some(phdr.stripe_unit),
+        stripe_count: (phdr.has(features::STRIPINGV2)).then_some(phdr.stripe_count),
+        data_pool: data_pool.filter(|_| features & features::DATA_POOL != 0),
+    };
+    create_image(&cmd, &child.image, phdr.size, &create).map_err(|e| {
+        if e.is_exists() {
+            Error::new(Errno::EEXIST, format!("child {child} already exists"))
+        } else {
+            e.context(format_args!("child {child}"))
+        }
+    })?;
+    let mut undo = Undo { steps: Vec::new() };
+    undo.steps.push(Box::new({
+        let (cmd, name) = (cmd.clone(), child.image.clone());
+        move || remove_image(&cmd, &name)
+    }));
+    let cid = header::lookup_id(&cmd, child)?;
+    let record = ParentRecord {
+        pool_id: ploc.md.pool_id(),
+        pool_namespace: ploc.md.namespace().to_string(),
+        image_id: ploc.id.clone(),
+        snap_id: SnapId::NOSNAP,
+        head_overlap: Some(phdr.size),
+        parent_type: ParentType::Standalone,
+        ..Default::default()
+    };
+    let step = |what: &str, r: Result<()>| r.map_err(|e| e.context(format_args!("clone {parent} -> {child}: {what}")));
+    step("write the parent record", cmd.exec_write(&header_oid(&cid), &stubs::parent_attach(&record, false)))
+        .map_err(|e| undo.run(e))?;
+    undo.steps.push(Box::new({
+        let (cmd, cid) = (cmd.clone(), cid.clone());
+        move || cmd.exec_write(&header_oid(&cid), &stubs::parent_detach())
+    }));
+    let cspec = child_spec_of(&cmd, &cid);
+    step("register with the parent", ploc.md.exec_write(&header_oid(&ploc.id), &stubs::child_attach(&cspec))).map_err(|e| undo.run(e))?;
+    undo.steps.push(Box::new({
+        let (pmd, pid, cspec) = (ploc.md.clone(), ploc.id.clone(), cspec.clone());
+        move || pmd.exec_write(&header_oid(&pid), &stubs::child_detach(&cspec))
+    }));
+    let runs = parent_runs(&ploc, &phdr).map_err(|e| undo.run(e))?;
+    step("create the clone map", clone_map::init(&cmd, &cid, phdr.object_count(), runs, true)).map_err(|e| undo.run(e))?;
+    // The parent is protected now: tell open librbd clients to refresh (they turn read-only).
+    let _ = ploc.md.notify(&header_oid(&ploc.id), &stock::header_update_notification(), 5000);
+    Ok(())
+}
+
+/// Compensating actions, run newest first when a multi-step operation fails.
+struct Undo {
+    steps: Vec<Box<dyn FnOnce() -> Result<()>>>,
+}
+
+impl Undo {
+    fn run(&mut self, cause: Error) -> Error {
+        let mut notes = Vec::new();
+        while let Some(f) = self.steps.pop() {
+            if let Err(e) = f() {
+                notes.push(e.to_string());
+            }
+        }
+        if notes.is_empty() {
+            cause.context("rolled back")
+        } else {
+            cause.context(format_args!("rollback incomplete ({}); run `rbd-ext rm` on the child", notes.join("; ")))
+        }
+    }
+}
+
+/// Which objects of the parent hold data, as clone-map runs of EXISTS_PARENT: from the stock
+/// object map when the parent has one, else from a listing of its data objects. A parent that
+/// is itself a clone may inherit anywhere in its overlap, so that range counts as data.
+fn parent_runs(ploc: &ImageLocation, phdr: &ImageHeader) -> Result<Vec<StateRun>> {
+    let count = phdr.object_count();
+    let mut has = vec![false; count as usize];
+    if phdr.has(features::OBJECT_MAP) {
+        if let Ok(out) = ploc.md.exec(&object_map_oid(&ploc.id), &stock::object_map_load()) {
+            if let Ok(states) = stock::decode_object_map(&out) {
+                for (i, s) in states.iter().enumerate().take(count as usize) {
+                    has[i] = *s != stock::object_map_state::NONEXISTENT;
+                }
+            }
+        }
+    } else {
+        let prefix = format!("{}.", phdr.object_prefix);
+        for name in ploc.data.list_objects(&prefix)? {
+            if let Ok(n) = u64::from_str_radix(&name[prefix.len()..], 16) {
+                if n < count {
+                    has[n as usize] = true;
+                }
+            }
+        }
+    }
+    let inherited = phdr.overlap().div_ceil(phdr.object_size()).min(count);
+    for h in has.iter_mut().take(inherited as usize) {
+        *h |= phdr.parent.is_some();
+    }
+    let mut runs = Vec::new();
+    let mut i = 0usize;
+    while i < has.len() {
+        if has[i] {
+            let start = i;
+            while i < has.len() && has[i] {
+                i += 1;
+            }
+            runs.push(StateRun { start: start as u64, len: (i - start) as u64, state: CloneMapState::ExistsParent });
+        } else {
+            i += 1;
+        }
+    }
+    Ok(runs)
+}
+
+/// The HEAD children of a parent, after reconciliation.
+#[derive(Debug, Clone, Default)]
+pub struct Children {
+    /// Live children, as specs.
+    pub children: Vec<ImageSpec>,
+    /// Entries dropped because the child was gone or no longer pointed at this parent
+    /// (removed or flattened by stock tools), one line each.
+    pub reconciled: Vec<String>,
+}
+
+/// Lists `parent`'s HEAD children (all pools), dropping stale entries.
+pub fn children(cluster: &Arc<Cluster>, parent: &ImageSpec) -> Result<Children> {
+    let (ploc, _) = header::locate(cluster, parent)?;
+    children_of(cluster, &ploc)
+}
+
+fn list_child_specs(md: &IoCtx, id: &str) -> Result<Vec<ChildImageSpec>> {
+    let oid = header_oid(id);
+    let mut all = Vec::new();
+    let mut after: Option<ChildImageSpec> = None;
+    const PAGE: u32 = 1000;
+    loop {
+        let out = match md.exec(&oid, &stubs::children_list(PAGE, after.as_ref())) {
+            Ok(o) => o,
+            Err(e) if e.is_not_found() => break,
+            Err(e) => return Err(e),
+        };
+        let page = stubs::decode_children_list(&out).map_err(|e| Error::new(e, format!("object {oid}: children_list reply")))?;
+        let n = page.len();
+        after = page.iter().next_back().cloned();
+        all.extend(page);
+        if n < PAGE as usize {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+fn children_of(cluster: &Arc<Cluster>, ploc: &ImageLocation) -> Result<Children> {
+    let mut out = Children::default();
+    for c in list_child_specs(&ploc.md, &ploc.id)? {
+        let live = match cluster.ioctx_by_id(c.pool_id, &c.pool_namespace) {
+            Ok(cmd) => match header::read_header(&cmd, &c.image_id) {
+                Ok(h) => {
+                    let points_here = h.parent.as_ref().is_some_and(|p| {
+                        p.pool_id == ploc.md.pool_id()
+                            && p.pool_namespace == ploc.md.namespace()
+                            && p.image_id == ploc.id
+                            && p.snap_id == SnapId::NOSNAP
+                            && p.head_overlap.is_some()
+                    });
+                    if points_here {
+                        let name = header::lookup_name(&cmd, &c.image_id).unwrap_or_else(|_| c.image_id.clone());
+                        Some(ImageSpec { pool: cmd.pool().to_string(), namespace: c.pool_namespace.clone(), image: name, snap: None })
+                    } else {
+                        None
+                    }
+                }
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            },
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        match live {
+            Some(s) => out.children.push(s),
+            None => {
+                ploc.md.exec_write(&header_oid(&ploc.id), &stubs::child_detach(&c))?;
+                out.reconciled.push(format!(
+                    "dropped stale child entry pool {} namespace '{}' id {} (image removed or flattened outside rbd-ext)",
+                    c.pool_id, c.pool_namespace, c.image_id
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What [`remove`] did besides removing.
+#[derive(Debug, Clone, Default)]
+pub struct Removed {
+    /// Stale child entries dropped from the image's children list first.
+    pub reconciled: Vec<String>,
+}
+
+/// Removes an image. A parent with live children is refused (`EBUSY`, listing them); a
+/// child is detached from its parent (parent record, then the parent's children list, so a
+/// crash in between leaves only an entry `children` reconciles).
+pub fn remove(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Removed> {
+    spec.require_head("image")?;
+    let (loc, hdr) = header::locate(cluster, spec)?;
+    let kids = children_of(cluster, &loc)?;
+    if !kids.children.is_empty() {
+        let list = kids.children.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
+        return Err(Error::new(
+            Errno::EBUSY,
+            format!("image {spec} has {} standalone clone(s): {list}; flatten or remove them first", kids.children.len()),
+        ));
+    }
+    let hoid = header_oid(&loc.id);
+    if let Some(p) = &hdr.parent {
+        if p.head_overlap.is_some() {
+            loc.md.exec_write(&hoid, &stubs::parent_detach()).map_err(|e| e.context(format_args!("image {spec}")))?;
+        }
+    }
+    remove_image(&loc.md, &spec.image).map_err(|e| {
+        if e.is_busy() {
+            Error::new(Errno::EBUSY, format!("image {spec} is still open by a client (watchers on {hoid}); close it first"))
+        } else {
+            e.context(format_args!("image {spec}"))
+        }
+    })?;
+    clone_map::remove(&loc.md, &loc.id)?;
+    if let Some(p) = &hdr.parent {
+        if let Ok(pmd) = cluster.ioctx_by_id(p.pool_id, &p.pool_namespace) {
+            match pmd.exec_write(&header_oid(&p.image_id), &stubs::child_detach(&child_spec_of(&loc.md, &loc.id))) {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.context(format_args!("image {spec} removed, but detaching it from its parent failed"))),
+            }
+        }
+    }
+    Ok(Removed { reconciled: kids.reconciled })
+}
+
+/// Copies up every inherited object that is not local yet (in parallel), then detaches the
+/// child from its parent. Safe to re-run after a crash: finished objects are skipped.
+pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
+    let spec = image.spec().clone();
+    let loc = image.location().clone();
+    let hdr = image.header();
+    let Some(parent) = hdr.parent.clone() else {
+        return Err(Error::new(Errno::EINVAL, format!("image {spec} has no parent: nothing to flatten")));
+    };
+    let total = hdr.overlap().div_ceil(hdr.object_size());
+    let done = AtomicU64::new(0);
+    progress(0, total);
+    stream::iter(0..total)
+        .map(|n| {
+            let (done, hdr) = (&done, &hdr);
+            async move {
+                image.copy_up_object(n, hdr).await?;
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                Ok::<(), Error>(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<()>()
+        .await?;
+    let hoid = header_oid(&loc.id);
+    loc.md.exec_write(&hoid, &stubs::parent_detach()).map_err(|e| e.context(format_args!("image {spec}: detach parent")))?;
+    let pmd = loc.md.cluster().ioctx_by_id(parent.pool_id, &parent.pool_namespace)?;
+    match pmd.exec_write(&header_oid(&parent.image_id), &stubs::child_detach(&child_spec_of(&loc.md, &loc.id))) {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.context(format_args!("image {spec}: flattened, but leaving the parent's children list failed"))),
+    }
+    clone_map::remove(&loc.md, &loc.id)?;
+    let _ = loc.md.notify(&hoid, &stock::header_update_notification(), 5000);
+    Ok(())
+}
+
+/// Result of a clone-map check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckReport {
+    /// Objects checked.
+    pub objects: u64,
+    /// (object, map state, state from the objects) for every disagreement.
+    pub mismatches: Vec<(u64, CloneMapState, CloneMapState)>,
+    /// Whether the map was rewritten.
+    pub repaired: bool,
+}
+
+/// Compares the clone map with the objects (child object exists? parent has data?) and, with
+/// `repair`, rewrites it from that ground truth.
+pub fn check_clone_map(cluster: &Arc<Cluster>, spec: &ImageSpec, repair: bool) -> Result<CheckReport> {
+    let (loc, hdr) = header::locate(cluster, spec)?;
+    let Some(parent) = &hdr.parent else {
+        return Err(Error::new(Errno::EINVAL, format!("image {spec} is not a clone: it has no clone map")));
+    };
+    let count = hdr.object_count();
+    let current = clone_map::load(&loc.md, &loc.id)?.unwrap_or_else(|| vec![CloneMapState::NonExistent; count as usize]);
+    let pmd = cluster.ioctx_by_id(parent.pool_id, &parent.pool_namespace)?;
+    let pspec = ImageSpec { pool: pmd.pool().to_string(), namespace: parent.pool_namespace.clone(), image: parent.image_id.clone(), snap: None };
+    let phdr = header::read_header(&pmd, &parent.image_id).map_err(|e| e.context(format_args!("parent of {spec}")))?;
+    let pdata = if phdr.data_pool_id >= 0 { cluster.ioctx_by_id(phdr.data_pool_id, &parent.pool_namespace)? } else { pmd.clone() };
+    let ploc = ImageLocation { spec: pspec, id: parent.image_id.clone(), md: pmd, data: pdata };
+    let parent_has: Vec<bool> = {
+        let mut v = vec![false; count as usize];
+        for r in parent_runs(&ploc, &phdr)? {
+            for i in r.start..(r.start + r.len).min(count) {
+                v[i as usize] = true;
+            }
+        }
+        v
+    };
+    let inherited_objects = hdr.overlap().div_ceil(hdr.object_size());
+    let prefix = format!("{}.", hdr.object_prefix);
+    let mut child_has = vec![false; count as usize];
+    for name in loc.data.list_objects(&prefix)? {
+        if let Ok(n) = u64::from_str_radix(&name[prefix.len()..], 16) {
+            if n < count {
+                child_has[n as usize] = true;
+            }
+        }
+    }
+    let mut report = CheckReport { objects: count, ..Default::default() };
+    let mut fixed = current.clone();
+    fixed.resize(count as usize, CloneMapState::NonExistent);
+    for n in 0..count as usize {
+        let inherited = (n as u64) < inherited_objects && parent_has[n];
+        let want = clone_map::expected_state(child_has[n], fixed[n], inherited);
+        if want != fixed[n] || current.len() != count as usize {
+            if want != fixed[n] {
+                report.mismatches.push((n as u64, fixed[n], want));
+            }
+            fixed[n] = want;
+        }
+    }
+    if repair && (!report.mismatches.is_empty() || current.len() != count as usize) {
+        clone_map::init(&loc.md, &loc.id, count, stubs::clone_map_runs(&fixed), true)?;
+        report.repaired = true;
+    }
+    Ok(report)
+}
+
+impl Image {
+    /// Copies object `n` up from the parent if it is inherited, not local, and the parent has
+    /// data there (a parent hole needs no local object: it reads as zeros either way).
+    pub(crate) async fn copy_up_object(&self, n: u64, hdr: &ImageHeader) -> Result<()> {
+        let oid = hdr.data_oid(n);
+        let r = self.location().data.aio_read(&oid, &ReadOp { steps: vec![ReadStep::Stat] }, 0)?.await;
+        if r.rc >= 0 {
+            return Ok(());
+        }
+        if r.rc != -libc::ENOENT {
+            return Err(Error::new(Errno(-r.rc), format!("image {}: object {n}: stat", self.spec())));
+        }
+        let data = self.parent_object_data(n, hdr).await?;
+        if data.iter().all(|&b| b == 0) {
+            return Ok(());
+        }
+        self.copy_up(n, hdr, data).await
+    }
+}

@@ -1,0 +1,191 @@
+//! `child_attach`, `child_detach`, `children_list`: the children of a parent's HEAD, kept
+//! in the upstream key for CEPH_NOSNAP (`snap_children_000000000000head`) in upstream's
+//! `ChildImageSpecs` encoding, plus the protection of a parent that has HEAD children.
+//!
+//! **Parent protection** (DESIGN.md §0). In the same call, hence the same OSD transaction,
+//! as the child registration:
+//! - `child_attach` records the parent's prior OPERATIONS / NON_PRIMARY bits and
+//!   `op_features` in [`ParentProtection`] (key `rbd_ext_protect`) unless that record
+//!   already exists, then makes sure `features` has OPERATIONS | NON_PRIMARY and
+//!   `op_features` has [`OP_FEATURE_RBD_EXT_PROTECTED`]. Stock librbd then refuses `rm`,
+//!   `resize`, `snap create` and data writes on the parent (EROFS) while reads work. On a
+//!   parent already protected this changes nothing; should someone have cleared a bit,
+//!   it is set again.
+//! - the `child_detach` that empties the set restores what [`ParentProtection::restore`]
+//!   computes from the record (the prior bits, exactly, when nothing else changed) and
+//!   deletes the record. Unrelated feature bits are never touched.
+//!
+//! A parent whose set is non-empty but which has no protection record (children
+//! registered by hand, or the record deleted) gets one on the next attach, taken from the
+//! bits it has then.
+
+use super::header::{read_features, read_key, read_op_features, write_features};
+use super::{cls_log, decode_input, decode_stored};
+use crate::codec::SnapId;
+use crate::ops::{validate_child_spec, ChildOp, ChildrenListOp};
+use crate::types::header;
+use crate::types::{snap_children_key, ChildSetView, ParentProtection};
+#[cfg(doc)]
+use crate::types::features::OP_FEATURE_RBD_EXT_PROTECTED;
+use crate::{ClsContext, Codec, Errno};
+
+/// The key of the HEAD children set.
+fn head_children_key() -> String {
+    snap_children_key(SnapId::NOSNAP)
+}
+
+/// -EINVAL unless the request is for HEAD and the child spec is valid.
+fn check_child_op(ctx: &mut dyn ClsContext, method: &str, op: &ChildOp) -> Result<(), Errno> {
+    if op.snap_id != SnapId::NOSNAP {
+        cls_log!(
+            ctx,
+            1,
+            "{method}: snap_id {:?} is not head: children of snapshots are handled by stock \
+             `rbd.{method}` (create them with `rbd clone`)",
+            op.snap_id
+        );
+        return Err(Errno::EINVAL);
+    }
+    if let Err(why) = validate_child_spec(&op.spec) {
+        cls_log!(ctx, 1, "{method}: invalid child: {why}");
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+/// Parses the stored children set (absent = empty); -EIO with a level-0 log if corrupt.
+fn parse_children<'a>(ctx: &mut dyn ClsContext, stored: Option<&'a [u8]>) -> Result<ChildSetView<'a>, Errno> {
+    match stored {
+        None => Ok(ChildSetView::empty()),
+        Some(b) => decode_stored(ctx, "header key `snap_children_000000000000head`", ChildSetView::parse(b)),
+    }
+}
+
+/// The state both mutators load before deciding anything.
+struct ParentState {
+    features: u64,
+    op_features: u64,
+    protection: Option<ParentProtection>,
+    children: Option<Vec<u8>>,
+}
+
+fn load_parent(ctx: &mut dyn ClsContext, method: &str) -> Result<ParentState, Errno> {
+    ctx.check_exists()?;
+    let features = read_features(ctx, method)?;
+    let op_features = read_op_features(ctx)?;
+    let protection = read_key::<ParentProtection>(ctx, header::RBD_EXT_PROTECT)?;
+    let children = ctx.omap_get_opt(&head_children_key())?;
+    Ok(ParentState { features, op_features, protection, children })
+}
+
+/// `child_attach` (RD|WR, on the parent's header). Input: [`ChildOp`] (u64 snap_id ·
+/// ChildImageSpec). Output: none.
+///
+/// Adds the child to the HEAD children set and protects the parent (module docs).
+///
+/// Returns, in this order:
+/// - -EINVAL if the input does not decode, if snap_id is not CEPH_NOSNAP (snapshot
+///   children are stock `rbd.child_attach`'s), or if the spec is invalid (pool_id < 0,
+///   image id empty or not ASCII alphanumeric, namespace with NUL or `/`);
+/// - -ENOENT if the header object does not exist;
+/// - -ENOEXEC if it has no `features` key (not an RBD image header);
+/// - -EIO if `features`, `op_features`, `rbd_ext_protect` or the children set does not
+///   decode;
+/// - -EEXIST if the child is already in the set;
+/// - -errno on storage failure.
+pub(crate) fn child_attach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Vec<u8>) -> Result<(), Errno> {
+    let op = decode_input(ctx, "child_attach", ChildOp::read_bytes(input))?;
+    cls_log!(ctx, 20, "child_attach snap_id={:?} child={}/{:?}/{:?}", op.snap_id, op.spec.pool_id, op.spec.pool_namespace, op.spec.image_id);
+    check_child_op(ctx, "child_attach", &op)?;
+    let st = load_parent(ctx, "child_attach")?;
+    let set = parse_children(ctx, st.children.as_deref())?;
+    let Some(new_set) = set.with_inserted(&op.spec) else {
+        cls_log!(ctx, 20, "child_attach: child already attached");
+        return Err(Errno::EEXIST);
+    };
+
+    let key = head_children_key();
+    let mut entries: Vec<(&str, Vec<u8>)> = vec![(&key, new_set)];
+    if st.protection.is_none() {
+        cls_log!(ctx, 20, "child_attach: protecting parent (features={:#x} op_features={:#x})", st.features, st.op_features);
+        entries.push((header::RBD_EXT_PROTECT, ParentProtection::before(st.features, st.op_features).get_encoding()));
+    }
+    let entries: Vec<(&str, &[u8])> = entries.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+    ctx.omap_set(&entries)?;
+    let old = (st.features, st.op_features);
+    write_features(ctx, old, ParentProtection::protect(old.0, old.1))
+}
+
+/// `child_detach` (RD|WR, on the parent's header). Input: [`ChildOp`]. Output: none.
+///
+/// Removes the child from the HEAD children set, deleting the key when the set becomes
+/// empty; that last detach also lifts the parent's protection (module docs).
+///
+/// Returns, in this order:
+/// - -EINVAL if the input does not decode, snap_id is not CEPH_NOSNAP, or the spec is
+///   invalid;
+/// - -ENOENT if the header object does not exist;
+/// - -ENOEXEC if it has no `features` key (not an RBD image header);
+/// - -EIO if `features`, `op_features`, `rbd_ext_protect` or the children set does not
+///   decode;
+/// - -ENOENT if the child is not in the set (or there is no set);
+/// - -errno on storage failure.
+pub(crate) fn child_detach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Vec<u8>) -> Result<(), Errno> {
+    let op = decode_input(ctx, "child_detach", ChildOp::read_bytes(input))?;
+    cls_log!(ctx, 20, "child_detach snap_id={:?} child={}/{:?}/{:?}", op.snap_id, op.spec.pool_id, op.spec.pool_namespace, op.spec.image_id);
+    check_child_op(ctx, "child_detach", &op)?;
+    let st = load_parent(ctx, "child_detach")?;
+    let set = parse_children(ctx, st.children.as_deref())?;
+    let Some(new_set) = set.with_removed(&op.spec) else {
+        cls_log!(ctx, 20, "child_detach: child not attached");
+        return Err(Errno::ENOENT);
+    };
+
+    let key = head_children_key();
+    if set.len() > 1 {
+        return ctx.omap_set_one(&key, &new_set);
+    }
+    ctx.omap_remove(&key)?;
+    match st.protection {
+        None => {
+            cls_log!(ctx, 20, "child_detach: last child gone; no protection record, features left as they are");
+            Ok(())
+        }
+        Some(p) => {
+            let old = (st.features, st.op_features);
+            let new = p.restore(old.0, old.1);
+            cls_log!(ctx, 20, "child_detach: last child gone; unprotecting parent (features {:#x} -> {:#x}, op_features {:#x} -> {:#x})", old.0, new.0, old.1, new.1);
+            ctx.omap_remove(header::RBD_EXT_PROTECT)?;
+            write_features(ctx, old, new)
+        }
+    }
+}
+
+/// `children_list` (RD, on the parent's header). Input: [`ChildrenListOp`] (u64 snap_id,
+/// optional u32 `max`, optional ChildImageSpec `start_after`). Output: `ChildImageSpecs`
+/// (u32 count + specs, ascending): the children strictly after `start_after`, at most
+/// `max` of them (0 = all). A page past the end is an empty set.
+///
+/// Returns -EINVAL if the input does not decode or snap_id is not CEPH_NOSNAP; -ENOENT if
+/// the header object does not exist or there is no children key (as upstream: no children
+/// is -ENOENT, not an empty list); -EIO if the set does not decode; -errno on storage
+/// failure.
+pub(crate) fn children_list(ctx: &mut dyn ClsContext, input: &[u8], out: &mut Vec<u8>) -> Result<(), Errno> {
+    let op = decode_input(ctx, "children_list", ChildrenListOp::read_bytes(input))?;
+    cls_log!(ctx, 20, "children_list snap_id={:?} max={} start_after={:?}", op.snap_id, op.max, op.start_after);
+    if op.snap_id != SnapId::NOSNAP {
+        cls_log!(ctx, 1, "children_list: snap_id {:?} is not head: children of snapshots are listed by stock `rbd.children_list`", op.snap_id);
+        return Err(Errno::EINVAL);
+    }
+    ctx.check_exists()?;
+    let Some(stored) = ctx.omap_get_opt(&head_children_key())? else {
+        cls_log!(ctx, 20, "children_list: no children");
+        return Err(Errno::ENOENT);
+    };
+    let set = parse_children(ctx, Some(&stored))?;
+    out.extend_from_slice(&set.page(op.start_after.as_ref(), op.max));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

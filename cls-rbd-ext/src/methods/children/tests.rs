@@ -1,0 +1,433 @@
+//! Tests of the HEAD-children methods and of parent protection against a realistic header
+//! in [`MemContext`]. Every return code in the doc blocks has its own test; failures go
+//! through [`run`], which checks that nothing was written.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::codec::SnapId;
+use crate::methods::header::test_support::{get, image_header, put, run, DEFAULT_FEATURES};
+use crate::methods::{find, RD, WR};
+use crate::types::features::*;
+use crate::types::{ChildImageSpec, ChildImageSpecs};
+use crate::MemContext;
+
+const HEAD_KEY: &str = "snap_children_000000000000head";
+
+fn child(pool: i64, id: &str) -> ChildImageSpec {
+    ChildImageSpec { pool_id: pool, pool_namespace: String::new(), image_id: id.into() }
+}
+
+fn op(spec: &ChildImageSpec) -> Vec<u8> {
+    ChildOp { snap_id: SnapId::NOSNAP, spec: spec.clone() }.get_encoding()
+}
+
+fn list_op(max: u32, start_after: Option<&ChildImageSpec>) -> Vec<u8> {
+    ChildrenListOp { snap_id: SnapId::NOSNAP, max, start_after: start_after.cloned() }.get_encoding()
+}
+
+fn attach(c: &mut MemContext, s: &ChildImageSpec) -> Result<(), Errno> {
+    run(c, child_attach, &op(s)).map(|_| ())
+}
+
+fn detach(c: &mut MemContext, s: &ChildImageSpec) -> Result<(), Errno> {
+    run(c, child_detach, &op(s)).map(|_| ())
+}
+
+fn list(c: &mut MemContext, max: u32, start_after: Option<&ChildImageSpec>) -> Result<ChildImageSpecs, Errno> {
+    run(c, children_list, &list_op(max, start_after)).map(|o| ChildImageSpecs::read_bytes(&o).unwrap())
+}
+
+fn children(c: &MemContext) -> Option<ChildImageSpecs> {
+    get(c, HEAD_KEY)
+}
+
+fn features(c: &MemContext) -> (u64, Option<u64>) {
+    (get(c, header::FEATURES).unwrap(), get(c, header::OP_FEATURES))
+}
+
+fn logged(c: &MemContext, level: i32, needle: &str) -> bool {
+    c.logs.iter().any(|(l, m)| *l == level && m.contains(needle))
+}
+
+/// A parent header with the given features / op_features (None: no key).
+fn parent_header(features: u64, op_features: Option<u64>) -> MemContext {
+    let mut c = image_header(1 << 30);
+    put(&mut c, header::FEATURES, Some(features.get_encoding()));
+    put(&mut c, header::OP_FEATURES, op_features.map(|o| o.get_encoding()));
+    c
+}
+
+/// Attaches two children, checks the protection, detaches both, and checks the header
+/// came back byte for byte.
+fn protect_round_trip(features: u64, op_features: Option<u64>) -> MemContext {
+    let mut c = parent_header(features, op_features);
+    let original: BTreeMap<_, _> = c.omap();
+    let prior_op = op_features.unwrap_or(0);
+
+    attach(&mut c, &child(3, "a")).unwrap();
+    let protected = (features | PARENT_PROTECTION_FEATURES, Some(prior_op | OP_FEATURE_RBD_EXT_PROTECTED));
+    assert_eq!(features_of(&c), protected);
+    assert_eq!(
+        get::<ParentProtection>(&c, header::RBD_EXT_PROTECT),
+        Some(ParentProtection { prior_features: features & PARENT_PROTECTION_FEATURES, prior_op_features: prior_op })
+    );
+    let after_first = c.omap();
+
+    // The second child changes nothing but the set.
+    attach(&mut c, &child(3, "b")).unwrap();
+    let mut expect = after_first.clone();
+    expect.insert(HEAD_KEY.into(), [child(3, "a"), child(3, "b")].into_iter().collect::<ChildImageSpecs>().get_encoding());
+    assert_eq!(c.omap(), expect);
+
+    detach(&mut c, &child(3, "a")).unwrap();
+    assert_eq!(c.omap(), after_first.into_iter().map(|(k, v)| if k == HEAD_KEY { (k, [child(3, "b")].into_iter().collect::<ChildImageSpecs>().get_encoding()) } else { (k, v) }).collect::<BTreeMap<_, _>>());
+    detach(&mut c, &child(3, "b")).unwrap();
+    assert_eq!(c.omap(), original, "the last detach restores the header exactly");
+    c
+}
+
+fn features_of(c: &MemContext) -> (u64, Option<u64>) {
+    features(c)
+}
+
+#[test]
+fn registered_with_least_flags() {
+    assert_eq!(find("child_attach").unwrap().flags, RD | WR);
+    assert_eq!(find("child_detach").unwrap().flags, RD | WR);
+    assert_eq!(find("children_list").unwrap().flags, RD);
+}
+
+// ---- protection --------------------------------------------------------------------
+
+#[test]
+fn protection_set_on_first_attach_and_restored_after_last_detach() {
+    let c = protect_round_trip(DEFAULT_FEATURES, None);
+    assert!(logged(&c, 20, "protecting parent"));
+    assert!(logged(&c, 20, "unprotecting parent"));
+}
+
+#[test]
+fn protection_leaves_an_existing_op_feature_alone() {
+    // The parent is itself a clone-v2 child: CLONE_CHILD, hence OPERATIONS, was there before.
+    protect_round_trip(DEFAULT_FEATURES | RBD_FEATURE_OPERATIONS, Some(RBD_OPERATION_FEATURE_CLONE_CHILD));
+    // And a stock snapshot-clone parent (CLONE_PARENT).
+    protect_round_trip(DEFAULT_FEATURES | RBD_FEATURE_OPERATIONS, Some(RBD_OPERATION_FEATURE_CLONE_PARENT));
+}
+
+#[test]
+fn protection_restores_prior_non_primary_and_our_bit() {
+    protect_round_trip(DEFAULT_FEATURES | RBD_FEATURE_NON_PRIMARY, None);
+    protect_round_trip(DEFAULT_FEATURES | RBD_FEATURE_OPERATIONS, Some(OP_FEATURE_RBD_EXT_PROTECTED));
+    protect_round_trip(DEFAULT_FEATURES | RBD_FEATURE_OPERATIONS | RBD_FEATURE_NON_PRIMARY, Some(0x5 | OP_FEATURE_RBD_EXT_PROTECTED));
+}
+
+#[test]
+fn protection_follows_op_features_changed_while_protected() {
+    // Stock set CLONE_PARENT meanwhile: OPERATIONS must stay for it, our bit goes.
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    attach(&mut c, &child(3, "a")).unwrap();
+    put(&mut c, header::OP_FEATURES, Some((OP_FEATURE_RBD_EXT_PROTECTED | RBD_OPERATION_FEATURE_CLONE_PARENT).get_encoding()));
+    detach(&mut c, &child(3, "a")).unwrap();
+    assert_eq!(features(&c), (DEFAULT_FEATURES | RBD_FEATURE_OPERATIONS, Some(RBD_OPERATION_FEATURE_CLONE_PARENT)));
+    assert!(!c.omap().contains_key(header::RBD_EXT_PROTECT));
+}
+
+#[test]
+fn attach_to_a_protected_parent_reasserts_cleared_bits() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    attach(&mut c, &child(3, "a")).unwrap();
+    let record = c.omap()[header::RBD_EXT_PROTECT].clone();
+    put(&mut c, header::FEATURES, Some(DEFAULT_FEATURES.get_encoding()));
+    put(&mut c, header::OP_FEATURES, None);
+    attach(&mut c, &child(3, "b")).unwrap();
+    assert_eq!(features(&c), (DEFAULT_FEATURES | PARENT_PROTECTION_FEATURES, Some(OP_FEATURE_RBD_EXT_PROTECTED)));
+    assert_eq!(c.omap()[header::RBD_EXT_PROTECT], record, "the prior state is not re-recorded");
+    detach(&mut c, &child(3, "a")).unwrap();
+    detach(&mut c, &child(3, "b")).unwrap();
+    assert_eq!(c.omap(), parent_header(DEFAULT_FEATURES, None).omap());
+}
+
+#[test]
+fn last_detach_without_protection_record_leaves_features() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    attach(&mut c, &child(3, "a")).unwrap();
+    put(&mut c, header::RBD_EXT_PROTECT, None);
+    detach(&mut c, &child(3, "a")).unwrap();
+    assert_eq!(features(&c), (DEFAULT_FEATURES | PARENT_PROTECTION_FEATURES, Some(OP_FEATURE_RBD_EXT_PROTECTED)));
+    assert_eq!(children(&c), None);
+    assert!(logged(&c, 20, "no protection record"));
+}
+
+// ---- child_attach ------------------------------------------------------------------
+
+#[test]
+fn attach_stores_upstream_set_encoding() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    let specs = [child(3, "b"), child(2, "z"), ChildImageSpec { pool_namespace: "ns".into(), ..child(3, "a") }, child(3, "a")];
+    for s in &specs {
+        attach(&mut c, s).unwrap();
+    }
+    let expect: ChildImageSpecs = specs.iter().cloned().collect();
+    assert_eq!(c.omap()[HEAD_KEY], expect.get_encoding());
+    assert!(logged(&c, 20, "child_attach snap_id=head child=3/\"\"/\"b\""));
+}
+
+#[test]
+fn attach_normalises_a_set_written_by_another_encoder() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    // Unsorted, with a duplicate (a decoder keeps one).
+    put(&mut c, HEAD_KEY, Some(vec![child(3, "b"), child(3, "a"), child(3, "b")].get_encoding()));
+    attach(&mut c, &child(3, "c")).unwrap();
+    let expect: ChildImageSpecs = [child(3, "a"), child(3, "b"), child(3, "c")].into();
+    assert_eq!(c.omap()[HEAD_KEY], expect.get_encoding());
+    assert_eq!(attach(&mut c, &child(3, "a")), Err(Errno::EEXIST));
+}
+
+#[test]
+fn attach_einval_on_malformed_input() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    let good = op(&child(3, "a"));
+    for bad in [&b""[..], &good[..8], &good[..good.len() - 1], &[&good[..], &[0]].concat()[..]] {
+        assert_eq!(run(&mut c, child_attach, bad), Err(Errno::EINVAL));
+    }
+    assert!(logged(&c, 1, "child_attach: invalid input"));
+}
+
+#[test]
+fn attach_einval_for_snapshot_children() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    let input = ChildOp { snap_id: SnapId(4), spec: child(3, "a") }.get_encoding();
+    assert_eq!(run(&mut c, child_attach, &input), Err(Errno::EINVAL));
+    assert!(logged(&c, 1, "handled by stock `rbd.child_attach` (create them with `rbd clone`)"));
+    // Checked before the object: a missing header still says EINVAL.
+    let mut m = MemContext::missing();
+    assert_eq!(run(&mut m, child_attach, &input), Err(Errno::EINVAL));
+}
+
+#[test]
+fn attach_einval_for_invalid_specs() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    for s in [child(-1, "a"), child(3, ""), child(3, "a-b"), ChildImageSpec { pool_namespace: "a/b".into(), ..child(3, "a") }] {
+        assert_eq!(attach(&mut c, &s), Err(Errno::EINVAL), "{s:?}");
+    }
+    assert!(logged(&c, 1, "child_attach: invalid child: child pool_id must be >= 0"));
+}
+
+#[test]
+fn attach_enoent_without_header_object() {
+    let mut c = MemContext::missing();
+    assert_eq!(attach(&mut c, &child(3, "a")), Err(Errno::ENOENT));
+}
+
+#[test]
+fn attach_enoexec_on_a_non_rbd_object() {
+    let mut c = MemContext::existing();
+    assert_eq!(attach(&mut c, &child(3, "a")), Err(Errno::ENOEXEC));
+    assert!(logged(&c, 10, "not an RBD image header"));
+}
+
+#[test]
+fn attach_eio_on_corrupt_state() {
+    for (key, bad) in [
+        (header::FEATURES, vec![1u8]),
+        (header::OP_FEATURES, vec![1, 2]),
+        (header::RBD_EXT_PROTECT, vec![1, 1, 0, 0, 0, 0]),
+        (HEAD_KEY, vec![1, 0, 0, 0, 2, 1]),
+    ] {
+        let mut c = parent_header(DEFAULT_FEATURES, None);
+        put(&mut c, key, Some(bad));
+        assert_eq!(attach(&mut c, &child(3, "a")), Err(Errno::EIO), "{key}");
+        assert!(logged(&c, 0, key), "{key}: {:?}", c.logs);
+    }
+}
+
+#[test]
+fn attach_eexist_for_a_duplicate() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    attach(&mut c, &child(3, "a")).unwrap();
+    assert_eq!(attach(&mut c, &child(3, "a")), Err(Errno::EEXIST));
+    assert!(logged(&c, 20, "child already attached"));
+    // Same id in another pool or namespace is another child.
+    attach(&mut c, &child(4, "a")).unwrap();
+    attach(&mut c, &ChildImageSpec { pool_namespace: "n".into(), ..child(3, "a") }).unwrap();
+    assert_eq!(children(&c).unwrap().len(), 3);
+}
+
+// ---- child_detach ------------------------------------------------------------------
+
+#[test]
+fn detach_removes_the_child_and_the_key_when_empty() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    attach(&mut c, &child(3, "a")).unwrap();
+    attach(&mut c, &child(3, "b")).unwrap();
+    detach(&mut c, &child(3, "a")).unwrap();
+    assert_eq!(children(&c), Some([child(3, "b")].into()));
+    detach(&mut c, &child(3, "b")).unwrap();
+    assert!(!c.omap().contains_key(HEAD_KEY));
+}
+
+#[test]
+fn detach_einval_cases() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    attach(&mut c, &child(3, "a")).unwrap();
+    assert_eq!(run(&mut c, child_detach, b"\x00"), Err(Errno::EINVAL));
+    let snap = ChildOp { snap_id: SnapId(4), spec: child(3, "a") }.get_encoding();
+    assert_eq!(run(&mut c, child_detach, &snap), Err(Errno::EINVAL));
+    assert!(logged(&c, 1, "stock `rbd.child_detach`"));
+    assert_eq!(detach(&mut c, &child(3, "")), Err(Errno::EINVAL));
+}
+
+#[test]
+fn detach_enoent_without_header_object() {
+    let mut c = MemContext::missing();
+    assert_eq!(detach(&mut c, &child(3, "a")), Err(Errno::ENOENT));
+}
+
+#[test]
+fn detach_enoexec_on_a_non_rbd_object() {
+    let mut c = MemContext::existing();
+    assert_eq!(detach(&mut c, &child(3, "a")), Err(Errno::ENOEXEC));
+}
+
+#[test]
+fn detach_eio_on_corrupt_state() {
+    for (key, bad) in [
+        (header::FEATURES, vec![1u8]),
+        (header::OP_FEATURES, vec![1, 2]),
+        (header::RBD_EXT_PROTECT, vec![2, 2, 0, 0, 0, 0]),
+        (HEAD_KEY, vec![1, 0, 0, 0]),
+    ] {
+        let mut c = parent_header(DEFAULT_FEATURES, None);
+        attach(&mut c, &child(3, "a")).unwrap();
+        put(&mut c, key, Some(bad));
+        assert_eq!(detach(&mut c, &child(3, "a")), Err(Errno::EIO), "{key}");
+    }
+}
+
+#[test]
+fn detach_enoent_for_an_absent_child() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    assert_eq!(detach(&mut c, &child(3, "a")), Err(Errno::ENOENT), "no set at all");
+    attach(&mut c, &child(3, "a")).unwrap();
+    assert_eq!(detach(&mut c, &child(3, "b")), Err(Errno::ENOENT), "not in the set");
+    assert!(logged(&c, 20, "child not attached"));
+}
+
+#[test]
+fn mutators_through_osd_semantics() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    c.call(child_attach, &op(&child(3, "a"))).unwrap();
+    assert_eq!(c.call(child_attach, &op(&child(3, "a"))), Err(Errno::EEXIST));
+    assert_eq!(c.call(child_detach, &op(&child(3, "b"))), Err(Errno::ENOENT));
+    c.call(child_detach, &op(&child(3, "a"))).unwrap();
+    assert_eq!(c.omap(), parent_header(DEFAULT_FEATURES, None).omap());
+}
+
+// ---- children_list -----------------------------------------------------------------
+
+#[test]
+fn list_returns_the_set_in_order() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    for id in ["c", "a", "b"] {
+        attach(&mut c, &child(3, id)).unwrap();
+    }
+    let all: ChildImageSpecs = [child(3, "a"), child(3, "b"), child(3, "c")].into();
+    // Upstream's input shape: a bare snap id.
+    let out = run(&mut c, children_list, &SnapId::NOSNAP.get_encoding()).unwrap();
+    assert_eq!(out, all.get_encoding());
+    assert_eq!(list(&mut c, 2, None), Ok([child(3, "a"), child(3, "b")].into()));
+    assert_eq!(list(&mut c, 0, Some(&child(3, "a"))), Ok([child(3, "b"), child(3, "c")].into()));
+    // start_after need not be a member.
+    assert_eq!(list(&mut c, 1, Some(&child(3, "bb"))), Ok([child(3, "c")].into()));
+    assert_eq!(list(&mut c, 5, Some(&child(3, "c"))), Ok(ChildImageSpecs::new()), "past the end");
+    assert!(logged(&c, 20, "children_list snap_id=head max=5"));
+}
+
+#[test]
+fn list_einval_cases() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    attach(&mut c, &child(3, "a")).unwrap();
+    assert_eq!(run(&mut c, children_list, b""), Err(Errno::EINVAL));
+    assert_eq!(run(&mut c, children_list, &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1]), Err(Errno::EINVAL));
+    let snap = ChildrenListOp { snap_id: SnapId(4), max: 0, start_after: None }.get_encoding();
+    assert_eq!(run(&mut c, children_list, &snap), Err(Errno::EINVAL));
+    assert!(logged(&c, 1, "stock `rbd.children_list`"));
+}
+
+#[test]
+fn list_enoent_without_header_or_children() {
+    let mut c = MemContext::missing();
+    assert_eq!(list(&mut c, 0, None), Err(Errno::ENOENT));
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    assert_eq!(list(&mut c, 0, None), Err(Errno::ENOENT));
+    attach(&mut c, &child(3, "a")).unwrap();
+    detach(&mut c, &child(3, "a")).unwrap();
+    assert_eq!(list(&mut c, 0, None), Err(Errno::ENOENT), "the last detach removed the key");
+}
+
+#[test]
+fn list_eio_on_corrupt_set() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    put(&mut c, HEAD_KEY, Some(vec![5, 0, 0, 0]));
+    assert_eq!(list(&mut c, 0, None), Err(Errno::EIO));
+}
+
+#[test]
+fn list_of_a_non_canonical_set() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    put(&mut c, HEAD_KEY, Some(vec![child(3, "b"), child(3, "a")].get_encoding()));
+    assert_eq!(list(&mut c, 1, None), Ok([child(3, "a")].into()));
+}
+
+// ---- scale -------------------------------------------------------------------------
+
+#[test]
+fn ten_thousand_children_attach_page_and_detach() {
+    const N: u32 = 10_000;
+    const PAGE: u32 = 1000;
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    let original = c.omap();
+    // Ids in scrambled order, over three pools and two namespaces.
+    let specs: Vec<ChildImageSpec> = (0..N)
+        .map(|i| {
+            let h = i.wrapping_mul(2_654_435_761);
+            ChildImageSpec {
+                pool_id: i64::from(h % 3),
+                pool_namespace: if h % 5 == 0 { "ns".into() } else { String::new() },
+                image_id: format!("{h:08x}{i:05}"),
+            }
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    for s in &specs {
+        c.call(child_attach, &op(s)).unwrap();
+    }
+    let attach_time = t.elapsed();
+    let expect: Vec<ChildImageSpec> = specs.iter().cloned().collect::<ChildImageSpecs>().into_iter().collect();
+
+    let mut got = Vec::new();
+    let mut after: Option<ChildImageSpec> = None;
+    let mut pages = 0;
+    loop {
+        let page = list(&mut c, PAGE, after.as_ref()).unwrap();
+        pages += 1;
+        assert!(page.len() <= PAGE as usize);
+        let n = page.len();
+        after = page.iter().next_back().cloned().or(after);
+        got.extend(page);
+        if n < PAGE as usize {
+            break;
+        }
+    }
+    assert_eq!(pages, 11);
+    assert_eq!(got, expect, "every child once, in set order");
+    assert_eq!(list(&mut c, 0, None).unwrap().len(), N as usize);
+
+    let t = std::time::Instant::now();
+    for s in specs.iter().rev() {
+        c.call(child_detach, &op(s)).unwrap();
+    }
+    assert_eq!(c.omap(), original);
+    eprintln!("10k children: attach {attach_time:?}, detach {:?}", t.elapsed());
+}

@@ -1,0 +1,271 @@
+//! Client stubs for the stock classes rbd-ext drives alongside its own: `rbd` (cls_rbd) and
+//! `lock` (cls_lock), plus librbd's header-update notification. Encodings are upstream's
+//! (ceph-wire-facts.md §4-§7), so what rbd-ext writes is what librbd would have written.
+
+use std::collections::BTreeMap;
+
+use super::Call;
+use crate::codec::{encode_envelope, read_envelope, BufferList, Codec, DecodeError, Reader, SnapId};
+use crate::Errno;
+
+fn call(class: &'static str, method: &'static str, input: Vec<u8>) -> Call {
+    Call { class, method, input }
+}
+
+fn enc(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut v = Vec::new();
+    f(&mut v);
+    v
+}
+
+/// Decodes a reply read field by field, mapping failure to `EBADMSG` as upstream stubs do.
+pub fn reply<T>(out: &[u8], f: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>) -> Result<T, Errno> {
+    f(&mut Reader::new(out)).map_err(|_| Errno::EBADMSG)
+}
+
+/// `rbd.get_id` on `rbd_id.<name>`: reply string.
+pub fn get_id() -> Call {
+    call("rbd", "get_id", Vec::new())
+}
+
+/// `rbd.dir_get_name` on `rbd_directory`: reply string.
+pub fn dir_get_name(id: &str) -> Call {
+    call("rbd", "dir_get_name", id.to_string().get_encoding())
+}
+
+/// `rbd.get_size(snap)`: reply u8 order · u64 size.
+pub fn get_size(snap: SnapId) -> Call {
+    call("rbd", "get_size", snap.get_encoding())
+}
+
+/// `rbd.get_features(snap, read_only)`: reply u64 features · u64 incompatible.
+pub fn get_features(snap: SnapId, read_only: bool) -> Call {
+    call("rbd", "get_features", enc(|o| {
+        snap.encode(o);
+        read_only.encode(o);
+    }))
+}
+
+/// `rbd.get_object_prefix`: reply string.
+pub fn get_object_prefix() -> Call {
+    call("rbd", "get_object_prefix", Vec::new())
+}
+
+/// `rbd.get_data_pool`: reply i64 (-1 when the image has no separate data pool).
+pub fn get_data_pool() -> Call {
+    call("rbd", "get_data_pool", Vec::new())
+}
+
+/// `rbd.get_stripe_unit_count`: reply u64 unit · u64 count (`ENOEXEC` without STRIPINGV2).
+pub fn get_stripe_unit_count() -> Call {
+    call("rbd", "get_stripe_unit_count", Vec::new())
+}
+
+/// `rbd.op_features_get`: reply u64.
+pub fn op_features_get() -> Call {
+    call("rbd", "op_features_get", Vec::new())
+}
+
+/// `rbd.get_flags(snap)`: reply u64.
+pub fn get_flags(snap: SnapId) -> Call {
+    call("rbd", "get_flags", snap.get_encoding())
+}
+
+/// `rbd.set_size(size)`: also clamps a stored parent overlap when shrinking.
+pub fn set_size(size: u64) -> Call {
+    call("rbd", "set_size", size.get_encoding())
+}
+
+/// `rbd.parent_get`: reply `ParentImageSpec` (stock view of the `parent` key).
+pub fn parent_get() -> Call {
+    call("rbd", "parent_get", Vec::new())
+}
+
+/// `rbd.parent_overlap_get(snap)`: reply optional u64.
+pub fn parent_overlap_get(snap: SnapId) -> Call {
+    call("rbd", "parent_overlap_get", snap.get_encoding())
+}
+
+/// `rbd.metadata_list(start_after, max)`: reply map<string, bufferlist>.
+pub fn metadata_list(start_after: &str, max: u64) -> Call {
+    call("rbd", "metadata_list", enc(|o| {
+        start_after.to_string().encode(o);
+        max.encode(o);
+    }))
+}
+
+/// `rbd.metadata_set`: stores each value under `metadata_<key>`.
+pub fn metadata_set(kv: &BTreeMap<String, BufferList>) -> Call {
+    call("rbd", "metadata_set", kv.get_encoding())
+}
+
+/// `rbd.object_map_load` on `rbd_object_map.<id>`: reply a BitVector<2> (see
+/// [`decode_object_map`]).
+pub fn object_map_load() -> Call {
+    call("rbd", "object_map_load", Vec::new())
+}
+
+/// `rbd.object_map_update(start, end, new_state, current_state)` (end exclusive).
+pub fn object_map_update(start: u64, end: u64, new_state: u8, current: Option<u8>) -> Call {
+    call("rbd", "object_map_update", enc(|o| {
+        start.encode(o);
+        end.encode(o);
+        new_state.encode(o);
+        current.encode(o);
+    }))
+}
+
+/// `rbd.object_map_resize(object_count, default_state)`.
+pub fn object_map_resize(count: u64, default_state: u8) -> Call {
+    call("rbd", "object_map_resize", enc(|o| {
+        count.encode(o);
+        default_state.encode(o);
+    }))
+}
+
+/// `rbd.sparse_copyup(extents, data)` on a data object: creates it from `data` laid out at
+/// `extents` (offset → length, ascending) only if it does not exist; a no-op otherwise.
+pub fn sparse_copyup(extents: &BTreeMap<u64, u64>, data: Vec<u8>) -> Call {
+    call("rbd", "sparse_copyup", enc(|o| {
+        extents.encode(o);
+        BufferList(data).encode(o);
+    }))
+}
+
+/// Stock object-map states (2 bits each).
+pub mod object_map_state {
+    /// Object does not exist.
+    pub const NONEXISTENT: u8 = 0;
+    /// Object exists.
+    pub const EXISTS: u8 = 1;
+    /// A removal is in flight.
+    pub const PENDING: u8 = 2;
+    /// Exists, unchanged since the last snapshot (fast-diff).
+    pub const EXISTS_CLEAN: u8 = 3;
+}
+
+/// Decodes a BitVector<2> (object map) into one state per object. CRCs, if present, are not
+/// checked here: the OSD verifies them before answering `object_map_load`.
+pub fn decode_object_map(out: &[u8]) -> Result<Vec<u8>, Errno> {
+    reply(out, |r| {
+        let header_len = u32::read(r)? as usize;
+        let mut h = r.sub(header_len)?;
+        let mut env = read_envelope(&mut h, "BitVector header", 1)?;
+        let count = u64::read(&mut env.body)?;
+        let bytes = count.div_ceil(4);
+        let data = r.take(usize::try_from(bytes).map_err(|_| DecodeError::Invalid("object map size"))?)?;
+        let mut states = Vec::with_capacity(count as usize);
+        for i in 0..count as usize {
+            states.push((data[i / 4] >> ((3 - i % 4) * 2)) & 0x3);
+        }
+        Ok(states)
+    })
+}
+
+/// cls_lock lock types.
+pub mod lock_type {
+    /// Exclusive.
+    pub const EXCLUSIVE: u8 = 1;
+    /// Shared.
+    pub const SHARED: u8 = 2;
+}
+
+/// `lock.lock`: `cls_lock_lock_op` (v1/1: name · type · cookie · tag · description ·
+/// duration utime · flags).
+pub fn lock(name: &str, ty: u8, cookie: &str, tag: &str, description: &str) -> Call {
+    call("lock", "lock", enc(|o| {
+        encode_envelope(o, 1, 1, |o| {
+            name.to_string().encode(o);
+            ty.encode(o);
+            cookie.to_string().encode(o);
+            tag.to_string().encode(o);
+            description.to_string().encode(o);
+            crate::codec::UTime::default().encode(o);
+            0u8.encode(o);
+        })
+    }))
+}
+
+/// `lock.unlock`: v1/1 name · cookie.
+pub fn unlock(name: &str, cookie: &str) -> Call {
+    call("lock", "unlock", enc(|o| {
+        encode_envelope(o, 1, 1, |o| {
+            name.to_string().encode(o);
+            cookie.to_string().encode(o);
+        })
+    }))
+}
+
+/// `lock.assert_locked`: v1/1 name · type · cookie · tag (`EBUSY` unless the caller holds it).
+pub fn assert_locked(name: &str, ty: u8, cookie: &str, tag: &str) -> Call {
+    call("lock", "assert_locked", enc(|o| {
+        encode_envelope(o, 1, 1, |o| {
+            name.to_string().encode(o);
+            ty.encode(o);
+            cookie.to_string().encode(o);
+            tag.to_string().encode(o);
+        })
+    }))
+}
+
+/// The lock librbd takes on an image header (and rbd-ext's writers with it).
+pub const RBD_LOCK_NAME: &str = "rbd_lock";
+/// librbd's tag for the header's exclusive lock.
+pub const RBD_LOCK_TAG: &str = "internal";
+
+/// librbd's header-lock cookie for a watch handle: `auto <handle>`.
+pub fn rbd_lock_cookie(watch_handle: u64) -> String {
+    format!("auto {watch_handle}")
+}
+
+/// librbd's `NotifyMessage` carrying `HeaderUpdatePayload` (op 3): open librbd clients of
+/// the image refresh their header on receiving it.
+pub fn header_update_notification() -> Vec<u8> {
+    enc(|o| encode_envelope(o, 2, 1, |o| 3u32.encode(o)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_op_matches_the_facts_example() {
+        // ceph-wire-facts.md §7.2: 56 bytes for rbd_lock / EXCLUSIVE / "auto 140" / "internal".
+        let c = lock("rbd_lock", lock_type::EXCLUSIVE, "auto 140", "internal", "");
+        assert_eq!(c.input.len(), 56);
+        assert_eq!(&c.input[..6], &[1, 1, 0x32, 0, 0, 0]);
+        assert_eq!(&c.input[6..18], b"\x08\x00\x00\x00rbd_lock");
+        assert_eq!(c.input[18], 1);
+    }
+
+    #[test]
+    fn object_map_update_matches_the_facts_examples() {
+        let c = object_map_update(0, 1, object_map_state::EXISTS, None);
+        assert_eq!(c.input, [&[0u8; 8][..], &[1, 0, 0, 0, 0, 0, 0, 0], &[1], &[0]].concat());
+        let c = object_map_update(0, 1, object_map_state::NONEXISTENT, Some(object_map_state::PENDING));
+        assert_eq!(c.input, [&[0u8; 8][..], &[1, 0, 0, 0, 0, 0, 0, 0], &[0], &[1, 2]].concat());
+    }
+
+    #[test]
+    fn object_map_decodes_the_facts_example() {
+        // §5.3: 5 objects [1,1,0,2,3], CRCs off as object_map_load returns it.
+        let b = [
+            0x0e, 0, 0, 0, 1, 1, 8, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0x52, 0xc0, 0, 0, 0, 0,
+        ];
+        assert_eq!(decode_object_map(&b).unwrap(), [1, 1, 0, 2, 3]);
+        assert_eq!(decode_object_map(&b[..19]), Err(Errno::EBADMSG));
+    }
+
+    #[test]
+    fn sparse_copyup_matches_the_facts_example() {
+        let ext: BTreeMap<u64, u64> = [(0, 4096)].into();
+        let c = sparse_copyup(&ext, vec![7; 4096]);
+        assert_eq!(&c.input[..24], &[&[1u8, 0, 0, 0][..], &[0; 8], &[0, 0x10, 0, 0, 0, 0, 0, 0], &[0, 0x10, 0, 0]].concat()[..]);
+        assert_eq!(c.input.len(), 24 + 4096);
+    }
+
+    #[test]
+    fn header_update_payload() {
+        assert_eq!(header_update_notification(), [2, 1, 4, 0, 0, 0, 3, 0, 0, 0]);
+    }
+}

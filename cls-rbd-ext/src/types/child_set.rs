@@ -1,0 +1,278 @@
+//! Editing a stored `ChildImageSpecs` value (`snap_children_<id>`) without decoding every
+//! entry into owned specs.
+//!
+//! Upstream rewrites the whole set on every attach and detach, and so do we: the value is
+//! one omap key whose format is fixed. What we avoid is the allocation-heavy part. A set
+//! that upstream (or we) wrote is sorted, duplicate-free and made of canonical v2/compat 1
+//! entries; for such a set [`ChildSetView`] keeps borrowed entries, finds a spec by binary
+//! search and splices the encoded bytes. Anything else (v1 entries, unknown tails, unsorted
+//! or duplicated entries written by some other encoder) falls back to a full decode into a
+//! [`ChildImageSpecs`], so the result is always the upstream encoding of the edited set.
+//! The view accepts exactly the bytes that `ChildImageSpecs::read_bytes` accepts.
+
+use std::cmp::Ordering;
+use std::ops::Bound::{Excluded, Unbounded};
+
+use crate::codec::{read_envelope, Codec, DecodeError, Reader};
+use crate::types::{ChildImageSpec, ChildImageSpecs};
+
+/// One canonical entry, borrowed from the stored bytes.
+#[derive(Debug, Clone, Copy)]
+struct EntryRef<'a> {
+    pool_id: i64,
+    namespace: &'a [u8],
+    image_id: &'a [u8],
+    /// Offset of the entry's first byte in the stored value.
+    start: usize,
+}
+
+impl EntryRef<'_> {
+    /// Upstream order (pool, namespace, image id); bytewise string order is `String`'s.
+    fn cmp_spec(&self, s: &ChildImageSpec) -> Ordering {
+        (self.pool_id, self.namespace, self.image_id).cmp(&(
+            s.pool_id,
+            s.pool_namespace.as_bytes(),
+            s.image_id.as_bytes(),
+        ))
+    }
+
+    fn cmp_entry(&self, o: &EntryRef<'_>) -> Ordering {
+        (self.pool_id, self.namespace, self.image_id).cmp(&(o.pool_id, o.namespace, o.image_id))
+    }
+}
+
+#[derive(Debug)]
+enum Repr<'a> {
+    /// Sorted, duplicate-free, canonical: `entries` index `bytes`.
+    Canonical { bytes: &'a [u8], entries: Vec<EntryRef<'a>> },
+    /// Anything else, fully decoded.
+    Decoded(ChildImageSpecs),
+}
+
+/// A parsed children set that can be queried and edited into a new encoding.
+#[derive(Debug)]
+pub(crate) struct ChildSetView<'a> {
+    repr: Repr<'a>,
+}
+
+impl<'a> ChildSetView<'a> {
+    /// The empty set (for an absent key).
+    pub(crate) fn empty() -> Self {
+        ChildSetView { repr: Repr::Decoded(ChildImageSpecs::new()) }
+    }
+
+    /// Parses a stored value; fails exactly when `ChildImageSpecs::read_bytes` would.
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let n = r.count(ChildImageSpec::MIN_SIZE)?;
+        let mut entries = Vec::with_capacity(n);
+        let mut canonical = true;
+        for _ in 0..n {
+            let start = r.used();
+            let mut env = read_envelope(&mut r, "ChildImageSpec", 2)?;
+            let b = &mut env.body;
+            let pool_id = i64::read(b)?;
+            let image_id = read_str(b)?;
+            let namespace = if env.version >= 2 { read_str(b)? } else { &[][..] };
+            canonical &= env.version == 2 && env.compat == 1 && !b.any_left();
+            let e = EntryRef { pool_id, namespace, image_id, start };
+            if let Some(prev) = entries.last() {
+                canonical &= EntryRef::cmp_entry(prev, &e) == Ordering::Less;
+            }
+            entries.push(e);
+        }
+        r.expect_empty(std::any::type_name::<ChildImageSpecs>())?;
+        if canonical {
+            Ok(ChildSetView { repr: Repr::Canonical { bytes, entries } })
+        } else {
+            ChildImageSpecs::read_bytes(bytes).map(|s| ChildSetView { repr: Repr::Decoded(s) })
+        }
+    }
+
+    /// Number of distinct children.
+    pub(crate) fn len(&self) -> usize {
+        match &self.repr {
+            Repr::Canonical { entries, .. } => entries.len(),
+            Repr::Decoded(s) => s.len(),
+        }
+    }
+
+    /// The encoding of the set with `spec` added, or `None` if it is already there.
+    pub(crate) fn with_inserted(&self, spec: &ChildImageSpec) -> Option<Vec<u8>> {
+        match &self.repr {
+            Repr::Canonical { bytes, entries } => {
+                let pos = entries.binary_search_by(|e| e.cmp_spec(spec)).err()?;
+                let at = entries.get(pos).map_or(bytes.len(), |e| e.start);
+                let mut out = Vec::with_capacity(bytes.len() + 64);
+                (entries.len() as u32 + 1).encode(&mut out);
+                out.extend_from_slice(&bytes[4..at]);
+                spec.encode(&mut out);
+                out.extend_from_slice(&bytes[at..]);
+                Some(out)
+            }
+            Repr::Decoded(s) => {
+                let mut s = s.clone();
+                s.insert(spec.clone()).then(|| s.get_encoding())
+            }
+        }
+    }
+
+    /// The encoding of the set without `spec`, or `None` if it is not there.
+    pub(crate) fn with_removed(&self, spec: &ChildImageSpec) -> Option<Vec<u8>> {
+        match &self.repr {
+            Repr::Canonical { bytes, entries } => {
+                let i = entries.binary_search_by(|e| e.cmp_spec(spec)).ok()?;
+                let end = entries.get(i + 1).map_or(bytes.len(), |e| e.start);
+                let mut out = Vec::with_capacity(bytes.len());
+                (entries.len() as u32 - 1).encode(&mut out);
+                out.extend_from_slice(&bytes[4..entries[i].start]);
+                out.extend_from_slice(&bytes[end..]);
+                Some(out)
+            }
+            Repr::Decoded(s) => {
+                let mut s = s.clone();
+                s.remove(spec).then(|| s.get_encoding())
+            }
+        }
+    }
+
+    /// The encoding of the entries strictly after `start_after` (all if `None`), at most
+    /// `max` of them (`0` = no limit), in set order.
+    pub(crate) fn page(&self, start_after: Option<&ChildImageSpec>, max: u32) -> Vec<u8> {
+        let max = if max == 0 { usize::MAX } else { max as usize };
+        match &self.repr {
+            Repr::Canonical { bytes, entries } => {
+                let from = match start_after {
+                    None => 0,
+                    Some(s) => entries.partition_point(|e| e.cmp_spec(s) != Ordering::Greater),
+                };
+                let to = from.saturating_add(max).min(entries.len());
+                let start = entries.get(from).map_or(bytes.len(), |e| e.start);
+                let end = entries.get(to).map_or(bytes.len(), |e| e.start);
+                let mut out = Vec::with_capacity(4 + end - start);
+                ((to - from) as u32).encode(&mut out);
+                out.extend_from_slice(&bytes[start..end]);
+                out
+            }
+            Repr::Decoded(s) => {
+                let page: ChildImageSpecs = match start_after {
+                    None => s.iter().take(max).cloned().collect(),
+                    Some(a) => s.range((Excluded(a), Unbounded)).take(max).cloned().collect(),
+                };
+                page.get_encoding()
+            }
+        }
+    }
+}
+
+/// A length-prefixed string's bytes, validated as UTF-8 like `String::read`.
+fn read_str<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+    let n = u32::read(r)? as usize;
+    let b = r.take(n)?;
+    std::str::from_utf8(b).map_err(|_| DecodeError::Invalid("string (not UTF-8)"))?;
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::encode_envelope;
+    use proptest::prelude::*;
+
+    fn spec(p: i64, ns: &str, id: &str) -> ChildImageSpec {
+        ChildImageSpec { pool_id: p, pool_namespace: ns.into(), image_id: id.into() }
+    }
+
+    fn is_canonical(v: &ChildSetView<'_>) -> bool {
+        matches!(v.repr, Repr::Canonical { .. })
+    }
+
+    #[test]
+    fn canonical_edits_splice_bytes() {
+        let set: ChildImageSpecs = [spec(1, "", "b"), spec(1, "", "d"), spec(2, "a", "a")].into();
+        let b = set.get_encoding();
+        let v = ChildSetView::parse(&b).unwrap();
+        assert!(is_canonical(&v));
+        assert_eq!(v.len(), 3);
+        assert_eq!(v.with_inserted(&spec(1, "", "d")), None);
+        assert_eq!(v.with_removed(&spec(1, "", "c")), None);
+        for s in [spec(0, "", "z"), spec(1, "", "c"), spec(3, "", "a"), spec(1, "", "a")] {
+            let mut e = set.clone();
+            e.insert(s.clone());
+            assert_eq!(v.with_inserted(&s), Some(e.get_encoding()));
+        }
+        for s in &set {
+            let mut e = set.clone();
+            e.remove(s);
+            assert_eq!(v.with_removed(s), Some(e.get_encoding()));
+        }
+    }
+
+    #[test]
+    fn non_canonical_input_is_normalised() {
+        // Unsorted, a duplicate and a v1 entry: decoded like upstream, re-encoded canonically.
+        let mut b = Vec::new();
+        4u32.encode(&mut b);
+        spec(2, "", "b").encode(&mut b);
+        spec(1, "", "a").encode(&mut b);
+        spec(2, "", "b").encode(&mut b);
+        encode_envelope(&mut b, 1, 1, |o| {
+            3i64.encode(o);
+            "c".to_string().encode(o);
+        });
+        let v = ChildSetView::parse(&b).unwrap();
+        assert!(!is_canonical(&v));
+        assert_eq!(v.len(), 3);
+        let expect: ChildImageSpecs = [spec(1, "", "a"), spec(2, "", "b"), spec(3, "", "c"), spec(4, "", "d")].into();
+        assert_eq!(v.with_inserted(&spec(4, "", "d")), Some(expect.get_encoding()));
+    }
+
+    #[test]
+    fn corrupt_values_fail_like_the_full_decoder() {
+        let set: ChildImageSpecs = [spec(1, "", "b"), spec(1, "", "d")].into();
+        let b = set.get_encoding();
+        for cut in 0..b.len() {
+            assert!(ChildSetView::parse(&b[..cut]).is_err());
+        }
+        let mut t = b.clone();
+        t.push(0);
+        assert!(ChildSetView::parse(&t).is_err());
+        let mut u = b.clone();
+        let last = u.len() - 5; // a byte of the last image id ("d")
+        u[last] = 0xff;
+        assert_eq!(ChildSetView::parse(&u).is_err(), ChildImageSpecs::read_bytes(&u).is_err());
+    }
+
+    fn specs() -> impl Strategy<Value = Vec<ChildImageSpec>> {
+        prop::collection::vec((0i64..4, "[ab]{0,1}", "[a-d]{1,2}"), 0..24)
+            .prop_map(|v| v.into_iter().map(|(p, n, i)| spec(p, &n, &i)).collect())
+    }
+
+    proptest! {
+        #[test]
+        fn edits_match_the_set_semantics(list in specs(), probe in (0i64..4, "[ab]{0,1}", "[a-d]{1,2}"), max in 0u32..6, raw in any::<bool>()) {
+            let probe = spec(probe.0, &probe.1, &probe.2);
+            let set: ChildImageSpecs = list.iter().cloned().collect();
+            // Either the canonical encoding or the list as given (unsorted, duplicates).
+            let b = if raw { list.get_encoding() } else { set.get_encoding() };
+            let v = ChildSetView::parse(&b).unwrap();
+            prop_assert_eq!(v.len(), set.len());
+            let mut ins = set.clone();
+            let expect_ins = ins.insert(probe.clone()).then(|| ins.get_encoding());
+            prop_assert_eq!(v.with_inserted(&probe), expect_ins);
+            let mut rem = set.clone();
+            let expect_rem = rem.remove(&probe).then(|| rem.get_encoding());
+            prop_assert_eq!(v.with_removed(&probe), expect_rem);
+            let lim = if max == 0 { usize::MAX } else { max as usize };
+            let page: ChildImageSpecs = set.range((Excluded(&probe), Unbounded)).take(lim).cloned().collect();
+            prop_assert_eq!(v.page(Some(&probe), max), page.get_encoding());
+            let first: ChildImageSpecs = set.iter().take(lim).cloned().collect();
+            prop_assert_eq!(v.page(None, max), first.get_encoding());
+        }
+
+        #[test]
+        fn parse_accepts_what_the_decoder_accepts(b in prop::collection::vec(any::<u8>(), 0..96)) {
+            prop_assert_eq!(ChildSetView::parse(&b).is_ok(), ChildImageSpecs::read_bytes(&b).is_ok());
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Omap key names of an image header object (`rbd_header.<id>`), in one place, and the
+//! naming rules upstream applies to ids. Values carry no outer envelope unless their type has
+//! one (ceph-wire-facts.md §4.2).
+
+/// `size` (u64): image size in bytes.
+pub const SIZE: &str = "size";
+/// `order` (u8): object size is `1 << order`.
+pub const ORDER: &str = "order";
+/// `features` (u64): [`crate::types::features`] bits. Its absence means "not an RBD header".
+pub const FEATURES: &str = "features";
+/// `object_prefix` (string): data object name prefix.
+pub const OBJECT_PREFIX: &str = "object_prefix";
+/// `snap_seq` (u64).
+pub const SNAP_SEQ: &str = "snap_seq";
+/// `op_features` (u64): operation features; absent means 0.
+pub const OP_FEATURES: &str = "op_features";
+/// `parent` ([`crate::types::ParentRecord`]): the clone's parent.
+pub const PARENT: &str = "parent";
+/// Prefix of the snapshot records (`snapshot_<16 hex>`).
+pub const SNAPSHOT_PREFIX: &str = "snapshot_";
+/// Key of rbd-ext's own bookkeeping on a protected parent
+/// ([`crate::types::ParentProtection`]).
+pub const RBD_EXT_PROTECT: &str = "rbd_ext_protect";
+
+/// Upstream `is_valid_id`: non-empty and every byte ASCII alphanumeric.
+pub fn is_valid_image_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Whether `ns` can name a RADOS namespace here: no NUL and no `/` (the separator of
+/// `pool/namespace/image` specs). Empty is the default namespace.
+pub fn is_valid_namespace(ns: &str) -> bool {
+    !ns.contains(['\0', '/'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_namespaces() {
+        assert!(is_valid_image_id("10226b8b4567"));
+        assert!(!is_valid_image_id(""));
+        assert!(!is_valid_image_id("ab-c"));
+        assert!(!is_valid_image_id("abé"));
+        assert!(is_valid_namespace(""));
+        assert!(is_valid_namespace("ns-1"));
+        assert!(!is_valid_namespace("a/b"));
+        assert!(!is_valid_namespace("a\0"));
+    }
+}
