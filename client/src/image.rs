@@ -47,8 +47,9 @@ struct Writer {
     lock: WriterLock,
     /// Stock object map states, when the image has the object-map feature.
     object_map: Option<Mutex<Vec<u8>>>,
-    /// Clone map states, when the image has a clone map.
-    clone_map: Option<Mutex<Vec<CloneMapState>>>,
+    /// Clone map states; `None` when the image has no clone map (not a clone, flattened,
+    /// or made by stock tools).
+    clone_map: Mutex<Option<Vec<CloneMapState>>>,
 }
 
 /// An open RBD image (format 2, default striping).
@@ -115,6 +116,12 @@ impl Image {
             }
             None => (None, None),
         };
+        if opts.write && header.has(features::NON_PRIMARY) {
+            return Err(Error::new(
+                Errno::EROFS,
+                format!("image {spec} is read-only: it is the parent of standalone clones (or a non-primary mirror image); flatten or remove its children first"),
+            ));
+        }
         let writer = if opts.write {
             let has_om = header.has(features::OBJECT_MAP);
             let lock = WriterLock::acquire(&loc.md, &spec, &loc.id, has_om)?;
@@ -125,7 +132,7 @@ impl Image {
             } else {
                 None
             };
-            let clone_map = clone_map::load(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?.map(Mutex::new);
+            let clone_map = Mutex::new(clone_map::load(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?);
             Some(Writer { lock, object_map, clone_map })
         } else {
             None
@@ -441,30 +448,42 @@ impl Image {
     }
 
     fn clone_map_state(&self, object_no: u64) -> Option<CloneMapState> {
-        let map = self.writer.as_ref()?.clone_map.as_ref()?;
-        map.lock().unwrap_or_else(|e| e.into_inner()).get(object_no as usize).copied()
+        let w = self.writer.as_ref()?;
+        let m = w.clone_map.lock().unwrap_or_else(|e| e.into_inner());
+        m.as_ref()?.get(object_no as usize).copied()
     }
 
     /// Compare-and-set of one clone-map entry (no-op for images without a clone map).
     async fn clone_map_set(&self, object_no: u64, new: CloneMapState, expected: Option<CloneMapState>) -> Result<()> {
-        let Some(map) = self.writer.as_ref().and_then(|w| w.clone_map.as_ref()) else { return Ok(()) };
-        {
-            let m = map.lock().unwrap_or_else(|e| e.into_inner());
-            match m.get(object_no as usize) {
-                None => return Ok(()),
-                Some(s) if *s == new => return Ok(()),
-                _ => {}
-            }
+        let Some(w) = self.writer.as_ref() else { return Ok(()) };
+        match self.clone_map_state(object_no) {
+            None => return Ok(()),
+            Some(s) if s == new => return Ok(()),
+            _ => {}
         }
         let op = WriteOp::default().exec(&stubs::clone_map_update(object_no, 1, new, expected));
         let r = self.loc.md.aio_write(&clone_map_object(&self.loc.id), &op, 0)?.await;
+        let mut m = w.clone_map.lock().unwrap_or_else(|e| e.into_inner());
+        if r.rc == -libc::ENOENT {
+            // The map went away (flatten, or removal by another tool): stop maintaining it.
+            *m = None;
+            return Ok(());
+        }
         if r.rc < 0 {
             return Err(os_err(&self.loc.spec, object_no, "clone map update", r.rc));
         }
-        let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
-        if expected.is_none_or(|x| m[object_no as usize] == x) {
-            m[object_no as usize] = new;
+        if let Some(states) = m.as_mut() {
+            if expected.is_none_or(|x| states[object_no as usize] == x) {
+                states[object_no as usize] = new;
+            }
         }
+        Ok(())
+    }
+
+    /// Re-reads the header (after a resize or flatten changed it).
+    pub fn refresh_header(&self) -> Result<()> {
+        let fresh = header::read_header(&self.loc.md, &self.loc.id).map_err(|e| e.context(format_args!("image {}", self.loc.spec)))?;
+        *self.header.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
     }
 
@@ -508,15 +527,17 @@ impl Image {
             self.loc.md.write(&object_map_oid(&self.loc.id), &op).map_err(|e| e.context(format_args!("image {spec}: object map resize")))?;
             map.lock().unwrap_or_else(|e| e.into_inner()).resize(new_count as usize, om::NONEXISTENT);
         }
-        if let Some(map) = self.writer.as_ref().and_then(|w| w.clone_map.as_ref()) {
-            self.loc
-                .md
-                .exec_write(&clone_map_object(&self.loc.id), &stubs::clone_map_resize(new_count, CloneMapState::NonExistent))
-                .map_err(|e| e.context(format_args!("image {spec}: clone map resize")))?;
-            map.lock().unwrap_or_else(|e| e.into_inner()).resize(new_count as usize, CloneMapState::NonExistent);
+        if let Some(w) = &self.writer {
+            let mut m = w.clone_map.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(states) = m.as_mut() {
+                match self.loc.md.exec_write(&clone_map_object(&self.loc.id), &stubs::clone_map_resize(new_count, CloneMapState::NonExistent)) {
+                    Ok(()) => states.resize(new_count as usize, CloneMapState::NonExistent),
+                    Err(e) if e.is_not_found() => *m = None,
+                    Err(e) => return Err(e.context(format_args!("image {spec}: clone map resize"))),
+                }
+            }
         }
-        let fresh = header::read_header(&self.loc.md, &self.loc.id).map_err(|e| e.context(format_args!("image {spec}")))?;
-        *self.header.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        self.refresh_header()?;
         // Open librbd clients refresh their view of the size.
         let _ = self.loc.md.notify(&hoid, &stock::header_update_notification(), 5000);
         Ok(())

@@ -343,6 +343,7 @@ pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
         Err(e) => return Err(e.context(format_args!("image {spec}: flattened, but leaving the parent's children list failed"))),
     }
     clone_map::remove(&loc.md, &loc.id)?;
+    image.refresh_header()?;
     let _ = loc.md.notify(&hoid, &stock::header_update_notification(), 5000);
     Ok(())
 }

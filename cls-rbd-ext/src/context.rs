@@ -23,7 +23,8 @@ pub trait ClsContext {
     fn create(&mut self, exclusive: bool) -> Result<(), Errno>;
     /// Removes the object.
     fn remove(&mut self) -> Result<(), Errno>;
-    /// Reads up to `len` bytes at `off` (short at the end of the object).
+    /// Reads up to `len` bytes at `off` (short at the end of the object; `len` 0 reads
+    /// nothing, unlike the raw OSD call, which reads to the end).
     fn read(&mut self, off: u64, len: u64) -> Result<Vec<u8>, Errno>;
     /// Writes `data` at `off`, creating the object if needed.
     fn write(&mut self, off: u64, data: &[u8]) -> Result<(), Errno>;

