@@ -1,0 +1,52 @@
+//! `rbd-ext`: the command line over the rbd-ext library (DESIGN.md §6).
+//!
+//! As ripgrep's `main`: `main` only turns the outcome of `try_main` into an exit status.
+//! Errors are printed as one line, `rbd-ext: <what failed>: <errno text>`, exit status 1;
+//! usage errors are clap's (exit status 2); a closed stdout (`rbd-ext export img - | head`)
+//! is a clean stop, exit status 0.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    match try_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&*e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rbd-ext: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_main() -> commands::CmdResult {
+    // Parse before starting anything: `--help` and usage errors exit from here.
+    let cli = cli::Cli::parse();
+    // librados completions wake the futures; the runtime's workers only poll them, and
+    // several workers let reads of one request proceed while another is being copied.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rbd-ext")
+        .build()
+        .map_err(|e| commands::io_err(e, "start the async runtime"))?;
+    runtime.block_on(commands::run(cli))
+}
+
+/// Whether the error (or one of its causes) is EPIPE: the reader went away.
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe) {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
