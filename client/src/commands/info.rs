@@ -6,6 +6,7 @@ use std::io::Write;
 use serde_json::{json, Map, Value};
 
 use rbd_ext::header::{features, ImageHeader};
+use rbd_ext_cls::codec::SnapId;
 use rbd_ext::{Errno, Image, ImageSpec, OpenOptions};
 
 use super::{feature_names, human_size, io_err, CmdResult, Ctx};
@@ -48,11 +49,18 @@ fn gather(ctx: &Ctx, spec: &ImageSpec) -> CmdResult<Facts> {
         }
         Err(e) if e.errno() == Errno::EOPNOTSUPP => {
             let (loc, header) = rbd_ext::header::locate(&ctx.cluster, spec)?;
-            let parent = header.parent.as_ref().map(|p| ImageSpec {
-                pool: ctx.cluster.pool_reverse_lookup(p.pool_id).unwrap_or_else(|_| p.pool_id.to_string()),
-                namespace: p.pool_namespace.clone(),
-                image: p.image_id.clone(),
-                snap: None,
+            let parent = header.parent.as_ref().map(|p| {
+                // A foreign parent's pool id is another cluster's (or none): show the ids.
+                let local = (!p.is_foreign()).then(|| ctx.cluster.ioctx_by_id(p.pool_id, &p.pool_namespace).ok()).flatten();
+                ImageSpec {
+                    pool: local.as_ref().map_or_else(|| p.pool_id.to_string(), |io| io.pool().to_string()),
+                    namespace: p.pool_namespace.clone(),
+                    image: local
+                        .as_ref()
+                        .and_then(|io| rbd_ext::header::lookup_name(io, &p.image_id).ok())
+                        .unwrap_or_else(|| p.image_id.clone()),
+                    snap: None,
+                }
             });
             (loc, header, parent)
         }
@@ -89,7 +97,10 @@ fn to_plain(f: &Facts) -> String {
     if let (Some(rec), Some(p)) = (&h.parent, &f.parent) {
         // `pool/[ns/]image@`: the trailing `@` with no snapshot is how stock `rbd info`
         // shows a HEAD parent.
-        line(format!("parent: {p}@"));
+        match rec.snap_id {
+            SnapId::NOSNAP => line(format!("parent: {p}@")),
+            SnapId(id) => line(format!("parent: {p}@ (snapshot id {id}; see `rbd info`)")),
+        }
         line(format!("parent type: {}", rec.parent_type.as_str()));
         line(format!("overlap: {}", human_size(h.overlap())));
     }

@@ -888,12 +888,16 @@ impl IoCtx {
             if r < 0 {
                 return Err(Error::new(Errno(-(r as i32)), format!("object {oid}: list lockers of {name}")));
             }
+            // Each buffer holds `r` NUL-terminated strings (cookies may be empty).
+            let n = r as usize;
             let split = |b: &[u8], l: usize| -> Vec<String> {
-                b[..l.min(b.len())].split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+                let mut v: Vec<String> = b[..l.min(b.len())].split(|&c| c == 0).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+                v.resize(n, String::new());
+                v
             };
-            let tag = split(&tag, tl).into_iter().next().unwrap_or_default();
+            let tag = String::from_utf8_lossy(tag[..tl.min(tag.len())].split(|&c| c == 0).next().unwrap_or(&[])).into_owned();
             let (c, k, a) = (split(&clients, cl), split(&cookies, kl), split(&addrs, al));
-            let lockers = c.into_iter().zip(k).zip(a.into_iter().chain(std::iter::repeat(String::new()))).map(|((c, k), a)| (c, k, a)).collect();
+            let lockers = c.into_iter().zip(k).zip(a).map(|((c, k), a)| (c, k, a)).collect();
             return Ok((excl != 0, tag, lockers));
         }
     }
