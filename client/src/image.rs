@@ -193,7 +193,9 @@ impl Image {
 
     /// Summary for `info`.
     pub fn info(&self) -> ImageInfo {
-        ImageInfo { spec: self.loc.spec.clone(), id: self.loc.id.clone(), header: self.header(), parent: self.parent_name.clone() }
+        let header = self.header();
+        let parent = header.parent.as_ref().and(self.parent_name.clone());
+        ImageInfo { spec: self.loc.spec.clone(), id: self.loc.id.clone(), header, parent }
     }
 
     fn writer(&self) -> Result<&Writer> {

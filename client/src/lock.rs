@@ -27,8 +27,15 @@ pub fn lockers(md: &IoCtx, id: &str) -> Result<Vec<Locker>> {
     Ok(l.into_iter().map(|(client, cookie, address)| Locker { client, cookie, address }).collect())
 }
 
-/// Breaks a (dead) holder's header lock, as `rbd lock rm`.
+/// Breaks a (dead) holder's header lock, as `rbd lock rm`: first blocklists the holder's
+/// address (as rbd does by default), so that a holder that is not really dead can write no
+/// more and its watch on the header goes away, then removes the lock.
 pub fn break_lock(md: &IoCtx, id: &str, client: &str, cookie: &str) -> Result<()> {
+    let address = lockers(md, id)?.into_iter().find(|l| l.client == client && l.cookie == cookie).map(|l| l.address);
+    if let Some(addr) = address.filter(|a| !a.is_empty()) {
+        let cmd = format!(r#"{{"prefix": "osd blocklist", "blocklistop": "add", "addr": "{addr}"}}"#);
+        md.cluster().mon_command(&cmd, b"").map_err(|e| e.context(format_args!("blocklist {client} at {addr}")))?;
+    }
     md.break_lock(&header_oid(id), RBD_LOCK_NAME, client, cookie)
 }
 

@@ -181,6 +181,28 @@ pub fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// A progress bar on stderr when it is a terminal, as `rbd` shows "Image flatten: 42%
+/// complete..."; hidden (draws nothing) in pipes and logs, so scripts see clean output.
+pub fn progress(label: &str, total: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    let style = indicatif::ProgressStyle::with_template(&format!("{label}: {{percent:>3}}% complete... [{{bar:30}}] {{eta}}"))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+/// Ends a bar from [`progress`] as `rbd` does: "<label>: 100% complete...done.".
+pub fn progress_done(bar: &indicatif::ProgressBar, label: &str) {
+    if !bar.is_hidden() {
+        bar.finish_and_clear();
+        eprintln!("{label}: 100% complete...done.");
+    }
+}
+
 /// Prints a note on stderr (reconciled entries and the like): never mixed with stdout.
 pub fn note(text: &str) {
     eprintln!("rbd-ext: note: {text}");
