@@ -23,10 +23,10 @@ use super::header::{read_features, read_key, read_op_features, write_features};
 use super::{cls_log, decode_input, decode_stored};
 use crate::codec::SnapId;
 use crate::ops::{validate_child_spec, ChildOp, ChildrenListOp};
-use crate::types::header;
-use crate::types::{snap_children_key, ChildSetView, ParentProtection};
 #[cfg(doc)]
 use crate::types::features::OP_FEATURE_RBD_EXT_PROTECTED;
+use crate::types::header;
+use crate::types::{snap_children_key, ChildSetView, ParentProtection};
 use crate::{ClsContext, Codec, Errno};
 
 /// The key of the HEAD children set.
@@ -95,7 +95,15 @@ fn load_parent(ctx: &mut dyn ClsContext, method: &str) -> Result<ParentState, Er
 /// - -errno on storage failure.
 pub(crate) fn child_attach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Vec<u8>) -> Result<(), Errno> {
     let op = decode_input(ctx, "child_attach", ChildOp::read_bytes(input))?;
-    cls_log!(ctx, 20, "child_attach snap_id={:?} child={}/{:?}/{:?}", op.snap_id, op.spec.pool_id, op.spec.pool_namespace, op.spec.image_id);
+    cls_log!(
+        ctx,
+        20,
+        "child_attach snap_id={:?} child={}/{:?}/{:?}",
+        op.snap_id,
+        op.spec.pool_id,
+        op.spec.pool_namespace,
+        op.spec.image_id
+    );
     check_child_op(ctx, "child_attach", &op)?;
     let st = load_parent(ctx, "child_attach")?;
     let set = parse_children(ctx, st.children.as_deref())?;
@@ -107,7 +115,13 @@ pub(crate) fn child_attach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Ve
     let key = head_children_key();
     let mut entries: Vec<(&str, Vec<u8>)> = vec![(&key, new_set)];
     if st.protection.is_none() {
-        cls_log!(ctx, 20, "child_attach: protecting parent (features={:#x} op_features={:#x})", st.features, st.op_features);
+        cls_log!(
+            ctx,
+            20,
+            "child_attach: protecting parent (features={:#x} op_features={:#x})",
+            st.features,
+            st.op_features
+        );
         entries.push((header::RBD_EXT_PROTECT, ParentProtection::before(st.features, st.op_features).get_encoding()));
     }
     let entries: Vec<(&str, &[u8])> = entries.iter().map(|(k, v)| (*k, v.as_slice())).collect();
@@ -132,7 +146,15 @@ pub(crate) fn child_attach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Ve
 /// - -errno on storage failure.
 pub(crate) fn child_detach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Vec<u8>) -> Result<(), Errno> {
     let op = decode_input(ctx, "child_detach", ChildOp::read_bytes(input))?;
-    cls_log!(ctx, 20, "child_detach snap_id={:?} child={}/{:?}/{:?}", op.snap_id, op.spec.pool_id, op.spec.pool_namespace, op.spec.image_id);
+    cls_log!(
+        ctx,
+        20,
+        "child_detach snap_id={:?} child={}/{:?}/{:?}",
+        op.snap_id,
+        op.spec.pool_id,
+        op.spec.pool_namespace,
+        op.spec.image_id
+    );
     check_child_op(ctx, "child_detach", &op)?;
     let st = load_parent(ctx, "child_detach")?;
     let set = parse_children(ctx, st.children.as_deref())?;
@@ -174,7 +196,12 @@ pub(crate) fn children_list(ctx: &mut dyn ClsContext, input: &[u8], out: &mut Ve
     let op = decode_input(ctx, "children_list", ChildrenListOp::read_bytes(input))?;
     cls_log!(ctx, 20, "children_list snap_id={:?} max={} start_after={:?}", op.snap_id, op.max, op.start_after);
     if op.snap_id != SnapId::NOSNAP {
-        cls_log!(ctx, 1, "children_list: snap_id {:?} is not head: children of snapshots are listed by stock `rbd.children_list`", op.snap_id);
+        cls_log!(
+            ctx,
+            1,
+            "children_list: snap_id {:?} is not head: children of snapshots are listed by stock `rbd.children_list`",
+            op.snap_id
+        );
         return Err(Errno::EINVAL);
     }
     ctx.check_exists()?;

@@ -44,11 +44,7 @@ pub(crate) fn read_op_features(ctx: &mut dyn ClsContext) -> Result<u64, Errno> {
 
 /// Persists a change of `features` / `op_features` from `old` to `new`, writing only what
 /// changed; an `op_features` of 0 deletes the key, as upstream's op-feature helper does.
-pub(crate) fn write_features(
-    ctx: &mut dyn ClsContext,
-    old: (u64, u64),
-    new: (u64, u64),
-) -> Result<(), Errno> {
+pub(crate) fn write_features(ctx: &mut dyn ClsContext, old: (u64, u64), new: (u64, u64)) -> Result<(), Errno> {
     if new.0 != old.0 {
         ctx.omap_set_one(header::FEATURES, &new.0.get_encoding())?;
     }

@@ -80,7 +80,13 @@ pub(crate) fn parent_attach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut V
     }
     if let Some(cur) = read_key::<ParentRecord>(ctx, header::PARENT)? {
         if !op.reattach && (cur.head_overlap.is_some() || !same_parent(&cur, p)) {
-            cls_log!(ctx, 20, "parent_attach: a parent is already attached (pool={} image={:?})", cur.pool_id, cur.image_id);
+            cls_log!(
+                ctx,
+                20,
+                "parent_attach: a parent is already attached (pool={} image={:?})",
+                cur.pool_id,
+                cur.image_id
+            );
             return Err(Errno::EEXIST);
         }
     }

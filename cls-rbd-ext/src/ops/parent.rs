@@ -155,9 +155,7 @@ fn check_remote(p: &ParentRecord) -> Result<(), InvalidParent> {
     }
     let plain = |s: &str| !s.is_empty() && !s.chars().any(|ch| ch.is_whitespace() || ch.is_control());
     if p.remote_mon_hosts.is_empty() || !p.remote_mon_hosts.iter().all(|h| plain(h)) {
-        return Err(Field(
-            "remote_mon_hosts must be a non-empty list of addresses without whitespace",
-        ));
+        return Err(Field("remote_mon_hosts must be a non-empty list of addresses without whitespace"));
     }
     match p.remote_client_name.strip_prefix("client.") {
         Some(id) if plain(id) => {}
@@ -169,10 +167,7 @@ fn check_remote(p: &ParentRecord) -> Result<(), InvalidParent> {
 /// `config://<name>`, name non-empty of `[A-Za-z0-9/_.:-]`. A cephx key (base64 of 28 bytes:
 /// 40 characters beginning `AQ` and ending `==`), or anything else, is refused.
 fn check_secret_ref(s: &str) -> Result<(), InvalidParent> {
-    let ok = |name: &str| {
-        !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_.:-".contains(&b))
-    };
+    let ok = |name: &str| !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_.:-".contains(&b));
     match s.strip_prefix("config://") {
         Some(name) if ok(name) => Ok(()),
         _ if looks_like_cephx_key(s) => Err(InvalidParent::InlineSecret),
@@ -236,9 +231,15 @@ mod tests {
     fn valid_records() {
         validate_parent_record(&standalone()).unwrap();
         validate_parent_record(&remote()).unwrap();
-        validate_parent_record(&ParentRecord { parent_type: ParentType::Snapshot, snap_id: SnapId(4), ..standalone() }).unwrap();
+        validate_parent_record(&ParentRecord { parent_type: ParentType::Snapshot, snap_id: SnapId(4), ..standalone() })
+            .unwrap();
         validate_parent_record(&ParentRecord { pool_namespace: "ns1".into(), ..standalone() }).unwrap();
-        validate_parent_record(&ParentRecord { head_overlap: Some(1), parent_type: ParentType::S3Source, ..Default::default() }).unwrap();
+        validate_parent_record(&ParentRecord {
+            head_overlap: Some(1),
+            parent_type: ParentType::S3Source,
+            ..Default::default()
+        })
+        .unwrap();
     }
 
     #[test]
@@ -257,11 +258,34 @@ mod tests {
             ParentRecord { remote_secret_ref: "config://x".into(), ..standalone() },
             ParentRecord { parent_type: ParentType::Snapshot, ..standalone() },
             ParentRecord { parent_type: ParentType::Snapshot, snap_id: SnapId::SNAPDIR, ..standalone() },
-            ParentRecord { parent_type: ParentType::Snapshot, snap_id: SnapId(4), remote_client_name: "client.a".into(), ..standalone() },
+            ParentRecord {
+                parent_type: ParentType::Snapshot,
+                snap_id: SnapId(4),
+                remote_client_name: "client.a".into(),
+                ..standalone()
+            },
             ParentRecord { parent_type: ParentType::S3Source, ..standalone() },
-            ParentRecord { parent_type: ParentType::S3Source, pool_id: -1, image_id: String::new(), pool_namespace: "n".into(), ..standalone() },
-            ParentRecord { parent_type: ParentType::S3Source, pool_id: -1, image_id: String::new(), snap_id: SnapId(1), ..standalone() },
-            ParentRecord { parent_type: ParentType::S3Source, pool_id: -1, image_id: String::new(), remote_mon_hosts: vec!["h".into()], ..standalone() },
+            ParentRecord {
+                parent_type: ParentType::S3Source,
+                pool_id: -1,
+                image_id: String::new(),
+                pool_namespace: "n".into(),
+                ..standalone()
+            },
+            ParentRecord {
+                parent_type: ParentType::S3Source,
+                pool_id: -1,
+                image_id: String::new(),
+                snap_id: SnapId(1),
+                ..standalone()
+            },
+            ParentRecord {
+                parent_type: ParentType::S3Source,
+                pool_id: -1,
+                image_id: String::new(),
+                remote_mon_hosts: vec!["h".into()],
+                ..standalone()
+            },
             ParentRecord { snap_id: SnapId(1), ..remote() },
             ParentRecord { remote_cluster_name: String::new(), ..remote() },
             ParentRecord { remote_cluster_name: "ceph a".into(), ..remote() },

@@ -2,13 +2,20 @@
 //! entry into owned specs.
 //!
 //! Upstream rewrites the whole set on every attach and detach, and so do we: the value is
-//! one omap key whose format is fixed. What we avoid is the allocation-heavy part. A set
-//! that upstream (or we) wrote is sorted, duplicate-free and made of canonical v2/compat 1
-//! entries; for such a set [`ChildSetView`] keeps borrowed entries, finds a spec by binary
-//! search and splices the encoded bytes. Anything else (v1 entries, unknown tails, unsorted
-//! or duplicated entries written by some other encoder) falls back to a full decode into a
+//! one omap key whose format is fixed. What we avoid is the allocation-heavy part (a
+//! `String` pair and a tree node per child, per call). A set that we write is sorted,
+//! duplicate-free and made of canonical v2/compat 1 entries; for such a set
+//! [`ChildSetView`] records each entry's offset, finds a spec by binary search and splices
+//! the encoded bytes. Anything else (v1 entries, unknown tails, unsorted or duplicated
+//! entries written by some other encoder) falls back to a full decode into a
 //! [`ChildImageSpecs`], so the result is always the upstream encoding of the edited set.
-//! The view accepts exactly the bytes that `ChildImageSpecs::read_bytes` accepts.
+//!
+//! Every entry is still validated on every call (framing, UTF-8, order), as upstream's
+//! full decode would: the view accepts exactly the bytes `ChildImageSpecs::read_bytes`
+//! accepts, so a corrupt set is -EIO whichever entry is damaged. Measured on the 2-vCPU
+//! build box, 10,000 attaches one by one through `MemContext` take about 10 s in a debug
+//! build (209 s when decoding into a `BTreeSet` and re-encoding) and about 5 s in a release
+//! build, half of it this scan and the rest copies of the 400 KB value.
 
 use std::cmp::Ordering;
 use std::ops::Bound::{Excluded, Unbounded};
@@ -16,17 +23,39 @@ use std::ops::Bound::{Excluded, Unbounded};
 use crate::codec::{Codec, DecodeError};
 use crate::types::{ChildImageSpec, ChildImageSpecs};
 
+/// Little-endian integers at a byte offset, with plain indexing (the caller has checked
+/// the bounds): the scan below must stay cheap even in unoptimised test builds, where
+/// every helper call costs.
+macro_rules! le {
+    ($b:expr, $at:expr, u32) => {
+        ($b[$at] as u32) | ($b[$at + 1] as u32) << 8 | ($b[$at + 2] as u32) << 16 | ($b[$at + 3] as u32) << 24
+    };
+    ($b:expr, $at:expr, u64) => {
+        (le!($b, $at, u32) as u64) | (le!($b, $at + 4, u32) as u64) << 32
+    };
+}
+
 /// One canonical entry, borrowed from the stored bytes.
 #[derive(Debug, Clone, Copy)]
 struct EntryRef<'a> {
     pool_id: i64,
     namespace: &'a [u8],
     image_id: &'a [u8],
-    /// Offset of the entry's first byte in the stored value.
-    start: usize,
 }
 
-impl EntryRef<'_> {
+impl<'a> EntryRef<'a> {
+    /// The entry starting at `at` of a value [`canonical_entries`] accepted.
+    fn at(b: &'a [u8], at: usize) -> Self {
+        let body = at + 6;
+        let end = body + le!(b, at + 2, u32) as usize;
+        let id_len = le!(b, body + 8, u32) as usize;
+        EntryRef {
+            pool_id: le!(b, body, u64) as i64,
+            image_id: &b[body + 12..body + 12 + id_len],
+            namespace: &b[body + 16 + id_len..end],
+        }
+    }
+
     /// Upstream order (pool, namespace, image id); bytewise string order is `String`'s.
     fn cmp_spec(&self, s: &ChildImageSpec) -> Ordering {
         (self.pool_id, self.namespace, self.image_id).cmp(&(
@@ -35,22 +64,12 @@ impl EntryRef<'_> {
             s.image_id.as_bytes(),
         ))
     }
-
-    fn cmp_entry(&self, o: &EntryRef<'_>) -> Ordering {
-        if self.pool_id != o.pool_id {
-            return if self.pool_id < o.pool_id { Ordering::Less } else { Ordering::Greater };
-        }
-        match cmp_bytes(self.namespace, o.namespace) {
-            Ordering::Equal => cmp_bytes(self.image_id, o.image_id),
-            ord => ord,
-        }
-    }
 }
 
 #[derive(Debug)]
 enum Repr<'a> {
-    /// Sorted, duplicate-free, canonical: `entries` index `bytes`.
-    Canonical { bytes: &'a [u8], entries: Vec<EntryRef<'a>> },
+    /// Sorted, duplicate-free, canonical: `starts` holds the offset of each entry.
+    Canonical { bytes: &'a [u8], starts: Vec<usize> },
     /// Anything else, fully decoded.
     Decoded(ChildImageSpecs),
 }
@@ -70,7 +89,7 @@ impl<'a> ChildSetView<'a> {
     /// Parses a stored value; fails exactly when `ChildImageSpecs::read_bytes` would.
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         match canonical_entries(bytes) {
-            Some(entries) => Ok(ChildSetView { repr: Repr::Canonical { bytes, entries } }),
+            Some(starts) => Ok(ChildSetView { repr: Repr::Canonical { bytes, starts } }),
             // Not canonical, or malformed: the full decoder normalises it or says why not.
             None => ChildImageSpecs::read_bytes(bytes).map(|s| ChildSetView { repr: Repr::Decoded(s) }),
         }
@@ -79,7 +98,7 @@ impl<'a> ChildSetView<'a> {
     /// Number of distinct children.
     pub(crate) fn len(&self) -> usize {
         match &self.repr {
-            Repr::Canonical { entries, .. } => entries.len(),
+            Repr::Canonical { starts, .. } => starts.len(),
             Repr::Decoded(s) => s.len(),
         }
     }
@@ -87,11 +106,11 @@ impl<'a> ChildSetView<'a> {
     /// The encoding of the set with `spec` added, or `None` if it is already there.
     pub(crate) fn with_inserted(&self, spec: &ChildImageSpec) -> Option<Vec<u8>> {
         match &self.repr {
-            Repr::Canonical { bytes, entries } => {
-                let pos = entries.binary_search_by(|e| e.cmp_spec(spec)).err()?;
-                let at = entries.get(pos).map_or(bytes.len(), |e| e.start);
+            Repr::Canonical { bytes, starts } => {
+                let pos = starts.binary_search_by(|&e| EntryRef::at(bytes, e).cmp_spec(spec)).err()?;
+                let at = starts.get(pos).map_or(bytes.len(), |&e| e);
                 let mut out = Vec::with_capacity(bytes.len() + 64);
-                (entries.len() as u32 + 1).encode(&mut out);
+                (starts.len() as u32 + 1).encode(&mut out);
                 out.extend_from_slice(&bytes[4..at]);
                 spec.encode(&mut out);
                 out.extend_from_slice(&bytes[at..]);
@@ -107,12 +126,12 @@ impl<'a> ChildSetView<'a> {
     /// The encoding of the set without `spec`, or `None` if it is not there.
     pub(crate) fn with_removed(&self, spec: &ChildImageSpec) -> Option<Vec<u8>> {
         match &self.repr {
-            Repr::Canonical { bytes, entries } => {
-                let i = entries.binary_search_by(|e| e.cmp_spec(spec)).ok()?;
-                let end = entries.get(i + 1).map_or(bytes.len(), |e| e.start);
+            Repr::Canonical { bytes, starts } => {
+                let i = starts.binary_search_by(|&e| EntryRef::at(bytes, e).cmp_spec(spec)).ok()?;
+                let end = starts.get(i + 1).map_or(bytes.len(), |&e| e);
                 let mut out = Vec::with_capacity(bytes.len());
-                (entries.len() as u32 - 1).encode(&mut out);
-                out.extend_from_slice(&bytes[4..entries[i].start]);
+                (starts.len() as u32 - 1).encode(&mut out);
+                out.extend_from_slice(&bytes[4..starts[i]]);
                 out.extend_from_slice(&bytes[end..]);
                 Some(out)
             }
@@ -128,14 +147,14 @@ impl<'a> ChildSetView<'a> {
     pub(crate) fn page(&self, start_after: Option<&ChildImageSpec>, max: u32) -> Vec<u8> {
         let max = if max == 0 { usize::MAX } else { max as usize };
         match &self.repr {
-            Repr::Canonical { bytes, entries } => {
+            Repr::Canonical { bytes, starts } => {
                 let from = match start_after {
                     None => 0,
-                    Some(s) => entries.partition_point(|e| e.cmp_spec(s) != Ordering::Greater),
+                    Some(s) => starts.partition_point(|&e| EntryRef::at(bytes, e).cmp_spec(s) != Ordering::Greater),
                 };
-                let to = from.saturating_add(max).min(entries.len());
-                let start = entries.get(from).map_or(bytes.len(), |e| e.start);
-                let end = entries.get(to).map_or(bytes.len(), |e| e.start);
+                let to = from.saturating_add(max).min(starts.len());
+                let start = starts.get(from).map_or(bytes.len(), |&e| e);
+                let end = starts.get(to).map_or(bytes.len(), |&e| e);
                 let mut out = Vec::with_capacity(4 + end - start);
                 ((to - from) as u32).encode(&mut out);
                 out.extend_from_slice(&bytes[start..end]);
@@ -152,23 +171,14 @@ impl<'a> ChildSetView<'a> {
     }
 }
 
-/// Little-endian integers at a byte offset, with plain indexing (the caller has checked
-/// the bounds): the scan below must stay cheap even in unoptimised test builds, where
-/// every helper call costs.
-macro_rules! le {
-    ($b:expr, $at:expr, u32) => {
-        ($b[$at] as u32) | ($b[$at + 1] as u32) << 8 | ($b[$at + 2] as u32) << 16 | ($b[$at + 3] as u32) << 24
-    };
-    ($b:expr, $at:expr, u64) => {
-        (le!($b, $at, u32) as u64) | (le!($b, $at + 4, u32) as u64) << 32
-    };
-}
-
-/// The entries of a canonical set: every entry v2/compat 1 with no unknown tail, valid
-/// UTF-8, strictly ascending, nothing after the last. `None` for anything else, valid or
-/// not. This runs over every entry on every attach and detach (10k children: 10k entries
-/// per call), hence the hand-rolled parsing.
-fn canonical_entries(b: &[u8]) -> Option<Vec<EntryRef<'_>>> {
+/// The entry offsets of a canonical set: every entry v2/compat 1 with no unknown tail,
+/// valid UTF-8, strictly ascending, nothing after the last. `None` for anything else,
+/// valid or not.
+///
+/// This runs over every entry on every attach and detach (10k entries per call for 10k
+/// children), so it is written with plain indexing and locals: in unoptimised test builds
+/// every helper call costs more than the parsing itself.
+fn canonical_entries(b: &[u8]) -> Option<Vec<usize>> {
     let len = b.len();
     if len < 4 {
         return None;
@@ -177,10 +187,13 @@ fn canonical_entries(b: &[u8]) -> Option<Vec<EntryRef<'_>>> {
     if n.checked_mul(ChildImageSpec::MIN_SIZE)? > len - 4 {
         return None;
     }
-    let mut entries: Vec<EntryRef<'_>> = Vec::with_capacity(n);
+    let mut starts = Vec::with_capacity(n);
+    // The previous entry: pool, image id and namespace as offset and length.
+    let (mut p_pool, mut p_id, mut p_id_len, mut p_ns, mut p_ns_len) = (0i64, 0, 0, 0, 0);
     let mut at = 4;
-    for _ in 0..n {
-        // u8 2 · u8 1 · u32 body_len · [i64 pool · u32 n · id · u32 m · namespace]
+    let mut i = 0;
+    while i < n {
+        // u8 2 · u8 1 · u32 body_len · [i64 pool · u32 n · image id · u32 m · namespace]
         if len - at < 6 + 16 || b[at] != 2 || b[at + 1] != 1 {
             return None;
         }
@@ -190,42 +203,68 @@ fn canonical_entries(b: &[u8]) -> Option<Vec<EntryRef<'_>>> {
             return None;
         }
         let end = body + body_len;
-        let pool_id = le!(b, body, u64) as i64;
+        let pool = le!(b, body, u64) as i64;
         let id_len = le!(b, body + 8, u32) as usize;
         if id_len > body_len - 16 {
             return None;
         }
         let id_at = body + 12;
         let ns_at = id_at + id_len + 4;
-        if le!(b, ns_at - 4, u32) as usize != end - ns_at {
+        let ns_len = end - ns_at;
+        if le!(b, ns_at - 4, u32) as usize != ns_len {
             return None;
         }
-        let e = EntryRef { pool_id, namespace: &b[ns_at..end], image_id: &b[id_at..id_at + id_len], start: at };
-        if std::str::from_utf8(e.image_id).is_err() || std::str::from_utf8(e.namespace).is_err() {
+        if !is_utf8(b, id_at, id_len) || !is_utf8(b, ns_at, ns_len) {
             return None;
         }
-        if let Some(prev) = entries.last() {
-            if prev.cmp_entry(&e) != Ordering::Less {
+        if i > 0 {
+            let ord = if p_pool != pool {
+                if p_pool < pool {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            } else {
+                match cmp_bytes(b, p_ns, p_ns_len, ns_at, ns_len) {
+                    Ordering::Equal => cmp_bytes(b, p_id, p_id_len, id_at, id_len),
+                    o => o,
+                }
+            };
+            if ord != Ordering::Less {
                 return None;
             }
         }
-        entries.push(e);
+        (p_pool, p_id, p_id_len, p_ns, p_ns_len) = (pool, id_at, id_len, ns_at, ns_len);
+        starts.push(at);
         at = end;
+        i += 1;
     }
-    (at == len).then_some(entries)
+    (at == len).then_some(starts)
 }
 
-/// Bytewise lexicographic order (`String`'s), with plain indexing.
-fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
-    let m = if a.len() < b.len() { a.len() } else { b.len() };
+/// Whether `b[at..at + len]` is UTF-8.
+fn is_utf8(b: &[u8], at: usize, len: usize) -> bool {
+    std::str::from_utf8(&b[at..at + len]).is_ok()
+}
+
+/// Bytewise lexicographic order (`String`'s) of `b[x..x + xl]` and `b[y..y + yl]`.
+fn cmp_bytes(b: &[u8], x: usize, xl: usize, y: usize, yl: usize) -> Ordering {
+    let m = if xl < yl { xl } else { yl };
     let mut i = 0;
     while i < m {
-        if a[i] != b[i] {
-            return if a[i] < b[i] { Ordering::Less } else { Ordering::Greater };
+        let (p, q) = (b[x + i], b[y + i]);
+        if p != q {
+            return if p < q { Ordering::Less } else { Ordering::Greater };
         }
         i += 1;
     }
-    a.len().cmp(&b.len())
+    if xl < yl {
+        Ordering::Less
+    } else if xl > yl {
+        Ordering::Greater
+    } else {
+        Ordering::Equal
+    }
 }
 
 #[cfg(test)]
@@ -329,22 +368,28 @@ mod tests {
         fn parse_accepts_what_the_decoder_accepts(b in prop::collection::vec(any::<u8>(), 0..96)) {
             prop_assert_eq!(ChildSetView::parse(&b).is_ok(), ChildImageSpecs::read_bytes(&b).is_ok());
         }
-    }
-}
-#[cfg(test)]
-mod tmp_bench {
-    use super::*;
-    #[test]
-    fn tmp_bench() {
-        let specs: ChildImageSpecs = (0..10000u32).map(|i| ChildImageSpec { pool_id: 3, pool_namespace: String::new(), image_id: format!("{:x}abcdef0123", i.wrapping_mul(2654435761)) }).collect();
-        let b = specs.get_encoding();
-        let t = std::time::Instant::now();
-        for _ in 0..100 { let v = ChildSetView::parse(&b).unwrap(); assert!(matches!(v.repr, Repr::Canonical{..})); }
-        eprintln!("parse {:?}", t.elapsed()/100);
-        let v = ChildSetView::parse(&b).unwrap();
-        let s = ChildImageSpec { pool_id: 3, pool_namespace: String::new(), image_id: "zzz".into() };
-        let t = std::time::Instant::now();
-        for _ in 0..100 { let _ = v.with_inserted(&s); }
-        eprintln!("insert {:?}", t.elapsed()/100);
+
+        /// Damaged valid sets (a byte changed, cut or added) exercise the canonical scan's
+        /// checks: it must agree with the decoder, and what it accepts must list as the
+        /// decoder's set.
+        #[test]
+        fn damaged_sets_agree_with_the_decoder(list in specs(), at in any::<prop::sample::Index>(), byte in any::<u8>(), how in 0u8..3) {
+            let mut b = list.iter().cloned().collect::<ChildImageSpecs>().get_encoding();
+            let i = at.index(b.len());
+            match how {
+                0 => b[i] = byte,
+                1 => b.truncate(i),
+                _ => b.insert(i, byte),
+            }
+            let decoded = ChildImageSpecs::read_bytes(&b);
+            match ChildSetView::parse(&b) {
+                Ok(v) => {
+                    let d = decoded.expect("the decoder accepts it too");
+                    prop_assert_eq!(v.len(), d.len());
+                    prop_assert_eq!(v.page(None, 0), d.get_encoding());
+                }
+                Err(_) => prop_assert!(decoded.is_err()),
+            }
+        }
     }
 }

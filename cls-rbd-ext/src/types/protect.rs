@@ -24,10 +24,7 @@ impl ParentProtection {
 
     /// Records the state of a header about to be protected.
     pub fn before(features: u64, op_features: u64) -> Self {
-        ParentProtection {
-            prior_features: features & PARENT_PROTECTION_FEATURES,
-            prior_op_features: op_features,
-        }
+        ParentProtection { prior_features: features & PARENT_PROTECTION_FEATURES, prior_op_features: op_features }
     }
 
     /// The `(features, op_features)` that protection turns `(features, op_features)` into.
@@ -48,12 +45,10 @@ impl ParentProtection {
     /// when the result is 0, as upstream does.
     pub fn restore(&self, features: u64, op_features: u64) -> (u64, u64) {
         use crate::types::features::{RBD_FEATURE_NON_PRIMARY, RBD_FEATURE_OPERATIONS};
-        let op = (op_features & !OP_FEATURE_RBD_EXT_PROTECTED)
-            | (self.prior_op_features & OP_FEATURE_RBD_EXT_PROTECTED);
-        let operations = op != 0
-            || (self.prior_features & RBD_FEATURE_OPERATIONS != 0 && self.prior_op_features == 0);
-        let mut f = (features & !PARENT_PROTECTION_FEATURES)
-            | (self.prior_features & RBD_FEATURE_NON_PRIMARY);
+        let op =
+            (op_features & !OP_FEATURE_RBD_EXT_PROTECTED) | (self.prior_op_features & OP_FEATURE_RBD_EXT_PROTECTED);
+        let operations = op != 0 || (self.prior_features & RBD_FEATURE_OPERATIONS != 0 && self.prior_op_features == 0);
+        let mut f = (features & !PARENT_PROTECTION_FEATURES) | (self.prior_features & RBD_FEATURE_NON_PRIMARY);
         if operations {
             f |= RBD_FEATURE_OPERATIONS;
         }

@@ -346,7 +346,11 @@ fn detach_clears_clone_child_as_upstream() {
     attach(&mut c, &standalone(GIB), false).unwrap();
     let f = DEFAULT_FEATURES | PARENT_PROTECTION_FEATURES;
     put(&mut c, header::FEATURES, Some(f.get_encoding()));
-    put(&mut c, header::OP_FEATURES, Some((RBD_OPERATION_FEATURE_CLONE_CHILD | OP_FEATURE_RBD_EXT_PROTECTED).get_encoding()));
+    put(
+        &mut c,
+        header::OP_FEATURES,
+        Some((RBD_OPERATION_FEATURE_CLONE_CHILD | OP_FEATURE_RBD_EXT_PROTECTED).get_encoding()),
+    );
     run(&mut c, parent_detach, b"").unwrap();
     assert_eq!(get::<u64>(&c, header::FEATURES), Some(f));
     assert_eq!(get::<u64>(&c, header::OP_FEATURES), Some(OP_FEATURE_RBD_EXT_PROTECTED));
