@@ -15,6 +15,11 @@
 //!   computes from the record (the prior bits, exactly, when nothing else changed) and
 //!   deletes the record. Unrelated feature bits are never touched.
 //!
+//! Children in other clusters (remote-standalone clones, DESIGN.md §5) are kept apart, one
+//! set per cluster fsid under `rbd_ext_remote_children_<fsid>`, so that reconciling the local
+//! set never mistakes them for stale local entries; the parent stays protected while any
+//! set is non-empty.
+//!
 //! A parent whose set is non-empty but which has no protection record (children
 //! registered by hand, or the record deleted) gets one on the next attach, taken from the
 //! bits it has then.
@@ -22,7 +27,7 @@
 use super::header::{read_features, read_key, read_op_features, write_features};
 use super::{cls_log, decode_input, decode_stored};
 use crate::codec::SnapId;
-use crate::ops::{validate_child_spec, ChildOp, ChildrenListOp};
+use crate::ops::{is_valid_cluster_fsid, validate_child_spec, ChildOp, ChildrenListOp};
 #[cfg(doc)]
 use crate::types::features::OP_FEATURE_RBD_EXT_PROTECTED;
 use crate::types::header;
@@ -32,6 +37,26 @@ use crate::{ClsContext, Codec, Errno};
 /// The key of the HEAD children set.
 fn head_children_key() -> String {
     snap_children_key(SnapId::NOSNAP)
+}
+
+/// The key holding the op's child: the upstream HEAD key for local children, a per-cluster
+/// key of ours for children in other clusters (stock tools never read those).
+fn children_key(op: &ChildOp) -> String {
+    if op.cluster.is_empty() {
+        head_children_key()
+    } else {
+        format!("{}{}", header::RBD_EXT_REMOTE_CHILDREN_PREFIX, op.cluster)
+    }
+}
+
+/// Whether any children key other than `key` exists (then the parent stays protected).
+fn other_children_exist(ctx: &mut dyn ClsContext, key: &str) -> Result<bool, Errno> {
+    let local = head_children_key();
+    if key != local && ctx.omap_get_opt(&local)?.is_some() {
+        return Ok(true);
+    }
+    let (remote, _) = ctx.omap_get_vals("", header::RBD_EXT_REMOTE_CHILDREN_PREFIX, 2)?;
+    Ok(remote.iter().any(|(k, _)| k != key))
 }
 
 /// -EINVAL unless the request is for HEAD and the child spec is valid.
@@ -48,6 +73,10 @@ fn check_child_op(ctx: &mut dyn ClsContext, method: &str, op: &ChildOp) -> Resul
     }
     if let Err(why) = validate_child_spec(&op.spec) {
         cls_log!(ctx, 1, "{method}: invalid child: {why}");
+        return Err(Errno::EINVAL);
+    }
+    if !op.cluster.is_empty() && !is_valid_cluster_fsid(&op.cluster) {
+        cls_log!(ctx, 1, "{method}: invalid cluster id (want 1-64 letters, digits or '-')");
         return Err(Errno::EINVAL);
     }
     Ok(())
@@ -69,12 +98,12 @@ struct ParentState {
     children: Option<Vec<u8>>,
 }
 
-fn load_parent(ctx: &mut dyn ClsContext, method: &str) -> Result<ParentState, Errno> {
+fn load_parent(ctx: &mut dyn ClsContext, method: &str, key: &str) -> Result<ParentState, Errno> {
     ctx.check_exists()?;
     let features = read_features(ctx, method)?;
     let op_features = read_op_features(ctx)?;
     let protection = read_key::<ParentProtection>(ctx, header::RBD_EXT_PROTECT)?;
-    let children = ctx.omap_get_opt(&head_children_key())?;
+    let children = ctx.omap_get_opt(key)?;
     Ok(ParentState { features, op_features, protection, children })
 }
 
@@ -85,8 +114,9 @@ fn load_parent(ctx: &mut dyn ClsContext, method: &str) -> Result<ParentState, Er
 ///
 /// Returns, in this order:
 /// - -EINVAL if the input does not decode, if snap_id is not CEPH_NOSNAP (snapshot
-///   children are stock `rbd.child_attach`'s), or if the spec is invalid (pool_id < 0,
-///   image id empty or not ASCII alphanumeric, namespace with NUL or `/`);
+///   children are stock `rbd.child_attach`'s), if the spec is invalid (pool_id < 0,
+///   image id empty or not ASCII alphanumeric, namespace with NUL or `/`), or if the
+///   optional cluster id is not 1-64 letters, digits or `-`;
 /// - -ENOENT if the header object does not exist;
 /// - -ENOEXEC if it has no `features` key (not an RBD image header);
 /// - -EIO if `features`, `op_features`, `rbd_ext_protect` or the children set does not
@@ -105,14 +135,14 @@ pub(crate) fn child_attach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Ve
         op.spec.image_id
     );
     check_child_op(ctx, "child_attach", &op)?;
-    let st = load_parent(ctx, "child_attach")?;
+    let key = children_key(&op);
+    let st = load_parent(ctx, "child_attach", &key)?;
     let set = parse_children(ctx, st.children.as_deref())?;
     let Some(new_set) = set.with_inserted(&op.spec) else {
         cls_log!(ctx, 20, "child_attach: child already attached");
         return Err(Errno::EEXIST);
     };
 
-    let key = head_children_key();
     let mut entries: Vec<(&str, Vec<u8>)> = vec![(&key, new_set)];
     if st.protection.is_none() {
         cls_log!(
@@ -156,18 +186,22 @@ pub(crate) fn child_detach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Ve
         op.spec.image_id
     );
     check_child_op(ctx, "child_detach", &op)?;
-    let st = load_parent(ctx, "child_detach")?;
+    let key = children_key(&op);
+    let st = load_parent(ctx, "child_detach", &key)?;
     let set = parse_children(ctx, st.children.as_deref())?;
     let Some(new_set) = set.with_removed(&op.spec) else {
         cls_log!(ctx, 20, "child_detach: child not attached");
         return Err(Errno::ENOENT);
     };
 
-    let key = head_children_key();
     if set.len() > 1 {
         return ctx.omap_set_one(&key, &new_set);
     }
     ctx.omap_remove(&key)?;
+    if other_children_exist(ctx, &key)? {
+        cls_log!(ctx, 20, "child_detach: {key} emptied; children remain under other keys, parent stays protected");
+        return Ok(());
+    }
     match st.protection {
         None => {
             cls_log!(ctx, 20, "child_detach: last child gone; no protection record, features left as they are");

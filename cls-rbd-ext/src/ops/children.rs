@@ -4,25 +4,41 @@ use crate::codec::{Codec, DecodeError, Reader, SnapId};
 use crate::types::header::{is_valid_image_id, is_valid_namespace};
 use crate::types::ChildImageSpec;
 
-/// Input of `child_attach` and `child_detach`: u64 snap_id · ChildImageSpec, as upstream.
-/// `snap_id` must be `CEPH_NOSNAP`: children of snapshots belong to stock `rbd`.
+/// Input of `child_attach` and `child_detach`: u64 snap_id · ChildImageSpec, as upstream,
+/// then an optional trailing string `cluster`: the fsid of the cluster the child lives in
+/// when that is not the parent's (a remote-standalone child); absent or empty = this
+/// cluster. `snap_id` must be `CEPH_NOSNAP`: children of snapshots belong to stock `rbd`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildOp {
     /// The parent snapshot; only `CEPH_NOSNAP` (HEAD) is accepted.
     pub snap_id: SnapId,
     /// The child image.
     pub spec: ChildImageSpec,
+    /// Fsid of the child's cluster when it is another cluster; "" for this one.
+    pub cluster: String,
 }
 
 impl Codec for ChildOp {
     fn encode(&self, out: &mut Vec<u8>) {
         self.snap_id.encode(out);
         self.spec.encode(out);
+        if !self.cluster.is_empty() {
+            self.cluster.encode(out);
+        }
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(ChildOp { snap_id: SnapId::read(r)?, spec: ChildImageSpec::read(r)? })
+        let snap_id = SnapId::read(r)?;
+        let spec = ChildImageSpec::read(r)?;
+        let cluster = if r.any_left() { String::read(r)? } else { String::new() };
+        Ok(ChildOp { snap_id, spec, cluster })
     }
+}
+
+/// Whether `fsid` is acceptable as a remote cluster id (it becomes part of an omap key):
+/// 1-64 ASCII letters, digits or `-`.
+pub fn is_valid_cluster_fsid(fsid: &str) -> bool {
+    !fsid.is_empty() && fsid.len() <= 64 && fsid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// Input of `children_list`: u64 snap_id, then an optional trailing u32 `max` (0 = no limit)
@@ -84,12 +100,17 @@ mod tests {
 
     #[test]
     fn child_op_is_upstream_layout() {
-        let op = ChildOp { snap_id: SnapId::NOSNAP, spec: spec("10226b8b4567") };
+        let op = ChildOp { snap_id: SnapId::NOSNAP, spec: spec("10226b8b4567"), cluster: String::new() };
         let b = op.get_encoding();
         assert_eq!(&b[..8], &SnapId::NOSNAP.get_encoding()[..]);
         assert_eq!(&b[8..], &spec("10226b8b4567").get_encoding()[..]);
-        assert_eq!(ChildOp::read_bytes(&b), Ok(op));
+        assert_eq!(ChildOp::read_bytes(&b), Ok(op.clone()));
         assert!(ChildOp::read_bytes(&b[..8]).is_err());
+        let remote = ChildOp { cluster: "6c5e1d7e-0a4f-4a8e-9e57-0d1c2b3a4f5e".into(), ..op.clone() };
+        let b = remote.get_encoding();
+        assert_eq!(ChildOp::read_bytes(&b), Ok(remote));
+        assert!(is_valid_cluster_fsid("6c5e1d7e-0a4f-4a8e-9e57-0d1c2b3a4f5e"));
+        assert!(!is_valid_cluster_fsid("") && !is_valid_cluster_fsid("a/b") && !is_valid_cluster_fsid(&"a".repeat(65)));
     }
 
     #[test]

@@ -10,6 +10,6 @@ pub use clone_map::{
     CloneMapEntries, CloneMapGetOp, CloneMapGetReply, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp,
     RunLength, CLONE_MAP_MAX_GET_ENTRIES,
 };
-pub use children::{validate_child_spec, ChildOp, ChildrenListOp};
+pub use children::{is_valid_cluster_fsid, validate_child_spec, ChildOp, ChildrenListOp};
 pub use parent::{validate_parent_record, InvalidParent, ParentAttachOp, ParentOverlapSetOp};
 pub use version::PingOp;

@@ -11,13 +11,24 @@ use crate::{Codec, Errno};
 /// `child_attach` of `child` to the parent's HEAD (protects the parent on the first). A
 /// write call.
 pub fn child_attach(child: &ChildImageSpec) -> Call {
-    Call::new("child_attach", ChildOp { snap_id: SnapId::NOSNAP, spec: child.clone() }.get_encoding())
+    Call::new("child_attach", ChildOp { snap_id: SnapId::NOSNAP, spec: child.clone(), cluster: String::new() }.get_encoding())
 }
 
 /// `child_detach` of `child` from the parent's HEAD (unprotects the parent on the last). A
 /// write call.
 pub fn child_detach(child: &ChildImageSpec) -> Call {
-    Call::new("child_detach", ChildOp { snap_id: SnapId::NOSNAP, spec: child.clone() }.get_encoding())
+    Call::new("child_detach", ChildOp { snap_id: SnapId::NOSNAP, spec: child.clone(), cluster: String::new() }.get_encoding())
+}
+
+/// `child_attach` of a child that lives in another cluster (fsid `cluster`): kept in that
+/// cluster's own set on the parent, which protects the parent like a local child.
+pub fn child_attach_remote(child: &ChildImageSpec, cluster: &str) -> Call {
+    Call::new("child_attach", ChildOp { snap_id: SnapId::NOSNAP, spec: child.clone(), cluster: cluster.to_string() }.get_encoding())
+}
+
+/// `child_detach` of a child registered with [`child_attach_remote`].
+pub fn child_detach_remote(child: &ChildImageSpec, cluster: &str) -> Call {
+    Call::new("child_detach", ChildOp { snap_id: SnapId::NOSNAP, spec: child.clone(), cluster: cluster.to_string() }.get_encoding())
 }
 
 /// `children_list`: at most `max` (0 = all) HEAD children strictly after `start_after`. A
@@ -43,7 +54,7 @@ mod tests {
         let c = ChildImageSpec { pool_id: 3, pool_namespace: String::new(), image_id: "abc".into() };
         let a = child_attach(&c);
         assert_eq!(a.method, "child_attach");
-        assert_eq!(ChildOp::read_bytes(&a.input), Ok(ChildOp { snap_id: SnapId::NOSNAP, spec: c.clone() }));
+        assert_eq!(ChildOp::read_bytes(&a.input), Ok(ChildOp { snap_id: SnapId::NOSNAP, spec: c.clone(), cluster: String::new() }));
         assert_eq!(child_detach(&c).method, "child_detach");
         assert_eq!(children_list(0, None).input, SnapId::NOSNAP.get_encoding());
         let l = ChildrenListOp::read_bytes(&children_list(7, Some(&c)).input).unwrap();

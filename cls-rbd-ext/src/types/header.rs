@@ -21,6 +21,10 @@ pub const SNAPSHOT_PREFIX: &str = "snapshot_";
 /// Key of rbd-ext's own bookkeeping on a protected parent
 /// ([`crate::types::ParentProtection`]).
 pub const RBD_EXT_PROTECT: &str = "rbd_ext_protect";
+/// Prefix of the keys holding HEAD children that live in other clusters:
+/// `rbd_ext_remote_children_<cluster fsid>`, each a `ChildImageSpecs` set like
+/// `snap_children_000000000000head`.
+pub const RBD_EXT_REMOTE_CHILDREN_PREFIX: &str = "rbd_ext_remote_children_";
 
 /// Upstream `is_valid_id`: non-empty and every byte ASCII alphanumeric.
 pub fn is_valid_image_id(id: &str) -> bool {

@@ -19,7 +19,7 @@ fn child(pool: i64, id: &str) -> ChildImageSpec {
 }
 
 fn op(spec: &ChildImageSpec) -> Vec<u8> {
-    ChildOp { snap_id: SnapId::NOSNAP, spec: spec.clone() }.get_encoding()
+    ChildOp { snap_id: SnapId::NOSNAP, spec: spec.clone(), cluster: String::new() }.get_encoding()
 }
 
 fn list_op(max: u32, start_after: Option<&ChildImageSpec>) -> Vec<u8> {
@@ -218,7 +218,7 @@ fn attach_einval_on_malformed_input() {
 #[test]
 fn attach_einval_for_snapshot_children() {
     let mut c = parent_header(DEFAULT_FEATURES, None);
-    let input = ChildOp { snap_id: SnapId(4), spec: child(3, "a") }.get_encoding();
+    let input = ChildOp { snap_id: SnapId(4), spec: child(3, "a"), cluster: String::new() }.get_encoding();
     assert_eq!(run(&mut c, child_attach, &input), Err(Errno::EINVAL));
     assert!(logged(&c, 1, "handled by stock `rbd.child_attach` (create them with `rbd clone`)"));
     // Checked before the object: a missing header still says EINVAL.
@@ -298,7 +298,7 @@ fn detach_einval_cases() {
     let mut c = parent_header(DEFAULT_FEATURES, None);
     attach(&mut c, &child(3, "a")).unwrap();
     assert_eq!(run(&mut c, child_detach, b"\x00"), Err(Errno::EINVAL));
-    let snap = ChildOp { snap_id: SnapId(4), spec: child(3, "a") }.get_encoding();
+    let snap = ChildOp { snap_id: SnapId(4), spec: child(3, "a"), cluster: String::new() }.get_encoding();
     assert_eq!(run(&mut c, child_detach, &snap), Err(Errno::EINVAL));
     assert!(logged(&c, 1, "stock `rbd.child_detach`"));
     assert_eq!(detach(&mut c, &child(3, "")), Err(Errno::EINVAL));
@@ -459,4 +459,42 @@ fn ten_thousand_children_attach_page_and_detach() {
     assert_eq!(list(&mut c, 0, None), Ok(left));
     assert_eq!(features(&c).0, DEFAULT_FEATURES | PARENT_PROTECTION_FEATURES, "still protected");
     eprintln!("10k children: {N} attaches {attach_time:?}, {} detaches {detach_time:?}", N / 20);
+}
+
+const FSID: &str = "6c5e1d7e-0a4f-4a8e-9e57-0d1c2b3a4f5e";
+
+fn remote_op(spec: &ChildImageSpec, cluster: &str) -> Vec<u8> {
+    ChildOp { snap_id: SnapId::NOSNAP, spec: spec.clone(), cluster: cluster.into() }.get_encoding()
+}
+
+#[test]
+fn remote_children_live_in_their_own_set_and_protect_the_parent() {
+    let mut c = image_header(1 << 30);
+    let before = c.omap();
+    let r = child(1, "remote1");
+    run(&mut c, child_attach, &remote_op(&r, FSID)).unwrap();
+    let key = format!("rbd_ext_remote_children_{FSID}");
+    assert!(c.omap().contains_key(&key));
+    assert!(!c.omap().contains_key(HEAD_KEY), "a remote child must not appear in the stock HEAD set");
+    let f = u64::read_bytes(&c.omap()["features"]).unwrap();
+    assert_eq!(f & (RBD_FEATURE_OPERATIONS | RBD_FEATURE_NON_PRIMARY), RBD_FEATURE_OPERATIONS | RBD_FEATURE_NON_PRIMARY);
+    // Same spec again for that cluster: EEXIST; as a local child it is a different entry.
+    assert_eq!(run(&mut c, child_attach, &remote_op(&r, FSID)).err(), Some(Errno::EEXIST));
+    attach(&mut c, &child(1, "local1")).unwrap();
+    // Removing the local child keeps the protection: the remote one remains.
+    detach(&mut c, &child(1, "local1")).unwrap();
+    let f = u64::read_bytes(&c.omap()["features"]).unwrap();
+    assert_ne!(f & RBD_FEATURE_NON_PRIMARY, 0);
+    // Detaching as local does not find it; detaching from its cluster does, and unprotects.
+    assert_eq!(detach(&mut c, &r), Err(Errno::ENOENT));
+    run(&mut c, child_detach, &remote_op(&r, FSID)).unwrap();
+    assert_eq!(c.omap(), before, "header restored exactly after the last (remote) child left");
+}
+
+#[test]
+fn remote_cluster_id_is_validated() {
+    let mut c = image_header(1 << 30);
+    for bad in ["a/b", "x y", &"a".repeat(65)] {
+        assert_eq!(run(&mut c, child_attach, &remote_op(&child(1, "r"), bad)).err(), Some(Errno::EINVAL), "{bad}");
+    }
 }
