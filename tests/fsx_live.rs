@@ -7,31 +7,13 @@
 
 mod common;
 
+use common::fsx::{run_ops, Rng, OS};
+
 use std::sync::Arc;
 
 use rbd_ext::rados::Cluster;
-use rbd_ext::{clone_standalone, flatten, CloneOptions, Image, ImageSpec, OpenOptions};
+use rbd_ext::{clone_standalone, CloneOptions, Image, ImageSpec, OpenOptions};
 
-/// Deterministic PRNG (xorshift64*), so a failing seed can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
-const ORDER: u32 = 16; // 64 KiB objects: many object boundaries in a small image
-const OS: u64 = 1 << ORDER;
 
 fn make_parent(rng: &mut Rng, size: u64) -> (ImageSpec, Vec<u8>) {
     let name = common::unique("fsx-parent");
@@ -51,47 +33,6 @@ fn export(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Vec<u8> {
     let img = Image::open(cluster, spec, OpenOptions::default()).unwrap();
     let size = img.size();
     rt.block_on(img.read_at(0, size)).unwrap()
-}
-
-/// Runs `ops` random operations on `child`, checking against `model`.
-fn run_ops(rt: &tokio::runtime::Runtime, img: &Image, model: &mut Vec<u8>, rng: &mut Rng, ops: usize, seed: u64, flatten_at: Option<usize>) {
-    for i in 0..ops {
-        if Some(i) == flatten_at {
-            rt.block_on(flatten(img, &|_, _| {})).unwrap_or_else(|e| panic!("seed {seed} op {i}: flatten: {e}"));
-        }
-        let size = model.len() as u64;
-        let op = rng.below(100);
-        let max_len = 3 * OS + 1;
-        let off = rng.below(size.max(1));
-        let len = rng.below(max_len.min(size - off.min(size)) + 1).max(if size > off { 1 } else { 0 });
-        let ctx = || format!("seed {seed} op {i} (kind {op}, off {off}, len {len}, size {size})");
-        match op {
-            0..=39 => {
-                let got = rt.block_on(img.read_at(off, len)).unwrap_or_else(|e| panic!("{}: read: {e}", ctx()));
-                assert!(got == model[off as usize..(off + len) as usize], "{}: read mismatch", ctx());
-            }
-            40..=79 => {
-                let data = rng.bytes(len as usize);
-                rt.block_on(img.write_at(off, &data)).unwrap_or_else(|e| panic!("{}: write: {e}", ctx()));
-                model[off as usize..(off + len) as usize].copy_from_slice(&data);
-            }
-            80..=87 => {
-                rt.block_on(img.discard(off, len)).unwrap_or_else(|e| panic!("{}: discard: {e}", ctx()));
-                model[off as usize..(off + len) as usize].fill(0);
-            }
-            88..=95 => {
-                rt.block_on(img.write_zeroes(off, len)).unwrap_or_else(|e| panic!("{}: write_zeroes: {e}", ctx()));
-                model[off as usize..(off + len) as usize].fill(0);
-            }
-            _ => {
-                // Shrink or grow by up to two objects, unaligned.
-                let delta = rng.below(2 * OS) + 1;
-                let new = if rng.below(2) == 0 { size.saturating_sub(delta).max(1) } else { size + delta };
-                rt.block_on(img.resize(new)).unwrap_or_else(|e| panic!("{}: resize to {new}: {e}", ctx()));
-                model.resize(new as usize, 0);
-            }
-        }
-    }
 }
 
 fn ops_per_seed() -> usize {

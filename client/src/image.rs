@@ -21,6 +21,7 @@ use crate::error::{Errno, Error, Result};
 use crate::extents::{nonzero_runs, object_extents, ObjectExtent};
 use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
 use crate::lock::WriterLock;
+use crate::remote::{self, RemoteCluster};
 use crate::rados::{Cluster, ReadOp, ReadStep, StepOut, WriteOp, WriteStep};
 use crate::spec::ImageSpec;
 
@@ -140,30 +141,31 @@ impl Image {
         Ok(Image { loc, header: RwLock::new(header), parent, parent_name, writer, max_in_flight: opts.max_in_flight.max(1) })
     }
 
-    /// Opens the parent named by a child's record, read-only.
+    /// Opens the parent named by a child's record, read-only: in this cluster, or for a
+    /// remote-standalone parent in its own cluster (connected now, with a timeout, so that
+    /// an unreachable parent fails the open rather than the first read).
     fn open_parent(cluster: &Arc<Cluster>, child: &ImageSpec, p: &ParentRecord) -> Result<(Image, ImageSpec)> {
-        match p.parent_type {
-            ParentType::Standalone | ParentType::Snapshot => {}
+        let home = match p.parent_type {
+            ParentType::Standalone | ParentType::Snapshot => Arc::clone(cluster),
+            ParentType::RemoteStandalone => remote::connect(cluster, &RemoteCluster::from_record(p), remote::DEFAULT_CONNECT_TIMEOUT)
+                .map_err(|e| e.context(format_args!("image {child}: open its parent")))?,
             t => {
                 return Err(Error::new(
                     Errno::EOPNOTSUPP,
                     format!("image {child}: parent type {} is not supported by this rbd-ext build", t.as_str()),
                 ))
             }
-        }
+        };
         if p.snap_id != SnapId::NOSNAP {
-            return Err(Error::new(
-                Errno::EOPNOTSUPP,
-                format!("image {child}: is a stock snapshot clone; use rbd for it"),
-            ));
+            return Err(Error::new(Errno::EOPNOTSUPP, format!("image {child}: is a stock snapshot clone; use rbd for it")));
         }
-        let md = cluster.ioctx_by_id(p.pool_id, &p.pool_namespace).map_err(|e| e.context(format_args!("image {child}: parent pool {}", p.pool_id)))?;
+        let md = home.ioctx_by_id(p.pool_id, &p.pool_namespace).map_err(|e| e.context(format_args!("image {child}: parent pool {}", p.pool_id)))?;
         let name = header::lookup_name(&md, &p.image_id).unwrap_or_else(|_| p.image_id.clone());
         let spec = ImageSpec { pool: md.pool().to_string(), namespace: p.pool_namespace.clone(), image: name, snap: None };
         let hdr = header::read_header(&md, &p.image_id).map_err(|e| e.context(format_args!("image {child}: parent {spec}")))?;
-        let data = if hdr.data_pool_id >= 0 { cluster.ioctx_by_id(hdr.data_pool_id, &p.pool_namespace)? } else { md.clone() };
+        let data = if hdr.data_pool_id >= 0 { home.ioctx_by_id(hdr.data_pool_id, &p.pool_namespace)? } else { md.clone() };
         let loc = ImageLocation { spec: spec.clone(), id: p.image_id.clone(), md, data };
-        Ok((Image::from_location(cluster, loc, hdr, OpenOptions::default())?, spec))
+        Ok((Image::from_location(&home, loc, hdr, OpenOptions::default())?, spec))
     }
 
     /// The image as named.
@@ -521,7 +523,7 @@ impl Image {
             }
         }
         let hoid = header_oid(&self.loc.id);
-        self.loc.md.exec_write(&hoid, &stock::set_size(new_size)).map_err(|e| e.context(format_args!("image {spec}")))?;
+        self.loc.md.exec_write(&hoid, &stubs::set_size(new_size)).map_err(|e| e.context(format_args!("image {spec}")))?;
         if let Some(map) = self.writer.as_ref().and_then(|w| w.object_map.as_ref()) {
             let op = WriteOp::default()
                 .exec(&stock::assert_locked(stock::RBD_LOCK_NAME, stock::lock_type::EXCLUSIVE, "", ""))

@@ -21,9 +21,11 @@ pub mod lock;
 mod manage;
 #[allow(unsafe_code)]
 pub mod rados;
+pub mod remote;
+pub mod s3;
 pub mod spec;
 
 pub use error::{Errno, Error, Result};
 pub use image::{Image, ImageInfo, OpenOptions};
-pub use manage::{check_clone_map, children, clone_standalone, flatten, remove, CheckReport, Children, CloneOptions, Progress, Removed};
+pub use manage::{check_clone_map, children, clone_standalone, flatten, remove, CheckReport, Children, CloneOptions, Progress, RemoteOptions, Removed};
 pub use spec::ImageSpec;

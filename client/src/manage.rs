@@ -8,13 +8,18 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use rbd_ext_cls::codec::SnapId;
 use rbd_ext_cls::stubs::{self, stock};
-use rbd_ext_cls::types::{ChildImageSpec, CloneMapState, ParentRecord, ParentType, StateRun};
+use rbd_ext_cls::codec::Codec;
+use rbd_ext_cls::types::{ChildImageSpec, ChildImageSpecs, CloneMapState, ParentRecord, ParentType, StateRun};
+
+/// Prefix of the parent-header keys holding children in other clusters (one set per fsid).
+const REMOTE_CHILDREN_PREFIX: &str = "rbd_ext_remote_children_";
 
 use crate::clone_map;
 use crate::error::{Errno, Error, Result};
 use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
 use crate::image::Image;
 use crate::lock;
+use crate::remote::{self, RemoteCluster};
 use crate::rados::{create_image, remove_image, Cluster, CreateOptions, IoCtx, ReadOp, ReadStep};
 use crate::spec::ImageSpec;
 
@@ -25,6 +30,49 @@ pub struct CloneOptions {
     pub features: Option<u64>,
     /// Clone even if the parent is open for writing (its lock has an owner).
     pub force: bool,
+    /// The parent is in another cluster.
+    pub remote: Option<RemoteOptions>,
+}
+
+/// Where a remote parent's cluster is and how to reach it.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteOptions {
+    /// That cluster's conf file (its `mon host` is recorded in the child).
+    pub conf: String,
+    /// A keyring file holding the client's key: the key is stored in the local mon
+    /// config-key store and only its reference is recorded.
+    pub keyring: Option<String>,
+    /// Or an existing `config://` reference to the key.
+    pub secret_ref: Option<String>,
+    /// Client to connect as (default `client.admin`).
+    pub client_name: Option<String>,
+    /// A name for the cluster (default: the conf file's name without `.conf`).
+    pub cluster_name: Option<String>,
+}
+
+/// Connects to the remote cluster of `r`, checking the key before anything is stored, and
+/// returns the connection and the cluster as the child will record it.
+fn connect_remote(local: &Arc<Cluster>, r: &RemoteOptions) -> Result<(Arc<Cluster>, RemoteCluster)> {
+    let client_name = r.client_name.clone().unwrap_or_else(|| "client.admin".into());
+    let name = r.cluster_name.clone().unwrap_or_else(|| {
+        std::path::Path::new(&r.conf).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "remote".into())
+    });
+    let mut rc = RemoteCluster { name, mon_hosts: remote::conf_mon_hosts(&r.conf)?, client_name, secret_ref: String::new() };
+    match (&r.keyring, &r.secret_ref) {
+        (Some(path), None) => {
+            let key = remote::keyring_key(path, &rc.client_name)?;
+            let conn = remote::connect_with_key(&rc, &key, remote::DEFAULT_CONNECT_TIMEOUT)?;
+            let safe = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect::<String>();
+            rc.secret_ref = remote::store_secret(local, &format!("rbd-ext/remote/{}/{}", safe(&rc.name), safe(&rc.client_name)), key.as_bytes())?;
+            Ok((conn, rc))
+        }
+        (None, Some(reference)) => {
+            remote::parse_ref(reference)?;
+            rc.secret_ref = reference.clone();
+            Ok((remote::connect(local, &rc, remote::DEFAULT_CONNECT_TIMEOUT)?, rc))
+        }
+        _ => Err(Error::new(Errno::EINVAL, "a remote parent needs exactly one of --remote-keyring PATH or a config:// key reference".to_string())),
+    }
 }
 
 /// Progress callback: (done, total).
@@ -53,7 +101,14 @@ pub fn clone_standalone(cluster: &Arc<Cluster>, parent: &ImageSpec, child: &Imag
     if child.snap.is_some() {
         return Err(Error::new(Errno::EINVAL, format!("child {child}: a new image name cannot name a snapshot")));
     }
-    let (ploc, phdr) = header::locate(cluster, parent).map_err(|e| e.context("clone-standalone"))?;
+    let (home, remote_rc) = match &opts.remote {
+        Some(r) => {
+            let (c, rc) = connect_remote(cluster, r).map_err(|e| e.context(format_args!("clone {parent} -> {child}")))?;
+            (c, Some(rc))
+        }
+        None => (Arc::clone(cluster), None),
+    };
+    let (ploc, phdr) = header::locate(&home, parent).map_err(|e| e.context("clone-standalone"))?;
     if let Some(p) = &phdr.parent {
         if p.is_foreign() {
             return Err(Error::new(Errno::EOPNOTSUPP, format!("parent {parent}: its own parent is {} (not supported here yet)", p.parent_type.as_str())));
@@ -91,7 +146,7 @@ pub fn clone_standalone(cluster: &Arc<Cluster>, parent: &ImageSpec, child: &Imag
         move || remove_image(&cmd, &name)
     }));
     let cid = header::lookup_id(&cmd, child)?;
-    let record = ParentRecord {
+    let mut record = ParentRecord {
         pool_id: ploc.md.pool_id(),
         pool_namespace: ploc.md.namespace().to_string(),
         image_id: ploc.id.clone(),
@@ -99,6 +154,26 @@ pub fn clone_standalone(cluster: &Arc<Cluster>, parent: &ImageSpec, child: &Imag
         head_overlap: Some(phdr.size),
         parent_type: ParentType::Standalone,
         ..Default::default()
+    };
+    if let Some(rc) = &remote_rc {
+        record.parent_type = ParentType::RemoteStandalone;
+        record.remote_cluster_name = rc.name.clone();
+        record.remote_mon_hosts = rc.mon_hosts.clone();
+        record.remote_client_name = rc.client_name.clone();
+        record.remote_secret_ref = rc.secret_ref.clone();
+    }
+    // A remote child is registered in its own per-cluster set on the parent.
+    let local_fsid = if remote_rc.is_some() { Some(cluster.fsid()?) } else { None };
+    let attach_call = |c: &ChildImageSpec| match &local_fsid {
+        Some(f) => stubs::child_attach_remote(c, f),
+        None => stubs::child_attach(c),
+    };
+    let detach_call = {
+        let local_fsid = local_fsid.clone();
+        move |c: &ChildImageSpec| match &local_fsid {
+            Some(f) => stubs::child_detach_remote(c, f),
+            None => stubs::child_detach(c),
+        }
     };
     let step = |what: &str, r: Result<()>| r.map_err(|e| e.context(format_args!("clone {parent} -> {child}: {what}")));
     step("write the parent record", cmd.exec_write(&header_oid(&cid), &stubs::parent_attach(&record, false)))
@@ -108,10 +183,10 @@ pub fn clone_standalone(cluster: &Arc<Cluster>, parent: &ImageSpec, child: &Imag
         move || cmd.exec_write(&header_oid(&cid), &stubs::parent_detach())
     }));
     let cspec = child_spec_of(&cmd, &cid);
-    step("register with the parent", ploc.md.exec_write(&header_oid(&ploc.id), &stubs::child_attach(&cspec))).map_err(|e| undo.run(e))?;
+    step("register with the parent", ploc.md.exec_write(&header_oid(&ploc.id), &attach_call(&cspec))).map_err(|e| undo.run(e))?;
     undo.steps.push(Box::new({
         let (pmd, pid, cspec) = (ploc.md.clone(), ploc.id.clone(), cspec.clone());
-        move || pmd.exec_write(&header_oid(&pid), &stubs::child_detach(&cspec))
+        move || pmd.exec_write(&header_oid(&pid), &detach_call(&cspec))
     }));
     let runs = parent_runs(&ploc, &phdr).map_err(|e| undo.run(e))?;
     step("create the clone map", clone_map::init(&cmd, &cid, phdr.object_count(), runs, true)).map_err(|e| undo.run(e))?;
@@ -193,6 +268,10 @@ pub struct Children {
     /// Entries dropped because the child was gone or no longer pointed at this parent
     /// (removed or flattened by stock tools), one line each.
     pub reconciled: Vec<String>,
+    /// Children in other clusters (remote-standalone clones), described as
+    /// `cluster <fsid> pool <id> namespace '<ns>' image id <id>`: they cannot be checked from
+    /// here, so they are kept until their own `rm` or `flatten` detaches them.
+    pub remote: Vec<String>,
 }
 
 /// Lists `parent`'s HEAD children (all pools), dropping stale entries.
@@ -225,6 +304,11 @@ fn list_child_specs(md: &IoCtx, id: &str) -> Result<Vec<ChildImageSpec>> {
 
 fn children_of(cluster: &Arc<Cluster>, ploc: &ImageLocation) -> Result<Children> {
     let mut out = Children::default();
+    for (key, value) in ploc.md.omap_list(&header_oid(&ploc.id), REMOTE_CHILDREN_PREFIX)? {
+        let fsid = &key[REMOTE_CHILDREN_PREFIX.len()..];
+        let set = ChildImageSpecs::read_bytes(&value).map_err(|_| Error::new(Errno::EIO, format!("object {}: corrupt {key}", header_oid(&ploc.id))))?;
+        out.remote.extend(set.iter().map(|c| format!("cluster {fsid} pool {} namespace '{}' image id {}", c.pool_id, c.pool_namespace, c.image_id)));
+    }
     for c in list_child_specs(&ploc.md, &ploc.id)? {
         let live = match cluster.ioctx_by_id(c.pool_id, &c.pool_namespace) {
             Ok(cmd) => match header::read_header(&cmd, &c.image_id) {
@@ -277,11 +361,11 @@ pub fn remove(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Removed> {
     spec.require_head("image")?;
     let (loc, hdr) = header::locate(cluster, spec)?;
     let kids = children_of(cluster, &loc)?;
-    if !kids.children.is_empty() {
-        let list = kids.children.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
+    if !kids.children.is_empty() || !kids.remote.is_empty() {
+        let list = kids.children.iter().map(|c| c.to_string()).chain(kids.remote.iter().cloned()).collect::<Vec<_>>().join(", ");
         return Err(Error::new(
             Errno::EBUSY,
-            format!("image {spec} has {} standalone clone(s): {list}; flatten or remove them first", kids.children.len()),
+            format!("image {spec} has {} standalone clone(s): {list}; flatten or remove them first", kids.children.len() + kids.remote.len()),
         ));
     }
     let hoid = header_oid(&loc.id);
@@ -299,15 +383,28 @@ pub fn remove(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Removed> {
     })?;
     clone_map::remove(&loc.md, &loc.id)?;
     if let Some(p) = &hdr.parent {
-        if let Ok(pmd) = cluster.ioctx_by_id(p.pool_id, &p.pool_namespace) {
-            match pmd.exec_write(&header_oid(&p.image_id), &stubs::child_detach(&child_spec_of(&loc.md, &loc.id))) {
-                Ok(()) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e.context(format_args!("image {spec} removed, but detaching it from its parent failed"))),
-            }
-        }
+        leave_parent(cluster, &loc.md, &loc.id, p).map_err(|e| e.context(format_args!("image {spec} removed, but detaching it from its parent failed")))?;
     }
     Ok(Removed { reconciled: kids.reconciled })
+}
+
+/// Removes a child from its parent's children list (local, or in the parent's cluster).
+fn leave_parent(cluster: &Arc<Cluster>, md: &IoCtx, id: &str, p: &ParentRecord) -> Result<()> {
+    let cspec = child_spec_of(md, id);
+    let (pmd, call) = if p.parent_type == ParentType::RemoteStandalone {
+        let home = remote::connect(cluster, &RemoteCluster::from_record(p), remote::DEFAULT_CONNECT_TIMEOUT)?;
+        (home.ioctx_by_id(p.pool_id, &p.pool_namespace)?, stubs::child_detach_remote(&cspec, &cluster.fsid()?))
+    } else {
+        match cluster.ioctx_by_id(p.pool_id, &p.pool_namespace) {
+            Ok(m) => (m, stubs::child_detach(&cspec)),
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    };
+    match pmd.exec_write(&header_oid(&p.image_id), &call) {
+        Err(e) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Copies up every inherited object that is not local yet (in parallel), then detaches the
@@ -336,12 +433,8 @@ pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
         .await?;
     let hoid = header_oid(&loc.id);
     loc.md.exec_write(&hoid, &stubs::parent_detach()).map_err(|e| e.context(format_args!("image {spec}: detach parent")))?;
-    let pmd = loc.md.cluster().ioctx_by_id(parent.pool_id, &parent.pool_namespace)?;
-    match pmd.exec_write(&header_oid(&parent.image_id), &stubs::child_detach(&child_spec_of(&loc.md, &loc.id))) {
-        Ok(()) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(e.context(format_args!("image {spec}: flattened, but leaving the parent's children list failed"))),
-    }
+    leave_parent(loc.md.cluster(), &loc.md, &loc.id, &parent)
+        .map_err(|e| e.context(format_args!("image {spec}: flattened, but leaving the parent's children list failed")))?;
     clone_map::remove(&loc.md, &loc.id)?;
     image.refresh_header()?;
     let _ = loc.md.notify(&hoid, &stock::header_update_notification(), 5000);

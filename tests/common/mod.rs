@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fsx;
+
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -117,6 +117,16 @@ impl Cluster {
         Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
     }
 
+    /// The cluster's fsid.
+    pub fn fsid(&self) -> Result<String> {
+        let mut buf = vec![0u8; 64];
+        // SAFETY: valid connected handle; buffer valid for its length (37 bytes needed).
+        let r = unsafe { sys::rados_cluster_fsid(self.handle, buf.as_mut_ptr() as *mut c_char, buf.len()) };
+        check(r, || "get cluster fsid".to_string())?;
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
+    }
+
     /// The id of pool `name`; `ENOENT` if there is none.
     pub fn pool_lookup(&self, name: &str) -> Result<i64> {
         let n = cstr(name, "pool name")?;

@@ -10,6 +10,7 @@ mod children;
 mod clone_map;
 mod header;
 mod parent;
+mod size;
 mod version;
 
 /// `CLS_METHOD_RD`: the method reads the object.
@@ -46,6 +47,7 @@ pub const METHODS: &[Method] = &[
     Method { name: "child_attach", flags: RD | WR, call: children::child_attach },
     Method { name: "child_detach", flags: RD | WR, call: children::child_detach },
     Method { name: "children_list", flags: RD, call: children::children_list },
+    Method { name: "set_size", flags: RD | WR, call: size::set_size },
     #[cfg(feature = "test-methods")]
     Method { name: "test_panic", flags: RD, call: version::test_panic },
 ];

@@ -46,6 +46,11 @@ pub fn get_version() -> Call {
     Call::new("get_version", Vec::new())
 }
 
+/// `set_size` (rbd_ext's, which understands v4 parent records): resize an image header.
+pub fn set_size(size: u64) -> Call {
+    Call::new("set_size", size.get_encoding())
+}
+
 /// `ping` with a value to store.
 pub fn ping(value: &str) -> Call {
     Call::new("ping", crate::ops::PingOp { value: value.to_string() }.get_encoding())
