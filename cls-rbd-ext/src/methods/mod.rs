@@ -6,6 +6,7 @@
 
 use crate::{ClsContext, DecodeError, Errno};
 
+mod backfill;
 mod children;
 mod clone_map;
 mod header;
@@ -48,6 +49,9 @@ pub const METHODS: &[Method] = &[
     Method { name: "child_detach", flags: RD | WR, call: children::child_detach },
     Method { name: "children_list", flags: RD, call: children::children_list },
     Method { name: "set_size", flags: RD | WR, call: size::set_size },
+    Method { name: "backfill_claim", flags: RD | WR, call: backfill::backfill_claim },
+    Method { name: "backfill_complete", flags: RD | WR, call: backfill::backfill_complete },
+    Method { name: "backfill_abort", flags: RD | WR, call: backfill::backfill_abort },
     #[cfg(feature = "test-methods")]
     Method { name: "test_panic", flags: RD, call: version::test_panic },
 ];

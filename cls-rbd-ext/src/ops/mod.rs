@@ -1,6 +1,7 @@
 //! One request struct per method (the role of upstream `cls_*_ops.h`), shared by the
 //! method bodies and the client stubs.
 
+mod backfill;
 mod children;
 mod clone_map;
 mod parent;
@@ -10,6 +11,7 @@ pub use clone_map::{
     CloneMapEntries, CloneMapGetOp, CloneMapGetReply, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp,
     RunLength, CLONE_MAP_MAX_GET_ENTRIES,
 };
+pub use backfill::{BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, BACKFILL_MAX_TTL_MS};
 pub use children::{is_valid_cluster_fsid, validate_child_spec, ChildOp, ChildrenListOp};
 pub use parent::{validate_parent_record, InvalidParent, ParentAttachOp, ParentOverlapSetOp};
 pub use version::PingOp;

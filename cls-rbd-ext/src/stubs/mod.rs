@@ -51,6 +51,22 @@ pub fn set_size(size: u64) -> Call {
     Call::new("set_size", size.get_encoding())
 }
 
+/// `backfill_claim` on a parent data object (answer in the return code: 0 held, EEXIST
+/// filled, EBUSY held by another).
+pub fn backfill_claim(owner: &str, ttl_ms: u32) -> Call {
+    Call::new("backfill_claim", crate::ops::BackfillClaimOp { owner: owner.to_string(), ttl_ms }.get_encoding())
+}
+
+/// `backfill_complete`: write the verified data and drop the claim, atomically.
+pub fn backfill_complete(owner: &str, data: Vec<u8>) -> Call {
+    Call::new("backfill_complete", crate::ops::BackfillCompleteOp { owner: owner.to_string(), data: crate::codec::BufferList(data) }.get_encoding())
+}
+
+/// `backfill_abort`: give the claim up (removes the placeholder object).
+pub fn backfill_abort(owner: &str) -> Call {
+    Call::new("backfill_abort", crate::ops::BackfillAbortOp { owner: owner.to_string() }.get_encoding())
+}
+
 /// `ping` with a value to store.
 pub fn ping(value: &str) -> Call {
     Call::new("ping", crate::ops::PingOp { value: value.to_string() }.get_encoding())

@@ -1,5 +1,6 @@
 //! Stored and shared wire types (the role of upstream `cls_rbd_types.h`).
 
+pub mod backfill;
 mod child;
 mod child_set;
 mod clone_map;
