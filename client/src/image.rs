@@ -16,6 +16,7 @@ use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::stubs::stock::object_map_state as om;
 use rbd_ext_cls::types::{clone_map_object, CloneMapState, ParentRecord, ParentType};
 
+use crate::backfill::{read_filled_range, Backfill, Filled};
 use crate::clone_map;
 use crate::error::{Errno, Error, Result};
 use crate::extents::{nonzero_runs, object_extents, ObjectExtent};
@@ -61,6 +62,14 @@ pub struct Image {
     parent_name: Option<ImageSpec>,
     writer: Option<Writer>,
     max_in_flight: usize,
+    /// For an S3-backed parent: fills missing objects from S3.
+    backfill: Option<Backfill>,
+}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        self.flush_stats();
+    }
 }
 
 /// A summary for `info`.
@@ -110,7 +119,20 @@ impl Image {
         if header.has(features::JOURNALING) && opts.write {
             return Err(Error::new(Errno::EOPNOTSUPP, format!("image {spec}: journaling images cannot be written by rbd-ext (use rbd)")));
         }
+        let is_s3 = header.parent.as_ref().is_some_and(|p| p.parent_type == ParentType::S3Source);
+        if is_s3 && opts.write {
+            return Err(Error::new(
+                Errno::EROFS,
+                format!("image {spec} is S3-backed: its objects are filled from S3 only; hydrate it, or clone it and write the clone"),
+            ));
+        }
+        let backfill = if is_s3 {
+            Some(Backfill::open(cluster, &loc.md, &header_oid(&loc.id), header.size, header.object_size()).map_err(|e| e.context(format_args!("image {spec}")))?)
+        } else {
+            None
+        };
         let (parent, parent_name) = match &header.parent {
+            Some(p) if p.parent_type == ParentType::S3Source => (None, None),
             Some(p) => {
                 let (img, name) = Image::open_parent(cluster, &spec, p)?;
                 (Some(Arc::new(img)), Some(name))
@@ -138,7 +160,7 @@ impl Image {
         } else {
             None
         };
-        Ok(Image { loc, header: RwLock::new(header), parent, parent_name, writer, max_in_flight: opts.max_in_flight.max(1) })
+        Ok(Image { loc, header: RwLock::new(header), parent, parent_name, writer, max_in_flight: opts.max_in_flight.max(1), backfill })
     }
 
     /// Opens the parent named by a child's record, read-only: in this cluster, or for a
@@ -239,6 +261,19 @@ impl Image {
     /// else zeros (as librbd).
     async fn read_extent(&self, e: ObjectExtent, hdr: &ImageHeader) -> Result<(ObjectExtent, Vec<u8>)> {
         let oid = hdr.data_oid(e.object_no);
+        if let Some(bf) = &self.backfill {
+            let data = match read_filled_range(&self.loc.data, &oid, e.offset, e.length).await.map_err(|x| x.context(format_args!("image {}", self.loc.spec)))? {
+                Filled::Data(d) => {
+                    bf.counters.cache_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    d
+                }
+                Filled::Missing | Filled::Claimed => {
+                    let all = bf.fill(&self.loc.data, &oid, e.object_no).await.map_err(|x| x.context(format_args!("image {}", self.loc.spec)))?;
+                    all[e.offset as usize..(e.offset + e.length) as usize].to_vec()
+                }
+            };
+            return Ok((e, data));
+        }
         let op = ReadOp { steps: vec![ReadStep::Read { off: e.offset, len: e.length as usize }] };
         let r = self.loc.data.aio_read(&oid, &op, 0)?.await;
         if r.rc == -libc::ENOENT {
@@ -484,6 +519,12 @@ impl Image {
         Ok(())
     }
 
+    fn flush_stats(&mut self) {
+        if let Some(bf) = self.backfill.take() {
+            bf.flush_stats(&self.loc.md, &header_oid(&self.loc.id));
+        }
+    }
+
     /// Re-reads the header (after a resize or flatten changed it).
     pub fn refresh_header(&self) -> Result<()> {
         let fresh = header::read_header(&self.loc.md, &self.loc.id).map_err(|e| e.context(format_args!("image {}", self.loc.spec)))?;
@@ -547,8 +588,19 @@ impl Image {
         Ok(())
     }
 
+    /// For an S3-backed image: this process's back-fill counters as JSON.
+    pub fn backfill_stats(&self) -> Option<String> {
+        self.backfill.as_ref().map(|b| b.stats_json())
+    }
+
+    /// Whether the image is S3-backed.
+    pub fn is_s3_backed(&self) -> bool {
+        self.backfill.is_some()
+    }
+
     /// Closes the image, releasing the writer lock.
     pub fn close(mut self) -> Result<()> {
+        self.flush_stats();
         match self.writer.take() {
             Some(w) => w.lock.release(),
             None => Ok(()),

@@ -12,6 +12,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backfill;
 pub mod clone_map;
 pub mod error;
 pub mod extents;

@@ -7,7 +7,7 @@ use crate::cli::CloneArgs;
 pub async fn run(ctx: &Ctx, a: CloneArgs) -> CmdResult {
     let parent = ctx.spec(&a.parent)?;
     let child = ctx.spec(&a.child)?;
-    let opts = rbd_ext::CloneOptions { features: feature_bits(&a.image_feature)?, force: a.force };
+    let opts = rbd_ext::CloneOptions { features: feature_bits(&a.image_feature)?, force: a.force, ..Default::default() };
     rbd_ext::clone_standalone(&ctx.cluster, &parent, &child, &opts)?;
     Ok(())
 }

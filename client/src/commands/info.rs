@@ -99,7 +99,8 @@ fn to_plain(f: &Facts) -> String {
         // shows a HEAD parent.
         match rec.snap_id {
             SnapId::NOSNAP => line(format!("parent: {p}@")),
-            SnapId(id) => line(format!("parent: {p}@ (snapshot id {id}; see `rbd info`)")),
+            // A stock snapshot clone: `rbd info` names the snapshot; the id is what we have.
+            SnapId(id) => line(format!("parent: {p} (snapshot id {id})")),
         }
         line(format!("parent type: {}", rec.parent_type.as_str()));
         line(format!("overlap: {}", human_size(h.overlap())));

@@ -80,7 +80,7 @@ impl Ctx {
         let s = if self.pretty { serde_json::to_string_pretty(v)? } else { serde_json::to_string(v)? };
         let mut out = io::stdout().lock();
         writeln!(out, "{s}").map_err(|e| io_err(e, "write to stdout"))?;
-        Ok(out.flush().map_err(|e| io_err(e, "write to stdout"))?)
+        out.flush().map_err(|e| io_err(e, "write to stdout"))
     }
 }
 
@@ -132,9 +132,11 @@ pub struct IoFailure {
 
 impl fmt::Display for IoFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.err.raw_os_error() {
-            Some(code) => write!(f, "{}: {}", self.what, Errno(code)),
-            None => write!(f, "{}: {}", self.what, self.err),
+        // The library's errno table names the errnos RADOS returns; a local one it does
+        // not know (EPIPE, ENOSPC...) keeps the OS wording.
+        match self.err.raw_os_error().map(Errno) {
+            Some(errno) if errno.name().is_some() => write!(f, "{}: {errno}", self.what),
+            _ => write!(f, "{}: {}", self.what, self.err),
         }
     }
 }
@@ -163,7 +165,7 @@ pub fn open_input(p: &Path) -> CmdResult<(Box<dyn Read + Send>, Option<u64>)> {
     }
     let f = File::open(p).map_err(|e| io_err(e, format_args!("open {}", p.display())))?;
     let md = f.metadata().map_err(|e| io_err(e, format_args!("stat {}", p.display())))?;
-    let size = md.is_file().then(|| md.len());
+    let size = md.is_file().then_some(md.len());
     Ok((Box::new(f), size))
 }
 
@@ -281,8 +283,10 @@ mod tests {
     #[test]
     fn io_failures_print_errno_and_keep_the_source() {
         let e = io_err(io::Error::from_raw_os_error(libc::EPIPE), "write to stdout");
-        assert_eq!(e.to_string(), "write to stdout: Broken pipe (EPIPE)");
+        assert_eq!(e.to_string(), "write to stdout: Broken pipe (os error 32)");
         let src = std::error::Error::source(&*e).unwrap().downcast_ref::<io::Error>().unwrap();
         assert_eq!(src.kind(), io::ErrorKind::BrokenPipe);
+        let e = io_err(io::Error::from_raw_os_error(libc::ENOENT), "open f");
+        assert_eq!(e.to_string(), "open f: No such file or directory (ENOENT)");
     }
 }

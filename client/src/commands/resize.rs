@@ -11,9 +11,10 @@ pub async fn run(ctx: &Ctx, a: ResizeArgs) -> CmdResult {
     // As `rbd resize`: losing data takes an explicit flag.
     if a.size < old && !a.allow_shrink {
         return Err(msg(format!(
-            "resize {spec}: shrinking from {} to {} needs --allow-shrink (data past the new end is lost)",
+            "resize {spec}: shrinking from {} to {} needs --allow-shrink (data past the new end is lost): {}",
             human_size(old),
-            human_size(a.size)
+            human_size(a.size),
+            rbd_ext::Errno::EINVAL
         )));
     }
     if a.size != old {

@@ -3,13 +3,15 @@
 
 use std::io::Read;
 
+use futures::stream::{self, StreamExt, TryStreamExt};
+use indicatif::ProgressBar;
 use tokio::sync::mpsc;
 
 use rbd_ext::extents::nonzero_runs;
 use rbd_ext::{Errno, Image, OpenOptions};
 
 use super::read::aligned_chunk;
-use super::{io_err, msg, open_input, read_full, CmdResult, Ctx};
+use super::{io_err, is_dash, msg, open_input, read_full, CmdResult, Ctx};
 use crate::cli::WriteArgs;
 
 /// Writes the input at the offset; nothing is printed on success.
@@ -29,10 +31,10 @@ pub async fn run(ctx: &Ctx, a: WriteArgs) -> CmdResult {
             )));
         }
     }
-    let what = format!("read {}", a.input.display());
+    let what = if is_dash(&a.input) { "read stdin".to_string() } else { format!("read {}", a.input.display()) };
     // Input from a pipe is not measured up front: a chunk that ends past the image fails
     // in the library with EINVAL (after the chunks before it were written).
-    copy_in(&image, a.offset, input, &what, |_| Ok(()), false).await?;
+    copy_in(&image, a.offset, input, &what, CopyIn::default(), &ProgressBar::hidden()).await?;
     image.close()?;
     Ok(())
 }
@@ -41,17 +43,8 @@ pub async fn run(ctx: &Ctx, a: WriteArgs) -> CmdResult {
 /// first chunk every object is written whole, without a copy-up), and writes each chunk at
 /// its image offset, starting at `off`, while the next chunk is being read.
 ///
-/// `grow` is called with the end of each chunk before it is written (import resizes the
-/// image there). With `skip_zeros`, all-zero 4 KiB blocks are not written (for a fresh image,
-/// which reads zeros there already). Returns the number of bytes consumed.
-pub async fn copy_in(
-    image: &Image,
-    off: u64,
-    input: Box<dyn Read + Send>,
-    what: &str,
-    mut grow: impl FnMut(u64) -> CmdResult,
-    skip_zeros: bool,
-) -> CmdResult<u64> {
+/// Returns the number of bytes consumed; `bar` advances by each chunk written.
+pub async fn copy_in(image: &Image, off: u64, input: Box<dyn Read + Send>, what: &str, how: CopyIn, bar: &ProgressBar) -> CmdResult<u64> {
     let chunk = aligned_chunk(image.header().object_size());
     let first = chunk - off % chunk;
     let mut rx = spawn_reader(input, first, chunk);
@@ -59,18 +52,34 @@ pub async fn copy_in(
     while let Some(r) = rx.recv().await {
         let data = r.map_err(|e| io_err(e, what))?;
         let len = data.len() as u64;
-        grow(pos + len)?;
-        if skip_zeros {
-            let writes = nonzero_runs(&data, 4096)
-                .into_iter()
-                .map(|(o, n)| image.write_at(pos + o, &data[o as usize..(o + n) as usize]));
-            futures::future::try_join_all(writes).await?;
+        if how.grow && pos + len > image.size() {
+            image.resize(pos + len).await?;
+        }
+        if how.skip_zeros {
+            // Bounded: a finely fragmented chunk must not put thousands of ops in flight.
+            stream::iter(nonzero_runs(&data, 4096))
+                .map(|(o, n)| image.write_at(pos + o, &data[o as usize..(o + n) as usize]))
+                .buffer_unordered(16)
+                .try_collect::<()>()
+                .await?;
         } else {
             image.write_at(pos, &data).await?;
         }
         pos += len;
+        bar.inc(len);
     }
     Ok(pos - off)
+}
+
+/// How [`copy_in`] treats the image.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyIn {
+    /// Leave all-zero 4 KiB blocks unwritten: for a fresh image, which reads zeros there
+    /// already (never for a clone, where they must hide the parent's data).
+    pub skip_zeros: bool,
+    /// Grow the image to the end of each chunk before writing it (import from a pipe,
+    /// whose length is not known up front).
+    pub grow: bool,
 }
 
 /// The reading side of [`copy_in`]: chunks of `first`, then `chunk` bytes, until EOF.
