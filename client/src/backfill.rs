@@ -231,16 +231,6 @@ impl Backfill {
         Ok(Backfill { settings, client, manifest: tokio::sync::OnceCell::new(), image_size, object_size, owner, counters: BackfillCounters::default() })
     }
 
-    /// The S3 client (its counters hold GETs, bytes, retries, failures, latency).
-    pub(crate) fn client(&self) -> &S3Client {
-        &self.client
-    }
-
-    /// The settings.
-    pub(crate) fn settings(&self) -> &S3Settings {
-        &self.settings
-    }
-
     /// The manifest, fetched once (`None` if none was published).
     pub(crate) async fn manifest(&self) -> Result<Option<&Manifest>> {
         let m = self

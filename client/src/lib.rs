@@ -23,6 +23,7 @@ mod manage;
 #[allow(unsafe_code)]
 pub mod rados;
 pub mod remote;
+pub mod s3_parent;
 pub mod s3;
 pub mod spec;
 

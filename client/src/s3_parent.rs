@@ -1,0 +1,333 @@
+//! S3-backed parent management: attach an image to a raw image in S3, publish one there,
+//! show and verify the settings, hydrate, and add up every client's back-fill counters.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use rbd_ext_cls::codec::{BufferList, SnapId};
+use rbd_ext_cls::stubs::{self, stock};
+use rbd_ext_cls::types::{ParentRecord, ParentType};
+
+use crate::backfill::{image_metadata, S3Settings, STATS_KEY_PREFIX};
+use crate::error::{Errno, Error, Result};
+use crate::header::{self, features, header_oid};
+use crate::image::Image;
+use crate::manage::Progress;
+use crate::rados::{create_image, remove_image, Cluster, CreateOptions};
+use crate::s3::{self, Manifest, ManifestBuilder, PutOptions, S3Client, S3Config};
+use crate::spec::ImageSpec;
+
+/// Where the raw image is and how to reach it, for [`s3_attach`].
+#[derive(Debug, Clone, Default)]
+pub struct AttachOptions {
+    /// S3 settings (endpoint, bucket, image_name or prefix, credentials by reference...).
+    pub settings: S3Settings,
+    /// A file holding the secret key: stored in the mon config-key store for you, and the
+    /// settings get its `config://` reference.
+    pub secret_key_file: Option<String>,
+    /// Image size, when there is no manifest (default: the S3 object's size).
+    pub size: Option<u64>,
+    /// Object size exponent, when there is no manifest (default 22 = 4 MiB).
+    pub order: Option<u8>,
+}
+
+/// Creates `spec` as an S3-backed parent: a sparse image of the published size, its `s3.*`
+/// metadata, and a `parent` record of type S3 source (which makes stock librbd refuse it and
+/// its children instead of reading unfilled objects as zeros). Undone on failure.
+pub async fn s3_attach(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: &AttachOptions) -> Result<()> {
+    spec.require_head("image")?;
+    let mut settings = opts.settings.clone();
+    if let Some(path) = &opts.secret_key_file {
+        let secret = std::fs::read(path).map_err(|e| Error::new(Errno(e.raw_os_error().unwrap_or(libc::EIO)), format!("read secret key file {path}")))?;
+        let who = settings.access_key.clone().unwrap_or_else(|| "anonymous".into());
+        let safe: String = format!("{}-{}", settings.bucket, who).chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+        settings.secret_key = Some(s3::store_secret(cluster, &format!("rbd-ext/s3/{safe}"), &secret)?.to_string());
+    }
+    // Validate exactly what will be stored.
+    let meta: BTreeMap<String, Vec<u8>> = settings.to_metadata().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    let settings = S3Settings::from_metadata(&meta)?;
+    let client = settings.client(cluster)?;
+    let (size, order) = match &settings.image_name {
+        Some(key) => match client.get(&s3::manifest_key(key)).await {
+            Ok(body) => {
+                let m = Manifest::from_json(&body)?;
+                if !m.object_size.is_power_of_two() {
+                    return Err(Error::new(Errno::EINVAL, format!("manifest of {key}: object size {} is not a power of two", m.object_size)));
+                }
+                (m.image_size, m.object_size.trailing_zeros() as u8)
+            }
+            Err(e) if e.errno() == Errno::ENOENT => {
+                let size = match opts.size {
+                    Some(s) => s,
+                    None => client.head(key).await?.size,
+                };
+                (size, opts.order.unwrap_or(22))
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => (
+            opts.size.ok_or_else(|| Error::new(Errno::EINVAL, "an s3.prefix parent needs --size (there is no single object to measure)".to_string()))?,
+            opts.order.unwrap_or(22),
+        ),
+    };
+    let md = header::md_ioctx(cluster, spec)?;
+    // Layering only: no object map (the fills are not librbd writes) and no exclusive lock.
+    let create = CreateOptions { order: Some(order), features: Some(features::LAYERING), ..Default::default() };
+    create_image(&md, &spec.image, size, &create).map_err(|e| {
+        if e.is_exists() {
+            Error::new(Errno::EEXIST, format!("image {spec} already exists"))
+        } else {
+            e.context(format_args!("image {spec}"))
+        }
+    })?;
+    let finish = || -> Result<()> {
+        let id = header::lookup_id(&md, spec)?;
+        let oid = header_oid(&id);
+        let kv: BTreeMap<String, BufferList> = meta.iter().map(|(k, v)| (k.clone(), BufferList(v.clone()))).collect();
+        md.exec_write(&oid, &stock::metadata_set(&kv))?;
+        let record = ParentRecord {
+            pool_id: -1,
+            snap_id: SnapId::NOSNAP,
+            head_overlap: Some(size),
+            parent_type: ParentType::S3Source,
+            ..Default::default()
+        };
+        md.exec_write(&oid, &stubs::parent_attach(&record, false))
+    };
+    if let Err(e) = finish() {
+        let _ = remove_image(&md, &spec.image);
+        return Err(e.context(format_args!("s3 attach {spec}: rolled back")));
+    }
+    Ok(())
+}
+
+/// The S3 settings of an S3-backed image (references, never secrets).
+pub fn s3_settings(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<S3Settings> {
+    let (loc, _) = header::locate(cluster, spec)?;
+    S3Settings::from_metadata(&image_metadata(&loc.md, &header_oid(&loc.id))?).map_err(|e| e.context(format_args!("image {spec}")))
+}
+
+/// What [`s3_verify`] found, one line per check.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// (check, outcome) pairs; every outcome here passed.
+    pub checks: Vec<(String, String)>,
+}
+
+/// Checks that the settings work: secrets resolve, the object is reachable with these
+/// credentials, the manifest matches the image, and a sample GET verifies.
+pub async fn s3_verify(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<VerifyReport> {
+    let settings = s3_settings(cluster, spec)?;
+    let (_, hdr) = header::locate(cluster, spec)?;
+    let mut r = VerifyReport::default();
+    let client = settings.client(cluster)?;
+    r.checks.push(("credentials".into(), if settings.anonymous { "anonymous".into() } else { "references resolve".into() }));
+    let Some(key) = &settings.image_name else {
+        let first = client.get(&format!("{}{:016x}", settings.prefix.as_deref().unwrap_or_default(), 0)).await?;
+        r.checks.push(("sample GET".into(), format!("object 0: {} bytes", first.len())));
+        return Ok(r);
+    };
+    let info = client.head(key).await.map_err(|e| Error::from(e).context("s3 verify: reach the image"))?;
+    r.checks.push(("reach".into(), format!("{} ({} bytes, etag {})", client.url(key), info.size, info.etag)));
+    if info.size < hdr.size {
+        return Err(Error::new(Errno::EIO, format!("s3 verify: {} holds {} bytes, the image is {} bytes", client.url(key), info.size, hdr.size)));
+    }
+    match client.get(&s3::manifest_key(key)).await {
+        Ok(body) => {
+            let m = Manifest::from_json(&body)?;
+            if m.image_size != hdr.size || m.object_size != hdr.object_size() {
+                return Err(Error::new(Errno::EINVAL, format!("s3 verify: manifest says {} bytes / {}-byte objects, the image {} / {}", m.image_size, m.object_size, hdr.size, hdr.object_size())));
+            }
+            if !m.etag.is_empty() && m.etag != info.etag {
+                return Err(Error::new(Errno::ESTALE, format!("s3 verify: the image's ETag {} differs from the manifest's {}: republish", info.etag, m.etag)));
+            }
+            let n = (0..m.object_count()).find(|n| !m.is_zero(*n)).unwrap_or(0);
+            let len = m.object_len(n).unwrap_or(0);
+            let d = client.get_range(key, n * m.object_size, len).await?;
+            m.verify(n, &d)?;
+            r.checks.push(("manifest".into(), format!("{} objects, {} zero", m.object_count(), (0..m.object_count()).filter(|n| m.is_zero(*n)).count())));
+            r.checks.push(("sample GET".into(), format!("object {n}: {len} bytes, SHA-256 verified")));
+        }
+        Err(e) if e.errno() == Errno::ENOENT => {
+            let len = hdr.object_size().min(hdr.size);
+            client.get_range(key, 0, len).await?;
+            r.checks.push(("manifest".into(), "none published (fills are not verified, holes are fetched)".into()));
+            r.checks.push(("sample GET".into(), format!("object 0: {len} bytes")));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(r)
+}
+
+/// What to publish.
+#[derive(Debug, Clone)]
+pub enum PublishSource {
+    /// A raw image file.
+    File(String),
+    /// An RBD image (read through rbd-ext, so a clone publishes its logical content).
+    Image(ImageSpec),
+}
+
+/// Uploads a raw image to `s3://<config.bucket>/<key>` (multipart) and its manifest beside
+/// it (`<key>.manifest.json`: size, object size, SHA-256 per object, zero objects, ETag).
+pub async fn s3_publish(cluster: &Arc<Cluster>, source: &PublishSource, config: S3Config, key: &str, object_size: u64, progress: Progress<'_>) -> Result<Manifest> {
+    let client = S3Client::new(config)?;
+    enum Src {
+        File(std::fs::File),
+        Img(Image),
+    }
+    let (mut src, total, object_size) = match source {
+        PublishSource::File(p) => {
+            let f = std::fs::File::open(p).map_err(|e| Error::new(Errno(e.raw_os_error().unwrap_or(libc::EIO)), format!("open {p}")))?;
+            let len = f.metadata().map_err(|e| Error::new(Errno(e.raw_os_error().unwrap_or(libc::EIO)), format!("stat {p}")))?.len();
+            (Src::File(f), len, object_size)
+        }
+        PublishSource::Image(s) => {
+            let img = Image::open(cluster, s, Default::default())?;
+            let (size, os) = (img.size(), img.header().object_size());
+            (Src::Img(img), size, os)
+        }
+    };
+    let part = (s3::MIN_PART_SIZE as u64).div_ceil(object_size).max(1) * object_size;
+    let mut builder = ManifestBuilder::new(object_size)?;
+    let upload = client.create_multipart(key, &PutOptions::default()).await?;
+    let result: Result<String> = async {
+        let mut parts = Vec::new();
+        let mut off = 0u64;
+        progress(0, total);
+        while off < total || (total == 0 && parts.is_empty()) {
+            let len = part.min(total - off);
+            let buf = match &mut src {
+                Src::File(f) => {
+                    use std::io::{Read, Seek, SeekFrom};
+                    let mut b = vec![0u8; len as usize];
+                    f.seek(SeekFrom::Start(off)).and_then(|_| f.read_exact(&mut b)).map_err(|e| Error::new(Errno(e.raw_os_error().unwrap_or(libc::EIO)), "read source"))?;
+                    b
+                }
+                Src::Img(img) => img.read_at(off, len).await?,
+            };
+            builder.update(&buf);
+            parts.push(client.upload_part(key, &upload, parts.len() as u32 + 1, buf).await?);
+            off += len;
+            progress(off, total);
+            if total == 0 {
+                break;
+            }
+        }
+        Ok(client.complete_multipart(key, &upload, &parts).await?)
+    }
+    .await;
+    let etag = match result {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = client.abort_multipart(key, &upload).await;
+            return Err(e.context(format_args!("s3 publish {}", client.url(key))));
+        }
+    };
+    let mut m = builder.finish();
+    m.etag = etag.trim_matches('"').to_string();
+    client.put(&s3::manifest_key(key), m.to_json().into_bytes()).await?;
+    Ok(m)
+}
+
+/// What [`hydrate`] did.
+#[derive(Debug, Clone, Default)]
+pub struct HydrateReport {
+    /// Objects visited.
+    pub objects: u64,
+    /// Bytes of image covered.
+    pub bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Fills an S3-backed parent completely (bounded parallel ranged GETs; objects already in
+/// RADOS and manifest holes cost no GET). For a child, flattens it through its parent.
+pub async fn hydrate(image: &Image, parallel: usize, progress: Progress<'_>) -> Result<HydrateReport> {
+    let t = Instant::now();
+    let hdr = image.header();
+    if !image.is_s3_backed() {
+        if hdr.parent.is_none() {
+            return Err(Error::new(Errno::EINVAL, format!("image {} is neither S3-backed nor a clone: nothing to hydrate", image.spec())));
+        }
+        crate::manage::flatten(image, progress).await?;
+        return Ok(HydrateReport { objects: hdr.object_count(), bytes: hdr.size, seconds: t.elapsed().as_secs_f64() });
+    }
+    let os = hdr.object_size();
+    let total = hdr.object_count();
+    let done = AtomicU64::new(0);
+    progress(0, total);
+    stream::iter(0..total)
+        .map(|n| {
+            let done = &done;
+            async move {
+                let len = os.min(hdr.size - n * os);
+                image.read_at(n * os, len).await?;
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                Ok::<(), Error>(())
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .try_collect::<()>()
+        .await?;
+    Ok(HydrateReport { objects: total, bytes: hdr.size, seconds: t.elapsed().as_secs_f64() })
+}
+
+/// Every client's saved back-fill counters on an S3-backed image, added up (fields ending in
+/// `_max` take the maximum), as JSON; `clients` says how many contributed.
+pub fn s3_stats(cluster: &Arc<Cluster>, spec: &ImageSpec, reset: bool) -> Result<serde_json::Value> {
+    let (loc, _) = header::locate(cluster, spec)?;
+    let oid = header_oid(&loc.id);
+    let entries = loc.md.omap_list(&oid, STATS_KEY_PREFIX)?;
+    let mut total = serde_json::Map::new();
+    for (_, v) in &entries {
+        if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(v) {
+            add_into(&mut total, &o);
+        }
+    }
+    total.insert("clients".into(), serde_json::Value::from(entries.len() as u64));
+    if reset && !entries.is_empty() {
+        let keys = entries.into_iter().map(|(k, _)| k).collect();
+        loc.md.write(&oid, &crate::rados::WriteOp::default().step(crate::rados::WriteStep::OmapRmKeys(keys)))?;
+    }
+    Ok(serde_json::Value::Object(total))
+}
+
+fn add_into(total: &mut serde_json::Map<String, serde_json::Value>, o: &serde_json::Map<String, serde_json::Value>) {
+    for (k, v) in o {
+        match v {
+            serde_json::Value::Number(n) => {
+                let cur = total.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+                let n = n.as_u64().unwrap_or(0);
+                let new = if k.ends_with("_max") { cur.max(n) } else { cur + n };
+                total.insert(k.clone(), serde_json::Value::from(new));
+            }
+            serde_json::Value::Object(inner) => {
+                let entry = total.entry(k.clone()).or_insert_with(|| serde_json::Value::Object(Default::default()));
+                if let serde_json::Value::Object(t) = entry {
+                    add_into(t, inner);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_add_up_and_maxes_take_the_max() {
+        let mut t = serde_json::Map::new();
+        for j in [r#"{"fills":2,"wait_us_max":5,"s3":{"gets":3}}"#, r#"{"fills":1,"wait_us_max":9,"s3":{"gets":4}}"#] {
+            let v: serde_json::Value = serde_json::from_str(j).unwrap();
+            add_into(&mut t, v.as_object().unwrap());
+        }
+        assert_eq!(serde_json::Value::Object(t).to_string(), r#"{"fills":3,"wait_us_max":9,"s3":{"gets":7}}"#);
+    }
+}
