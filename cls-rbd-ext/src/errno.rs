@@ -40,13 +40,19 @@ errnos! {
     EINVAL = 22, "Invalid argument";
     EFBIG = 27, "File too large";
     EROFS = 30, "Read-only file system";
+    EPIPE = 32, "Broken pipe";
     ERANGE = 34, "Numerical result out of range";
     ENOSYS = 38, "Function not implemented";
     ENODATA = 61, "No data available";
     EOVERFLOW = 75, "Value too large for defined data type";
     EBADMSG = 74, "Bad message";
     EOPNOTSUPP = 95, "Operation not supported";
+    ECONNRESET = 104, "Connection reset by peer";
+    ENOTCONN = 107, "Transport endpoint is not connected";
     ETIMEDOUT = 110, "Connection timed out";
+    ECONNREFUSED = 111, "Connection refused";
+    EHOSTDOWN = 112, "Host is down";
+    EHOSTUNREACH = 113, "No route to host";
     ESTALE = 116, "Stale file handle";
     ECANCELED = 125, "Operation canceled";
 }
