@@ -24,6 +24,7 @@ mod manage;
 pub mod rados;
 pub mod remote;
 pub mod s3_parent;
+pub mod secret;
 pub mod s3;
 pub mod spec;
 

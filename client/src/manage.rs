@@ -63,12 +63,11 @@ fn connect_remote(local: &Arc<Cluster>, r: &RemoteOptions) -> Result<(Arc<Cluste
             let key = remote::keyring_key(path, &rc.client_name)?;
             let conn = remote::connect_with_key(&rc, &key, remote::DEFAULT_CONNECT_TIMEOUT)?;
             let safe = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect::<String>();
-            rc.secret_ref = remote::store_secret(local, &format!("rbd-ext/remote/{}/{}", safe(&rc.name), safe(&rc.client_name)), key.as_bytes())?;
+            rc.secret_ref = crate::secret::store_secret(local, &format!("rbd-ext/remote/{}/{}", safe(&rc.name), safe(&rc.client_name)), key.as_bytes())?.to_string();
             Ok((conn, rc))
         }
         (None, Some(reference)) => {
-            remote::parse_ref(reference)?;
-            rc.secret_ref = reference.clone();
+            rc.secret_ref = crate::secret::SecretRef::parse(reference)?.to_string();
             Ok((remote::connect(local, &rc, remote::DEFAULT_CONNECT_TIMEOUT)?, rc))
         }
         _ => Err(Error::new(Errno::EINVAL, "a remote parent needs exactly one of --remote-keyring PATH or a config:// key reference".to_string())),

@@ -10,9 +10,7 @@ use rbd_ext_cls::types::ParentRecord;
 
 use crate::error::{Errno, Error, Result};
 use crate::rados::{Cluster, ConnectOptions};
-
-/// The reference scheme for secrets kept in the mon config-key store.
-pub const CONFIG_REF_PREFIX: &str = "config://";
+use crate::secret::{self, SecretRef};
 
 /// How long connecting to a remote cluster may take before open fails.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -107,40 +105,6 @@ pub fn keyring_key(keyring: &str, client_name: &str) -> Result<String> {
     Err(Error::new(Errno::EACCES, format!("remote keyring {keyring} has no key for {client_name}")))
 }
 
-/// The config-key name a reference points to; `EINVAL` (with how to store one) otherwise.
-pub fn parse_ref(r: &str) -> Result<&str> {
-    match r.strip_prefix(CONFIG_REF_PREFIX) {
-        Some(k) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_.:-".contains(&b)) => Ok(k),
-        _ => Err(Error::new(
-            Errno::EINVAL,
-            "secrets are passed by reference only: store the key with `ceph config-key set <name> -i FILE` and pass `config://<name>`".to_string(),
-        )),
-    }
-}
-
-/// Stores `secret` in the local config-key store under `key`; returns its reference.
-pub fn store_secret(local: &Cluster, key: &str, secret: &[u8]) -> Result<String> {
-    let reference = format!("{CONFIG_REF_PREFIX}{key}");
-    parse_ref(&reference)?;
-    let cmd = format!(r#"{{"prefix": "config-key set", "key": "{key}"}}"#);
-    local.mon_command(&cmd, secret).map_err(|e| e.context(format_args!("store secret {reference}")))?;
-    Ok(reference)
-}
-
-/// Reads the secret a `config://` reference names from the local config-key store.
-pub fn resolve_secret(local: &Cluster, reference: &str) -> Result<Vec<u8>> {
-    let key = parse_ref(reference)?;
-    let cmd = format!(r#"{{"prefix": "config-key get", "key": "{key}"}}"#);
-    let (out, _) = local.mon_command(&cmd, b"").map_err(|e| {
-        if e.is_not_found() {
-            Error::new(Errno::EACCES, format!("secret {reference} is not in the config-key store (ceph config-key set {key} -i FILE)"))
-        } else {
-            e
-        }
-    })?;
-    Ok(out)
-}
-
 fn connections() -> &'static Mutex<HashMap<RemoteCluster, Weak<Cluster>>> {
     static CONNS: std::sync::OnceLock<Mutex<HashMap<RemoteCluster, Weak<Cluster>>>> = std::sync::OnceLock::new();
     CONNS.get_or_init(Default::default)
@@ -153,8 +117,7 @@ pub fn connect(local: &Cluster, remote: &RemoteCluster, timeout: Duration) -> Re
     if let Some(c) = connections().lock().unwrap_or_else(|e| e.into_inner()).get(remote).and_then(Weak::upgrade) {
         return Ok(c);
     }
-    let key = resolve_secret(local, &remote.secret_ref)?;
-    let key = String::from_utf8(key).map_err(|_| Error::new(Errno::EINVAL, format!("secret {} is not a cephx key", remote.secret_ref)))?;
+    let key = secret::resolve_secret(local, &SecretRef::parse(&remote.secret_ref)?)?;
     let c = connect_with_key(remote, &key, timeout)?;
     connections().lock().unwrap_or_else(|e| e.into_inner()).insert(remote.clone(), Arc::downgrade(&c));
     Ok(c)
@@ -214,15 +177,5 @@ mod tests {
         assert_eq!(keyring_key(kr.to_str().unwrap(), "client.admin").unwrap(), "AQBsecret==");
         assert_eq!(keyring_key(kr.to_str().unwrap(), "client.nobody").unwrap_err().errno(), Errno::EACCES);
         std::fs::remove_dir_all(&dir).ok();
-    }
-
-    #[test]
-    fn only_config_references() {
-        assert_eq!(parse_ref("config://rbd-ext/remote/a").unwrap(), "rbd-ext/remote/a");
-        for bad in ["AQBsecretkeyAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", "file:///etc/ceph/keyring", "config://", "config://a b"] {
-            let e = parse_ref(bad).unwrap_err();
-            assert_eq!(e.errno(), Errno::EINVAL);
-            assert!(!e.to_string().contains("AQB"), "the message must not echo the secret");
-        }
     }
 }

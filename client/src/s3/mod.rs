@@ -15,7 +15,6 @@
 mod client;
 mod error;
 mod manifest;
-mod secret;
 mod sigv4;
 mod stats;
 #[cfg(any(test, feature = "testproxy"))]
@@ -28,5 +27,5 @@ mod tests;
 pub use client::{CompletedPart, Credentials, ObjectInfo, PutOptions, S3Client, S3Config, MAX_PARTS, MIN_PART_SIZE};
 pub use error::{S3Error, S3ErrorKind};
 pub use manifest::{manifest_key, Manifest, ManifestBuilder, MANIFEST_SUFFIX, MANIFEST_VERSION};
-pub use secret::{resolve_secret, store_secret, SecretRef};
+pub use crate::secret::{resolve_secret, store_secret, SecretRef};
 pub use stats::{Failures, Latency, LatencyBucket, S3Stats};

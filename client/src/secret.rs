@@ -31,7 +31,7 @@ impl SecretRef {
     pub fn parse(s: &str) -> Result<SecretRef> {
         let Some(key) = s.strip_prefix(SCHEME) else {
             let why = if s.contains("://") { "only config://<key> references are supported" } else { "inline secrets are refused" };
-            return Err(Error::new(Errno::EINVAL, format!("s3 secret: {why}; {HOW_TO_STORE}")));
+            return Err(Error::new(Errno::EINVAL, format!("secret: {why}; {HOW_TO_STORE}")));
         };
         SecretRef::for_key(key)
     }
@@ -42,7 +42,7 @@ impl SecretRef {
         if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(Error::new(
                 Errno::EINVAL,
-                format!("s3 secret: bad config-key name (1 to {MAX_KEY_LEN} printable ASCII characters, no spaces); {HOW_TO_STORE}"),
+                format!("secret: bad config-key name (1 to {MAX_KEY_LEN} printable ASCII characters, no spaces); {HOW_TO_STORE}"),
             ));
         }
         Ok(SecretRef { key: key.to_string() })
@@ -80,12 +80,12 @@ pub fn resolve_secret(cluster: &Cluster, r: &SecretRef) -> Result<String> {
     let (out, _) = cluster.mon_command(&config_key_cmd("config-key get", &r.key), b"").map_err(|e| {
         let errno = e.errno();
         let hint = if errno == Errno::ENOENT { format!(": not set; {HOW_TO_STORE}") } else { String::new() };
-        Error::new(errno, format!("s3 secret {r}: config-key get{hint}"))
+        Error::new(errno, format!("secret {r}: config-key get{hint}"))
     })?;
-    let s = String::from_utf8(out).map_err(|_| Error::new(Errno::EINVAL, format!("s3 secret {r}: not UTF-8")))?;
+    let s = String::from_utf8(out).map_err(|_| Error::new(Errno::EINVAL, format!("secret {r}: not UTF-8")))?;
     let s = s.trim_end().to_string();
     if s.is_empty() {
-        return Err(Error::new(Errno::EINVAL, format!("s3 secret {r}: empty")));
+        return Err(Error::new(Errno::EINVAL, format!("secret {r}: empty")));
     }
     Ok(s)
 }
@@ -95,11 +95,11 @@ pub fn resolve_secret(cluster: &Cluster, r: &SecretRef) -> Result<String> {
 pub fn store_secret(cluster: &Cluster, key: &str, secret: &[u8]) -> Result<SecretRef> {
     let r = SecretRef::for_key(key)?;
     if secret.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(Error::new(Errno::EINVAL, format!("s3 secret {r}: refusing to store an empty secret")));
+        return Err(Error::new(Errno::EINVAL, format!("secret {r}: refusing to store an empty secret")));
     }
     cluster
         .mon_command(&config_key_cmd("config-key set", key), secret)
-        .map_err(|e| Error::new(e.errno(), format!("s3 secret {r}: config-key set")))?;
+        .map_err(|e| Error::new(e.errno(), format!("secret {r}: config-key set")))?;
     Ok(r)
 }
 
