@@ -93,6 +93,13 @@ pub enum Command {
     Lock(LockCommand),
     /// Measure read or write performance through rbd-ext, as `rbd bench`.
     Bench(BenchArgs),
+    /// S3-backed parents: publish a raw image to S3, attach an image to it, show, verify.
+    #[command(subcommand)]
+    S3(S3Command),
+    /// Fill an S3-backed parent from S3 completely (or flatten a clone), in parallel.
+    Hydrate(HydrateArgs),
+    /// Back-fill counters of an S3-backed image, added up over every client.
+    Stats(StatsArgs),
 }
 
 /// A single image spec.
@@ -119,6 +126,23 @@ pub struct CloneArgs {
     /// Clone even if the parent is open for writing by another client.
     #[arg(long)]
     pub force: bool,
+    /// The parent is in another cluster: that cluster's conf file (its `mon host` is
+    /// recorded in the child).
+    #[arg(long, value_name = "PATH")]
+    pub remote_cluster_conf: Option<String>,
+    /// Keyring holding the remote client's key: the key is stored in this cluster's mon
+    /// config-key store and the child records only a `config://` reference to it.
+    #[arg(long, value_name = "PATH", requires = "remote_cluster_conf", conflicts_with = "remote_key_ref")]
+    pub remote_keyring: Option<String>,
+    /// Or an existing `config://<key>` reference to the remote client's key.
+    #[arg(long, value_name = "config://KEY", requires = "remote_cluster_conf")]
+    pub remote_key_ref: Option<String>,
+    /// Client to connect to the remote cluster as (default client.admin).
+    #[arg(long, value_name = "client.ID", requires = "remote_cluster_conf")]
+    pub remote_client_name: Option<String>,
+    /// A name for the remote cluster (default: the conf file's name without `.conf`).
+    #[arg(long, value_name = "NAME", requires = "remote_cluster_conf")]
+    pub remote_cluster_name: Option<String>,
 }
 
 /// `children`.
@@ -284,6 +308,161 @@ pub enum IoPattern {
     Rand,
 }
 
+/// `s3 ...`.
+#[derive(Debug, Subcommand)]
+pub enum S3Command {
+    /// Upload a raw image (a file or an RBD image) to S3, with its manifest
+    /// (`<key>.manifest.json`: sizes, a SHA-256 per object, zero objects).
+    Publish(S3PublishArgs),
+    /// Create PARENT as an S3-backed image: its objects are filled from S3 on first read.
+    Attach(S3AttachArgs),
+    /// Print an S3-backed image's settings (secret references, never secrets).
+    Show(ImageArg),
+    /// Check that an S3-backed image's settings work: secrets resolve, the object is
+    /// reachable, the manifest matches, a sample GET verifies.
+    Verify(ImageArg),
+}
+
+/// Where S3 is and who we are there (publish).
+#[derive(Debug, Args)]
+pub struct S3EndpointArgs {
+    /// S3 endpoint: http(s)://host[:port].
+    #[arg(long, value_name = "URL")]
+    pub endpoint: String,
+    /// SigV4 region.
+    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
+    pub region: String,
+}
+
+/// How the secret key is given. There is deliberately no option that takes the secret itself
+/// on the command line (it would land in shell history and `ps`).
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct S3SecretArgs {
+    /// A file holding the secret key (attach stores it in the mon config-key store and keeps
+    /// only its `config://` reference).
+    #[arg(long, value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// A reference to the secret key in the mon config-key store: `config://<key>`
+    /// (store it with `ceph config-key set <key> -i FILE`).
+    #[arg(long, value_name = "config://KEY")]
+    pub secret_key_ref: Option<String>,
+    /// No credentials: unsigned requests (public-read objects).
+    #[arg(long)]
+    pub anonymous: bool,
+}
+
+/// `s3 publish`.
+#[derive(Debug, Args)]
+pub struct S3PublishArgs {
+    /// A raw image file, or an image spec ([pool/[namespace/]]image) when no such file exists
+    /// (or with --image).
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// Destination: s3://BUCKET/KEY.
+    #[arg(value_name = "s3://BUCKET/KEY")]
+    pub dest: String,
+    /// SOURCE is an image spec, even if a file of that name exists.
+    #[arg(long)]
+    pub image: bool,
+    /// Endpoint and region.
+    #[command(flatten)]
+    pub endpoint: S3EndpointArgs,
+    /// Access key id.
+    #[arg(long, value_name = "ID", required_unless_present = "anonymous")]
+    pub access_key: Option<String>,
+    /// Secret key source.
+    #[command(flatten)]
+    pub secret: S3SecretArgs,
+    /// Object size of the manifest, i.e. of the RBD image to attach (suffixes K, M);
+    /// an image SOURCE uses its own.
+    #[arg(long, value_parser = parse_bytes, default_value = "4M")]
+    pub object_size: u64,
+    /// Create the bucket first (succeeds if we already own it).
+    #[arg(long)]
+    pub create_bucket: bool,
+}
+
+/// `s3 attach`.
+#[derive(Debug, Args)]
+pub struct S3AttachArgs {
+    /// The S3-backed image to create: [pool/[namespace/]]image.
+    #[arg(value_name = "PARENT")]
+    pub parent: String,
+    /// S3 endpoint: http(s)://host[:port].
+    #[arg(long, value_name = "URL")]
+    pub endpoint: String,
+    /// Bucket.
+    #[arg(long, value_name = "BUCKET")]
+    pub bucket: String,
+    /// Where the data is.
+    #[command(flatten)]
+    pub object: S3ObjectArgs,
+    /// SigV4 region.
+    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// Access key id.
+    #[arg(long, value_name = "ID", conflicts_with = "access_key_ref", required_unless_present_any = ["access_key_ref", "anonymous"])]
+    pub access_key: Option<String>,
+    /// The access key id as a reference: `config://<key>`.
+    #[arg(long, value_name = "config://KEY")]
+    pub access_key_ref: Option<String>,
+    /// Secret key source.
+    #[command(flatten)]
+    pub secret: S3SecretArgs,
+    /// Image size when no manifest was published (default: the S3 object's size); a bare
+    /// number is MiB (suffixes B, K, M, G, T).
+    #[arg(long, value_parser = parse_size_mib)]
+    pub size: Option<u64>,
+    /// Object size as a power of two, 12..=25, when no manifest was published (default 22).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(12..=25))]
+    pub order: Option<u8>,
+    /// Per-request timeout in milliseconds (default 30000).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_ms: Option<u64>,
+    /// Retries after a failed attempt (timeouts, connection failures, 5xx; default 3).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// How long a fill claim holds before another client may take over, in milliseconds
+    /// (default 30000, at most 600000).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=600_000))]
+    pub claim_ttl_ms: Option<u32>,
+}
+
+/// `s3 attach`: one raw image, or one S3 object per RADOS object.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct S3ObjectArgs {
+    /// The raw image's key (ranged GETs; a manifest beside it is used when published).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// Key prefix of one S3 object per RADOS object (`<prefix><object number as %016x>`).
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+}
+
+/// `hydrate`.
+#[derive(Debug, Args)]
+pub struct HydrateArgs {
+    /// Image spec: an S3-backed parent (filled from S3) or a clone (flattened).
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Objects fetched at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub parallel: u32,
+}
+
+/// `stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Image spec of an S3-backed parent.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Clear the saved counters after printing them.
+    #[arg(long)]
+    pub reset: bool,
+}
+
 /// `RBD_FEATURE_*` names as `rbd` prints and accepts them, in bit order.
 pub const FEATURE_NAMES: &[(&str, u64)] = {
     use rbd_ext::header::features as f;
@@ -379,6 +558,30 @@ mod tests {
         let cli = Cli::try_parse_from(["rbd-ext", "clone-standalone", "a", "b", "--image-feature", "layering,exclusive-lock"]).unwrap();
         let Command::CloneStandalone(c) = cli.command else { panic!() };
         assert_eq!(c.image_feature, [1, 4]);
+    }
+
+    #[test]
+    fn s3_options() {
+        let attach = ["rbd-ext", "s3", "attach", "p", "--endpoint", "http://h:1", "--bucket", "b", "--key", "k"];
+        let with = |more: &[&str]| Cli::try_parse_from(attach.iter().chain(more).copied());
+        assert!(with(&["--access-key", "A", "--secret-key-ref", "config://x"]).is_ok());
+        assert!(with(&["--anonymous"]).is_ok());
+        // One secret source, exactly; no way to pass the secret itself.
+        assert!(with(&["--access-key", "A"]).is_err());
+        assert!(with(&["--access-key", "A", "--secret-key-ref", "config://x", "--secret-key-file", "f"]).is_err());
+        let e = with(&["--access-key", "A", "--secret-key", "wJalrXUtnFEMI"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert!(!e.to_string().contains("wJalrXUtnFEMI"), "{e}");
+        // An access key is needed unless anonymous; --key or --prefix, not both.
+        assert!(with(&["--secret-key-ref", "config://x"]).is_err());
+        assert!(with(&["--anonymous", "--prefix", "p/"]).is_err());
+        let Command::S3(S3Command::Attach(a)) = with(&["--access-key-ref", "config://a", "--secret-key-file", "f", "--claim-ttl-ms", "1500"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!((a.access_key_ref.as_deref(), a.claim_ttl_ms), (Some("config://a"), Some(1500)));
+        let p = Cli::try_parse_from(["rbd-ext", "s3", "publish", "f.raw", "s3://b/k", "--endpoint", "http://h:1", "--anonymous", "--object-size", "1M"]).unwrap();
+        let Command::S3(S3Command::Publish(p)) = p.command else { panic!() };
+        assert_eq!(p.object_size, 1 << 20);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `clone-standalone PARENT CHILD`: a copy-on-write clone of an image's HEAD.
+//! `clone-standalone PARENT CHILD`: a copy-on-write clone of an image's HEAD, in this
+//! cluster or (with `--remote-cluster-conf`) in another one.
 
 use super::{feature_bits, CmdResult, Ctx};
 use crate::cli::CloneArgs;
@@ -7,7 +8,14 @@ use crate::cli::CloneArgs;
 pub async fn run(ctx: &Ctx, a: CloneArgs) -> CmdResult {
     let parent = ctx.spec(&a.parent)?;
     let child = ctx.spec(&a.child)?;
-    let opts = rbd_ext::CloneOptions { features: feature_bits(&a.image_feature)?, force: a.force, ..Default::default() };
+    let remote = a.remote_cluster_conf.map(|conf| rbd_ext::RemoteOptions {
+        conf,
+        keyring: a.remote_keyring,
+        secret_ref: a.remote_key_ref,
+        client_name: a.remote_client_name,
+        cluster_name: a.remote_cluster_name,
+    });
+    let opts = rbd_ext::CloneOptions { features: feature_bits(&a.image_feature)?, force: a.force, remote };
     rbd_ext::clone_standalone(&ctx.cluster, &parent, &child, &opts)?;
     Ok(())
 }

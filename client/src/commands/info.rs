@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use rbd_ext_cls::types::ParentType;
 use serde_json::{json, Map, Value};
 
 use rbd_ext::header::{features, ImageHeader};
@@ -103,6 +104,10 @@ fn to_plain(f: &Facts) -> String {
             SnapId(id) => line(format!("parent: {p} (snapshot id {id})")),
         }
         line(format!("parent type: {}", rec.parent_type.as_str()));
+        if rec.parent_type == ParentType::RemoteStandalone {
+            // The key reference is not the key, but it is not needed to identify the parent.
+            line(format!("parent cluster: {} (monitors {}, as {})", rec.remote_cluster_name, rec.remote_mon_hosts.join(","), rec.remote_client_name));
+        }
         line(format!("overlap: {}", human_size(h.overlap())));
     }
     if let Some((n, counts)) = &f.clone_map {
@@ -145,6 +150,14 @@ fn to_json(f: &Facts) -> Value {
                 "overlap": h.overlap(),
             }),
         );
+        if rec.parent_type == ParentType::RemoteStandalone {
+            if let Some(Value::Object(pm)) = m.get_mut("parent") {
+                pm.insert(
+                    "remote".into(),
+                    json!({ "cluster": rec.remote_cluster_name, "mon_hosts": rec.remote_mon_hosts, "client": rec.remote_client_name }),
+                );
+            }
+        }
     }
     if let Some((n, counts)) = &f.clone_map {
         let states: Map<String, Value> = counts.iter().map(|(s, c)| (s.to_string(), json!(c))).collect();
