@@ -12,12 +12,13 @@ mod common;
 
 use rbd_ext::rados::{IoCtx, WriteOp, WriteStep};
 use rbd_ext::Errno;
-use rbd_ext_cls::codec::{Codec, SnapId, UTime};
+use rbd_ext_cls::codec::{BufferList, Codec, SnapId, UTime};
 use rbd_ext_cls::methods::WR;
 use rbd_ext_cls::ops::{
-    ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp, ParentAttachOp,
-    ParentOverlapSetOp, PingOp,
+    BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp, ParentAttachOp,
+    ParentOverlapSetOp, PingOp, BACKFILL_MAX_TTL_MS,
 };
+use rbd_ext_cls::types::backfill::{BackfillClaim, BACKFILL_CLAIM_KEY};
 use rbd_ext_cls::stubs::Call;
 use rbd_ext_cls::types::features::*;
 use rbd_ext_cls::types::{
@@ -57,6 +58,12 @@ enum Fx {
     MapPatched(u64, Vec<u8>),
     /// That map, one byte shorter.
     MapTruncated,
+    /// A parent data object being back-filled: claimed by this owner for 10 minutes.
+    Claimed(&'static str),
+    /// An object holding this raw value as its back-fill claim.
+    ClaimRaw(Vec<u8>),
+    /// A back-filled data object (claimed, then completed).
+    Filled,
 }
 
 /// A step of [`Fx::HeaderThen`].
@@ -95,7 +102,7 @@ fn call(method: &'static str, input: Vec<u8>) -> Call {
 }
 
 fn is_write(method: &str) -> bool {
-    rbd_ext_cls::methods::find(method).map_or(false, |m| m.flags & WR != 0)
+    rbd_ext_cls::methods::find(method).is_some_and(|m| m.flags & WR != 0)
 }
 
 /// Runs a method the way a client would: a write op for write methods, a read op for the
@@ -161,6 +168,15 @@ fn setup(io: &IoCtx, oid: &str, fx: &Fx) {
             setup(io, oid, &Fx::Map);
             io.write(oid, &WriteOp::default().step(WriteStep::Write { off: *off, data: data.clone() })).unwrap();
         }
+        Fx::Claimed(owner) => io.exec_write(oid, &call("backfill_claim", claim(owner, 600_000))).unwrap(),
+        Fx::ClaimRaw(v) => {
+            io.write(oid, &WriteOp::default().step(WriteStep::Create { exclusive: true })).unwrap();
+            io.omap_set(oid, &[(BACKFILL_CLAIM_KEY, v)]).unwrap();
+        }
+        Fx::Filled => {
+            setup(io, oid, &Fx::Claimed("owner-a"));
+            io.exec_write(oid, &call("backfill_complete", complete("owner-a", b"filled"))).unwrap();
+        }
         Fx::MapTruncated => {
             setup(io, oid, &Fx::Map);
             let size = io.stat(oid).unwrap();
@@ -169,8 +185,11 @@ fn setup(io: &IoCtx, oid: &str, fx: &Fx) {
     }
 }
 
+/// An object's data and omap.
+type ObjectState = (Vec<u8>, Vec<(String, Vec<u8>)>);
+
 /// Everything a call could change: existence and size, data, omap.
-fn snapshot(io: &IoCtx, oid: &str) -> Option<(Vec<u8>, Vec<(String, Vec<u8>)>)> {
+fn snapshot(io: &IoCtx, oid: &str) -> Option<ObjectState> {
     let size = match io.stat(oid) {
         Ok(s) => s,
         Err(e) if e.errno() == Errno::ENOENT => return None,
@@ -249,6 +268,23 @@ fn resize(object_count: u64, default_state: CloneMapState) -> Vec<u8> {
 fn init(object_count: u64, runs: &[(u64, u64, CloneMapState)], force: bool) -> Vec<u8> {
     let runs = runs.iter().map(|&(start, len, state)| StateRun { start, len, state }).collect();
     CloneMapInitOp { object_count, runs, force }.get_encoding()
+}
+
+fn claim(owner: &str, ttl_ms: u32) -> Vec<u8> {
+    BackfillClaimOp { owner: owner.into(), ttl_ms }.get_encoding()
+}
+
+fn complete(owner: &str, data: &[u8]) -> Vec<u8> {
+    BackfillCompleteOp { owner: owner.into(), data: BufferList(data.to_vec()) }.get_encoding()
+}
+
+fn abort(owner: &str) -> Vec<u8> {
+    BackfillAbortOp { owner: owner.into() }.get_encoding()
+}
+
+/// A stored claim by `owner` that expired long ago.
+fn expired_claim(owner: &str) -> Vec<u8> {
+    BackfillClaim { owner: owner.into(), expires: UTime { sec: 1, nsec: 0 } }.get_encoding()
 }
 
 /// Valid encoding truncated by `n` bytes.
@@ -482,6 +518,37 @@ fn rows() -> Vec<Row> {
         r("clone_map_resize: shrink to a corrupt block", Fx::MapCorrupt(blk1 as i64 + 3, 0x01), "clone_map_resize", resize(8192 + 10, Exists), err(E::EIO)),
         r("clone_map_resize: shrink below a corrupt block", Fx::MapCorrupt(blk1 as i64 + 3, 0x01), "clone_map_resize", resize(8000, Exists), ok),
     ];
+    if rbd_ext_cls::methods::find("backfill_claim").is_some() {
+        let bad_claim = || Fx::ClaimRaw(vec![1, 1, 40, 0, 0, 0, 1]);
+        rows.extend([
+            r("backfill_claim: claims a missing object (creates it)", Fx::Missing, "backfill_claim", claim("owner-a", 5000), ok),
+            r("backfill_claim: renews its own claim", Fx::Claimed("owner-a"), "backfill_claim", claim("owner-a", 5000), ok),
+            r("backfill_claim: takes over an expired claim", Fx::ClaimRaw(expired_claim("owner-b")), "backfill_claim", claim("owner-a", 5000), ok),
+            r("backfill_claim: garbage input", Fx::Missing, "backfill_claim", vec![1, 1, 2, 0, 0, 0, 0], err(E::EINVAL)),
+            r("backfill_claim: empty owner", Fx::Missing, "backfill_claim", claim("", 5000), err(E::EINVAL)),
+            r("backfill_claim: owner over 256 bytes", Fx::Missing, "backfill_claim", claim(&"o".repeat(257), 5000), err(E::EINVAL)),
+            r("backfill_claim: ttl 0", Fx::Missing, "backfill_claim", claim("owner-a", 0), err(E::EINVAL)),
+            r("backfill_claim: ttl over 10 minutes", Fx::Missing, "backfill_claim", claim("owner-a", BACKFILL_MAX_TTL_MS + 1), err(E::EINVAL)),
+            r("backfill_claim: already filled", Fx::Filled, "backfill_claim", claim("owner-a", 5000), err(E::EEXIST)),
+            r("backfill_claim: object with data, no claim (filled)", Fx::NotRbd, "backfill_claim", claim("owner-a", 5000), err(E::EEXIST)),
+            r("backfill_claim: held by another client", Fx::Claimed("owner-b"), "backfill_claim", claim("owner-a", 5000), err(E::EBUSY)),
+            r("backfill_claim: stored claim undecodable", bad_claim(), "backfill_claim", claim("owner-a", 5000), err(E::EIO)),
+            r("backfill_complete: completes", Fx::Claimed("owner-a"), "backfill_complete", complete("owner-a", b"data"), ok),
+            r("backfill_complete: garbage input", Fx::Claimed("owner-a"), "backfill_complete", vec![1, 1, 4, 0, 0, 0, 1, 0, 0, 0], err(E::EINVAL)),
+            r("backfill_complete: empty owner", Fx::Claimed("owner-a"), "backfill_complete", complete("", b"data"), err(E::EINVAL)),
+            r("backfill_complete: no object (claim aborted)", Fx::Missing, "backfill_complete", complete("owner-a", b"data"), err(E::ENOENT)),
+            r("backfill_complete: already filled", Fx::Filled, "backfill_complete", complete("owner-a", b"data"), err(E::EEXIST)),
+            r("backfill_complete: claim taken over", Fx::Claimed("owner-b"), "backfill_complete", complete("owner-a", b"data"), err(E::EBUSY)),
+            r("backfill_complete: stored claim undecodable", bad_claim(), "backfill_complete", complete("owner-a", b"data"), err(E::EIO)),
+            r("backfill_abort: aborts (removes the placeholder)", Fx::Claimed("owner-a"), "backfill_abort", abort("owner-a"), ok),
+            r("backfill_abort: garbage input", Fx::Claimed("owner-a"), "backfill_abort", vec![7], err(E::EINVAL)),
+            r("backfill_abort: empty owner", Fx::Claimed("owner-a"), "backfill_abort", abort(""), err(E::EINVAL)),
+            r("backfill_abort: no object", Fx::Missing, "backfill_abort", abort("owner-a"), err(E::ENOENT)),
+            r("backfill_abort: already filled", Fx::Filled, "backfill_abort", abort("owner-a"), err(E::EEXIST)),
+            r("backfill_abort: claim held by another", Fx::Claimed("owner-b"), "backfill_abort", abort("owner-a"), err(E::EBUSY)),
+            r("backfill_abort: stored claim undecodable", bad_claim(), "backfill_abort", abort("owner-a"), err(E::EIO)),
+        ]);
+    }
     if rbd_ext_cls::methods::find("set_size").is_some() {
         rows.extend([
             r("set_size: resizes", hdr(), "set_size", (2u64 << 30).get_encoding(), ok),

@@ -23,11 +23,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use fuzz_gen::{child_op, Corpus, Rng};
-use rbd_ext::rados::{IoCtx, ReadOp, StepOut, WriteOp, WriteStep};
+use rbd_ext::rados::{ReadOp, StepOut, WriteOp, WriteStep};
 use rbd_ext::Errno;
 use rbd_ext_cls::codec::{Codec, SnapId};
 use rbd_ext_cls::methods::{METHODS, WR};
-use rbd_ext_cls::ops::{CloneMapInitOp, ParentAttachOp};
+use rbd_ext_cls::ops::{BackfillClaimOp, CloneMapInitOp, ParentAttachOp};
 use rbd_ext_cls::stubs::{self, Call};
 use rbd_ext_cls::types::{CloneMapState, StateRun};
 use rbd_ext_cls::{CLASS_NAME, VERSION};
@@ -35,7 +35,8 @@ use rbd_ext_cls::{CLASS_NAME, VERSION};
 const WINDOW: usize = 32;
 
 /// Errnos the method docs list, plus EOPNOTSUPP for the unknown method name mixed in.
-const ALLOWED: [Errno; 6] = [Errno::EINVAL, Errno::ENOENT, Errno::ENOEXEC, Errno::EIO, Errno::EEXIST, Errno::EOPNOTSUPP];
+const ALLOWED: [Errno; 7] =
+    [Errno::EINVAL, Errno::ENOENT, Errno::ENOEXEC, Errno::EIO, Errno::EEXIST, Errno::EBUSY, Errno::EOPNOTSUPP];
 
 struct Target {
     kind: &'static str,
@@ -94,7 +95,13 @@ fn ten_thousand_mutated_inputs_leave_the_osd_up() {
         .unwrap();
     let empty_oid = common::unique("cls-fuzz-empty");
     io.write_full(&empty_oid, b"").unwrap();
+    // A parent data object being back-filled (claimed for 10 minutes).
+    let data_oid = common::unique("cls-fuzz-data");
+    let claim = BackfillClaimOp { owner: fuzz_gen::OWNER.into(), ttl_ms: 600_000 };
+    io.exec_write(&data_oid, &Call { class: CLASS_NAME, method: "backfill_claim", input: claim.get_encoding() })
+        .unwrap();
     let mut targets = vec![
+        Target { kind: "data", oid: data_oid.clone() },
         Target { kind: "header", oid: hdr(&images[0].1) },
         Target { kind: "child", oid: hdr(&images[1].1) },
         Target { kind: "parent", oid: hdr(&images[2].1) },
@@ -142,6 +149,7 @@ fn ten_thousand_mutated_inputs_leave_the_osd_up() {
                         m if m.starts_with("clone_map") => targets[i].kind == "clone_map",
                         m if m.starts_with("child") => targets[i].kind == "parent",
                         m if m.starts_with("parent") || m == "set_size" => targets[i].kind == "child",
+                        m if m.starts_with("backfill") => matches!(targets[i].kind, "data" | "missing"),
                         _ => true,
                     })
                     .collect();
@@ -197,7 +205,7 @@ fn ten_thousand_mutated_inputs_leave_the_osd_up() {
         common::stock_ok("rbd", &["rm", "--no-progress", &format!("rbd/{name}")]);
     }
     for t in &targets {
-        if matches!(t.kind, "clone_map" | "empty" | "missing") {
+        if matches!(t.kind, "clone_map" | "empty" | "missing" | "data") {
             let _ = io.remove(&t.oid);
         }
     }

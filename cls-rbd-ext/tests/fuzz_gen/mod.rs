@@ -8,9 +8,9 @@
 
 #![allow(dead_code)]
 
-use rbd_ext_cls::codec::{Codec, SnapId};
+use rbd_ext_cls::codec::{BufferList, Codec, SnapId};
 use rbd_ext_cls::ops::{
-    ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp, ParentAttachOp,
+    BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp, ParentAttachOp,
     ParentOverlapSetOp, PingOp,
 };
 use rbd_ext_cls::types::{ChildImageSpec, CloneMapState, ParentRecord, ParentType, StateRun};
@@ -66,6 +66,9 @@ impl Rng {
     }
 }
 
+/// Owner of the back-fill claims the fixtures hold (seeds use it and others).
+pub const OWNER: &str = "fuzzer-a";
+
 /// Fsid of the "other cluster" that remote children of the fixtures live in.
 pub const REMOTE_FSID: &str = "8d5a1c2e-3f4b-4c6d-9e8f-0a1b2c3d4e5f";
 
@@ -112,6 +115,13 @@ pub fn s3_record(overlap: u64) -> ParentRecord {
 pub fn snapshot_record(overlap: u64) -> ParentRecord {
     ParentRecord { snap_id: SnapId(4), parent_type: ParentType::Snapshot, ..standalone_record(overlap) }
 }
+
+/// Methods [`seeds`] knows; any other (a method added later) gets the empty input only.
+pub const SEEDED: &[&str] = &[
+    "get_version", "ping", "clone_map_init", "clone_map_get", "clone_map_update", "clone_map_resize",
+    "parent_attach", "parent_get", "parent_detach", "parent_overlap_set", "child_attach", "child_detach",
+    "children_list", "set_size", "backfill_claim", "backfill_complete", "backfill_abort",
+];
 
 /// Valid (or deliberately boundary) encodings of `method`'s input. Unknown names get the
 /// empty input.
@@ -185,6 +195,20 @@ pub fn seeds(method: &str) -> Vec<Vec<u8>> {
             ChildrenListOp { snap_id: SnapId::NOSNAP, max: 1, start_after: None }.get_encoding(),
             ChildrenListOp { snap_id: SnapId::NOSNAP, max: 2, start_after: Some(child(0)) }.get_encoding(),
             ChildrenListOp { snap_id: SnapId::NOSNAP, max: 0, start_after: Some(child(2)) }.get_encoding(),
+        ],
+        "set_size" => vec![(1u64 << 30).get_encoding(), (4u64 << 20).get_encoding(), 0u64.get_encoding()],
+        "backfill_claim" => vec![
+            BackfillClaimOp { owner: OWNER.into(), ttl_ms: 5000 }.get_encoding(),
+            BackfillClaimOp { owner: "fuzzer-b".into(), ttl_ms: 1 }.get_encoding(),
+            BackfillClaimOp { owner: "o".repeat(256), ttl_ms: 600_000 }.get_encoding(),
+        ],
+        "backfill_complete" => vec![
+            BackfillCompleteOp { owner: OWNER.into(), data: BufferList(vec![0x5a; 100]) }.get_encoding(),
+            BackfillCompleteOp { owner: "fuzzer-b".into(), data: BufferList(Vec::new()) }.get_encoding(),
+        ],
+        "backfill_abort" => vec![
+            BackfillAbortOp { owner: OWNER.into() }.get_encoding(),
+            BackfillAbortOp { owner: "fuzzer-b".into() }.get_encoding(),
         ],
         // get_version, parent_get, parent_detach and unknown names take no input.
         _ => vec![Vec::new()],

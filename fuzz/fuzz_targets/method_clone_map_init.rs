@@ -1,0 +1,4 @@
+//! `rbd_ext.clone_map_init` on every fixture of `common`.
+#![no_main]
+mod common;
+libfuzzer_sys::fuzz_target!(|data: &[u8]| common::run_method("clone_map_init", data));
