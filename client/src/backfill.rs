@@ -312,8 +312,22 @@ impl Backfill {
         let mut waited = false;
         let mut delay = Duration::from_millis(1);
         let deadline = started + Duration::from_millis(u64::from(self.settings.claim_ttl_ms) * 3 + 10_000);
+        // While a claim we found live holds, polling reads alone tells when the data lands;
+        // claiming again (an OSD write) is only worth it once the claim may have expired.
+        let reclaim_after = Duration::from_millis((u64::from(self.settings.claim_ttl_ms) / 4).clamp(1, 250));
+        let mut busy_since: Option<Instant> = None;
         loop {
-            match read_filled(data, oid, self.object_len(n)).await? {
+            let state = read_filled(data, oid, self.object_len(n)).await?;
+            let was_claimed = matches!(state, Filled::Claimed);
+            if was_claimed && busy_since.is_some_and(|t| t.elapsed() < reclaim_after) {
+                if Instant::now() > deadline {
+                    return Err(Error::new(Errno::ETIMEDOUT, format!("object {oid}: another client's back-fill did not finish in time")));
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(8));
+                continue;
+            }
+            match state {
                 Filled::Data(d) => {
                     if waited {
                         let us = started.elapsed().as_micros() as u64;
@@ -328,9 +342,17 @@ impl Backfill {
             }
             let claim = data.aio_write(oid, &crate::rados::WriteOp::default().exec(&stubs::backfill_claim(&self.owner, self.settings.claim_ttl_ms)), 0)?.await;
             match -claim.rc {
-                0 => return self.fetch_and_complete(data, oid, n).await,
+                0 => {
+                    if was_claimed {
+                        // The claim we just got was someone else's, expired (its holder died
+                        // or stalled): a takeover.
+                        self.counters.takeovers.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return self.fetch_and_complete(data, oid, n).await;
+                }
                 libc::EEXIST => continue,
                 libc::EBUSY => {
+                    busy_since = Some(Instant::now());
                     if !waited {
                         waited = true;
                         self.counters.waits.fetch_add(1, Ordering::Relaxed);
@@ -386,12 +408,13 @@ impl Backfill {
         let s = self.client.stats();
         let waits = c.waits.load(Ordering::Relaxed);
         format!(
-            r#"{{"s3":{},"fills":{},"cache_hits":{},"holes":{},"waits":{},"wait_us_avg":{},"wait_us_max":{},"takeovers":{},"fill_failures":{}}}"#,
+            r#"{{"s3":{},"fills":{},"cache_hits":{},"holes":{},"waits":{},"wait_us_total":{},"wait_us_avg":{},"wait_us_max":{},"takeovers":{},"fill_failures":{}}}"#,
             s.to_json(),
             c.fills.load(Ordering::Relaxed),
             c.cache_hits.load(Ordering::Relaxed),
             c.holes.load(Ordering::Relaxed),
             waits,
+            c.wait_us_total.load(Ordering::Relaxed),
             if waits == 0 { 0 } else { c.wait_us_total.load(Ordering::Relaxed) / waits },
             c.wait_us_max.load(Ordering::Relaxed),
             c.takeovers.load(Ordering::Relaxed),

@@ -2,7 +2,7 @@
 
 use rbd_ext_cls::codec::{Codec, SnapId};
 use rbd_ext_cls::stubs::{self, stock};
-use rbd_ext_cls::types::ParentRecord;
+use rbd_ext_cls::types::{ParentRecord, ParentType};
 
 use crate::error::{Errno, Error, Result};
 use crate::rados::{Cluster, IoCtx, ReadOp, StepOut};
@@ -182,7 +182,9 @@ pub fn read_header(md: &IoCtx, id: &str) -> Result<ImageHeader> {
         data_pool_id,
         stripe_unit,
         stripe_count,
-        parent: parent.exists().then_some(parent),
+        // An S3 source record names no image (pool -1, no id) but is a parent all the same:
+        // it makes the image S3-backed.
+        parent: (parent.exists() || parent.parent_type == ParentType::S3Source).then_some(parent),
     })
 }
 

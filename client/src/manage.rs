@@ -109,7 +109,8 @@ pub fn clone_standalone(cluster: &Arc<Cluster>, parent: &ImageSpec, child: &Imag
     };
     let (ploc, phdr) = header::locate(&home, parent).map_err(|e| e.context("clone-standalone"))?;
     if let Some(p) = &phdr.parent {
-        if p.is_foreign() {
+        // An S3-backed parent is what its children are for; a remote one is not supported.
+        if p.parent_type == ParentType::RemoteStandalone {
             return Err(Error::new(Errno::EOPNOTSUPP, format!("parent {parent}: its own parent is {} (not supported here yet)", p.parent_type.as_str())));
         }
     }
@@ -389,6 +390,10 @@ pub fn remove(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Removed> {
 
 /// Removes a child from its parent's children list (local, or in the parent's cluster).
 fn leave_parent(cluster: &Arc<Cluster>, md: &IoCtx, id: &str, p: &ParentRecord) -> Result<()> {
+    if p.parent_type == ParentType::S3Source {
+        // An S3-backed image's "parent" is the S3 object: there is no children list.
+        return Ok(());
+    }
     let cspec = child_spec_of(md, id);
     let (pmd, call) = if p.parent_type == ParentType::RemoteStandalone {
         let home = remote::connect(cluster, &RemoteCluster::from_record(p), remote::DEFAULT_CONNECT_TIMEOUT)?;

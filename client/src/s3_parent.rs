@@ -289,6 +289,10 @@ pub fn s3_stats(cluster: &Arc<Cluster>, spec: &ImageSpec, reset: bool) -> Result
             add_into(&mut total, &o);
         }
     }
+    // An average does not add up: recompute it from the totals.
+    if let (Some(t), Some(w)) = (total.get("wait_us_total").and_then(|v| v.as_u64()), total.get("waits").and_then(|v| v.as_u64())) {
+        total.insert("wait_us_avg".into(), serde_json::Value::from(t.checked_div(w).unwrap_or(0)));
+    }
     total.insert("clients".into(), serde_json::Value::from(entries.len() as u64));
     if reset && !entries.is_empty() {
         let keys = entries.into_iter().map(|(k, _)| k).collect();
@@ -303,7 +307,8 @@ fn add_into(total: &mut serde_json::Map<String, serde_json::Value>, o: &serde_js
             serde_json::Value::Number(n) => {
                 let cur = total.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
                 let n = n.as_u64().unwrap_or(0);
-                let new = if k.ends_with("_max") { cur.max(n) } else { cur + n };
+                // Maxima (`wait_us_max`, `latency.max_us`) take the maximum; counts add up.
+                let new = if k.ends_with("_max") || k.starts_with("max_") { cur.max(n) } else { cur + n };
                 total.insert(k.clone(), serde_json::Value::from(new));
             }
             serde_json::Value::Object(inner) => {
@@ -324,10 +329,13 @@ mod tests {
     #[test]
     fn counters_add_up_and_maxes_take_the_max() {
         let mut t = serde_json::Map::new();
-        for j in [r#"{"fills":2,"wait_us_max":5,"s3":{"gets":3}}"#, r#"{"fills":1,"wait_us_max":9,"s3":{"gets":4}}"#] {
+        for j in [
+            r#"{"fills":2,"wait_us_max":5,"s3":{"gets":3,"latency":{"count":1,"max_us":70}}}"#,
+            r#"{"fills":1,"wait_us_max":9,"s3":{"gets":4,"latency":{"count":2,"max_us":50}}}"#,
+        ] {
             let v: serde_json::Value = serde_json::from_str(j).unwrap();
             add_into(&mut t, v.as_object().unwrap());
         }
-        assert_eq!(serde_json::Value::Object(t).to_string(), r#"{"fills":3,"wait_us_max":9,"s3":{"gets":7}}"#);
+        assert_eq!(serde_json::Value::Object(t).to_string(), r#"{"fills":3,"wait_us_max":9,"s3":{"gets":7,"latency":{"count":3,"max_us":70}}}"#);
     }
 }

@@ -20,12 +20,15 @@ pub mod clone_map;
 pub mod clone_standalone;
 pub mod export;
 pub mod flatten;
+pub mod hydrate;
 pub mod import;
 pub mod info;
 pub mod lock;
 pub mod read;
 pub mod resize;
 pub mod rm;
+pub mod s3;
+pub mod stats;
 pub mod write;
 
 /// What a verb returns: the library's typed errors folded into one catch-all (STYLE.md CLI).
@@ -101,6 +104,9 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::CloneMap(c) => clone_map::run(&ctx, c).await,
         Command::Lock(c) => lock::run(&ctx, c).await,
         Command::Bench(a) => bench::run(&ctx, a).await,
+        Command::S3(c) => s3::run(&ctx, c).await,
+        Command::Hydrate(a) => hydrate::run(&ctx, a).await,
+        Command::Stats(a) => stats::run(&ctx, a).await,
     }
 }
 
@@ -283,7 +289,10 @@ mod tests {
     #[test]
     fn io_failures_print_errno_and_keep_the_source() {
         let e = io_err(io::Error::from_raw_os_error(libc::EPIPE), "write to stdout");
-        assert_eq!(e.to_string(), "write to stdout: Broken pipe (os error 32)");
+        assert_eq!(e.to_string(), "write to stdout: Broken pipe (EPIPE)");
+        // An errno the table does not name keeps the OS wording.
+        let e2 = io_err(io::Error::from_raw_os_error(libc::ENOSPC), "write to f");
+        assert_eq!(e2.to_string(), "write to f: No space left on device (os error 28)");
         let src = std::error::Error::source(&*e).unwrap().downcast_ref::<io::Error>().unwrap();
         assert_eq!(src.kind(), io::ErrorKind::BrokenPipe);
         let e = io_err(io::Error::from_raw_os_error(libc::ENOENT), "open f");
