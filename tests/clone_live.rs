@@ -45,9 +45,13 @@ fn one_writer_at_a_time_readers_unblocked_and_lock_rm() {
     let w2 = writer(&b, &child).unwrap();
     rt.block_on(w2.write_at(10, b"second writer")).unwrap();
     w2.close().unwrap();
+    // Breaking the lock blocklisted the first writer's client, as `rbd lock rm` does: its
+    // writes now fail instead of racing the new writer's.
+    let e = rt.block_on(w1.write_at(10, b"zombie")).unwrap_err();
+    assert!(matches!(e.errno(), Errno::ESHUTDOWN | Errno::EBLOCKLISTED), "{e}");
     drop(w1);
-    rbd_ext::remove(&a, &child).unwrap();
-    rbd_ext::remove(&a, &parent).unwrap();
+    rbd_ext::remove(&b, &child).unwrap();
+    rbd_ext::remove(&b, &parent).unwrap();
 }
 
 #[test]

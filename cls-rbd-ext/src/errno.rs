@@ -49,6 +49,7 @@ errnos! {
     EOPNOTSUPP = 95, "Operation not supported";
     ECONNRESET = 104, "Connection reset by peer";
     ENOTCONN = 107, "Transport endpoint is not connected";
+    ESHUTDOWN = 108, "Cannot send after transport endpoint shutdown (client blocklisted)";
     ETIMEDOUT = 110, "Connection timed out";
     ECONNREFUSED = 111, "Connection refused";
     EHOSTDOWN = 112, "Host is down";
@@ -58,6 +59,9 @@ errnos! {
 }
 
 impl Errno {
+    /// What librados returns to a blocklisted client (`ESHUTDOWN`, Ceph's `EBLOCKLISTED`).
+    pub const EBLOCKLISTED: Errno = Errno::ESHUTDOWN;
+
     /// From a librados/objclass style return value (negative errno). Non-negative values map to
     /// `EIO`, since a caller only converts failures.
     pub fn from_neg(ret: i64) -> Errno {
