@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::fsx::Rng;
+
 use std::time::Instant;
 
 use rbd_ext::rados::IoCtx;
@@ -23,20 +25,9 @@ use CloneMapState::*;
 const N: u64 = 2_621_440;
 const UPDATES: usize = 1_200;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn state(&mut self) -> CloneMapState {
-        CloneMapState::ALL[self.below(6) as usize]
-    }
+/// A random clone-map state.
+fn random_state(rng: &mut Rng) -> CloneMapState {
+    CloneMapState::ALL[rng.below(6) as usize]
 }
 
 fn get(io: &IoCtx, oid: &str, start: u64, count: u64) -> Result<Vec<CloneMapState>, Errno> {
@@ -143,11 +134,11 @@ fn clone_map_of_a_10_tib_child_through_the_osd() {
             _ => 1 + rng.below(300_000),
         }
         .min(N - start);
-        let new = rng.state();
+        let new = random_state(&mut rng);
         // Half the time expect what the model holds at `start` (the CAS mostly wins).
         let expected = match rng.below(4) {
             0 => None,
-            1 => Some(rng.state()),
+            1 => Some(random_state(&mut rng)),
             _ => Some(model[start as usize]),
         };
         changed_total += stubs::clone_map_model_update(&mut model, start, count, new, expected).unwrap();

@@ -5,23 +5,13 @@
 
 mod common;
 
+use common::fsx::Rng;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use rbd_ext::{children, clone_standalone, CloneOptions, Image, ImageSpec, OpenOptions};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 const OS: u64 = 1 << 16;
 

@@ -77,34 +77,9 @@ fn env() -> Env {
     }
 }
 
-/// The `rbd-ext` binary: `$RBD_EXT_BIN`, else `target/debug/rbd-ext`, which must not be
-/// older than the client's sources (a stale binary would test old code).
+/// The `rbd-ext` binary under test.
 fn bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("RBD_EXT_BIN") {
-        return PathBuf::from(p);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bin = root.join("target/debug/rbd-ext");
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).unwrap_or_else(|_| {
-        panic!("{} not found: build it with `cargo build -p rbd-ext --bin rbd-ext` (or set RBD_EXT_BIN)", bin.display())
-    });
-    let newest_source = newest_mtime(&root.join("client/src")).max(newest_mtime(&root.join("cls-rbd-ext/src")));
-    assert!(
-        built >= newest_source,
-        "{} is older than the client sources: rebuild it with `cargo build -p rbd-ext --bin rbd-ext` (or set RBD_EXT_BIN)",
-        bin.display()
-    );
-    bin
-}
-
-fn newest_mtime(dir: &Path) -> std::time::SystemTime {
-    let mut newest = std::time::UNIX_EPOCH;
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let md = e.metadata().unwrap();
-        let t = if md.is_dir() { newest_mtime(&e.path()) } else { md.modified().unwrap() };
-        newest = newest.max(t);
-    }
-    newest
+    common::rbd_ext_bin()
 }
 
 fn run(args: &[&str]) -> Output {

@@ -63,3 +63,33 @@ pub fn json_u64(s: &str, key: &str) -> u64 {
     let at = s.find(&pat).unwrap_or_else(|| panic!("{key} not in {s}")) + pat.len();
     s[at..].trim_start().chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
 }
+
+/// The `rbd-ext` binary: `$RBD_EXT_BIN`, else `target/debug/rbd-ext` of this workspace, which
+/// must not be older than the client's sources (a stale binary would test old code).
+pub fn rbd_ext_bin() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("RBD_EXT_BIN") {
+        return std::path::PathBuf::from(p);
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = root.join("target/debug/rbd-ext");
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).unwrap_or_else(|_| {
+        panic!("{} not found: build it with `cargo build -p rbd-ext --bin rbd-ext` (or set RBD_EXT_BIN)", bin.display())
+    });
+    let newest_source = newest_mtime(&root.join("client/src")).max(newest_mtime(&root.join("cls-rbd-ext/src")));
+    assert!(
+        built >= newest_source,
+        "{} is older than the client sources: rebuild it with `cargo build -p rbd-ext --bin rbd-ext` (or set RBD_EXT_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+fn newest_mtime(dir: &std::path::Path) -> std::time::SystemTime {
+    let mut newest = std::time::UNIX_EPOCH;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let md = e.metadata().unwrap();
+        let t = if md.is_dir() { newest_mtime(&e.path()) } else { md.modified().unwrap() };
+        newest = newest.max(t);
+    }
+    newest
+}
