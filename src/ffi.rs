@@ -240,7 +240,7 @@ impl ClsContext for OsdContext {
         start_after: &str,
         prefix: &str,
         max: u64,
-    ) -> Result<(Vec<(String, Vec<u8>)>, bool), Errno> {
+    ) -> Result<rbd_ext_cls::context::OmapPage, Errno> {
         let (mut p, mut n, mut more) = (ptr::null_mut(), 0usize, 0 as c_int);
         // SAFETY: valid hctx; both strings valid for their lengths; buffer freed by take_buf.
         let r = unsafe {

@@ -415,7 +415,7 @@ impl Backfill {
             c.holes.load(Ordering::Relaxed),
             waits,
             c.wait_us_total.load(Ordering::Relaxed),
-            if waits == 0 { 0 } else { c.wait_us_total.load(Ordering::Relaxed) / waits },
+            c.wait_us_total.load(Ordering::Relaxed).checked_div(waits).unwrap_or(0),
             c.wait_us_max.load(Ordering::Relaxed),
             c.takeovers.load(Ordering::Relaxed),
             c.failures.load(Ordering::Relaxed),

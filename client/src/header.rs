@@ -165,8 +165,8 @@ pub fn read_header(md: &IoCtx, id: &str) -> Result<ImageHeader> {
     let bad = |e: Errno, what: &str| Error::new(e, format!("object {oid}: {what}"));
     let (order, size) = stock::reply(&outs[0], |r| Ok((u8::read(r)?, u64::read(r)?))).map_err(|e| bad(e, "get_size reply"))?;
     let object_prefix = stubs::decode_reply::<String>(&outs[1]).map_err(|e| bad(e, "object prefix"))?;
-    let features = stock::reply(&outs[2], |r| u64::read(r)).map_err(|e| bad(e, "features"))?;
-    let data_pool_id = stock::reply(&outs[3], |r| i64::read(r)).map_err(|e| bad(e, "data pool"))?;
+    let features = stock::reply(&outs[2], u64::read).map_err(|e| bad(e, "features"))?;
+    let data_pool_id = stock::reply(&outs[3], i64::read).map_err(|e| bad(e, "data pool"))?;
     let parent = stubs::decode_reply::<ParentRecord>(&outs[4]).map_err(|e| bad(e, "parent record"))?;
     let (mut stripe_unit, mut stripe_count) = (1u64 << order, 1u64);
     if features & features::STRIPINGV2 != 0 {

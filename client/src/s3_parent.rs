@@ -178,7 +178,7 @@ pub async fn s3_publish(cluster: &Arc<Cluster>, source: &PublishSource, config: 
     let client = S3Client::new(config)?;
     enum Src {
         File(std::fs::File),
-        Img(Image),
+        Img(Box<Image>),
     }
     let (mut src, total, object_size) = match source {
         PublishSource::File(p) => {
@@ -189,7 +189,7 @@ pub async fn s3_publish(cluster: &Arc<Cluster>, source: &PublishSource, config: 
         PublishSource::Image(s) => {
             let img = Image::open(cluster, s, Default::default())?;
             let (size, os) = (img.size(), img.header().object_size());
-            (Src::Img(img), size, os)
+            (Src::Img(Box::new(img)), size, os)
         }
     };
     let part = (s3::MIN_PART_SIZE as u64).div_ceil(object_size).max(1) * object_size;

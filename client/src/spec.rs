@@ -62,7 +62,7 @@ impl FromStr for ImageSpec {
     fn from_str(s: &str) -> Result<ImageSpec, Error> {
         let bad = |why: &str| Error::new(Errno::EINVAL, format!("image spec '{s}': {why} (expected [pool/[namespace/]]image[@snap])"));
         let (path, snap) = match s.split_once('@') {
-            Some((_, sn)) if sn.is_empty() => return Err(bad("empty snapshot name")),
+            Some((_, "")) => return Err(bad("empty snapshot name")),
             Some((p, sn)) => (p, Some(sn.to_string())),
             None => (s, None),
         };

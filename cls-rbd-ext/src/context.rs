@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 use crate::Errno;
 
+/// A page of omap entries (key, value) in key order, and whether more follow.
+pub type OmapPage = (Vec<(String, Vec<u8>)>, bool);
+
 /// Largest number of omap entries fetched per `omap_get_vals` page by the helpers here.
 pub const OMAP_PAGE: u64 = 512;
 
@@ -43,7 +46,7 @@ pub trait ClsContext {
         start_after: &str,
         prefix: &str,
         max: u64,
-    ) -> Result<(Vec<(String, Vec<u8>)>, bool), Errno>;
+    ) -> Result<OmapPage, Errno>;
     /// Sets omap entries (one transaction step).
     fn omap_set(&mut self, entries: &[(&str, &[u8])]) -> Result<(), Errno>;
     /// Removes an omap key (absent keys are not an error).
@@ -196,7 +199,7 @@ impl ClsContext for MemContext {
         start_after: &str,
         prefix: &str,
         max: u64,
-    ) -> Result<(Vec<(String, Vec<u8>)>, bool), Errno> {
+    ) -> Result<OmapPage, Errno> {
         use std::ops::Bound::{Excluded, Unbounded};
         let omap = &self.obj()?.omap;
         let mut it = omap

@@ -418,6 +418,9 @@ enum Kind {
 struct Prepared {
     kind: Kind,
     oid: CString,
+    // Boxed on purpose: librados holds pointers into each slot while the op is in flight,
+    // so a slot must not move when the vector grows.
+    #[allow(clippy::vec_box)]
     slots: Vec<Box<Slot>>,
     outs: Vec<OutKind>,
 }
@@ -562,7 +565,7 @@ impl Prepared {
             .map(|(s, kind)| {
                 let out = match kind {
                     OutKind::None => StepOut::None,
-                    OutKind::Stat => StepOut::Stat(s.size, s.mtime as i64),
+                    OutKind::Stat => StepOut::Stat(s.size, s.mtime),
                     OutKind::Read => {
                         let mut b = std::mem::take(&mut s.buf);
                         b.truncate(if rc < 0 { 0 } else { s.out_len });
@@ -739,6 +742,9 @@ impl Drop for Watch {
     }
 }
 
+/// What `list_lockers` returns: (exclusive, tag, [(client, cookie, address)]).
+pub type Lockers = (bool, String, Vec<(String, String, String)>);
+
 /// The shared part of an [`IoCtx`], kept alive by in-flight ops and watches.
 pub(crate) struct IoCtxInner {
     ctx: sys::rados_ioctx_t,
@@ -867,7 +873,7 @@ impl IoCtx {
     }
 
     /// Lockers of lock `name` on `oid`: (exclusive, tag, [(client, cookie, address)]).
-    pub fn list_lockers(&self, oid: &str, name: &str) -> Result<(bool, String, Vec<(String, String, String)>)> {
+    pub fn list_lockers(&self, oid: &str, name: &str) -> Result<Lockers> {
         let (o, n) = (cstr(oid, "object name")?, cstr(name, "lock name")?);
         let mut cap = 1024usize;
         loop {
