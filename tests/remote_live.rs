@@ -156,3 +156,36 @@ fn remote_parent_lifecycle() {
     rbd_ext::remove(&local, &child).unwrap();
     common::stock_ok("ceph", &["config-key", "rm", &format!("rbd-ext/remote/{}/client.admin", r.name)]);
 }
+
+/// The prior design's single-cluster trick: a "remote" parent that is in fact this cluster.
+/// The child still records a remote-standalone parent, connects through its own handle, and
+/// is registered in the parent's per-cluster children set, not the local one.
+#[test]
+fn remote_parent_in_the_same_cluster() {
+    let local = common::cluster();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let conf = std::env::var("CEPH_CONF").unwrap();
+    let keyring = std::path::Path::new(&conf).parent().unwrap().join("keyring");
+    let mut rng = Rng(5);
+    let data: Vec<u8> = (0..200_000u64).map(|_| rng.next() as u8).collect();
+    let pname = common::unique("self-parent");
+    let path = std::env::temp_dir().join(&pname);
+    std::fs::write(&path, &data).unwrap();
+    common::stock_ok("rbd", &["import", "--object-size", "64K", path.to_str().unwrap(), &format!("rbd/{pname}")]);
+    std::fs::remove_file(&path).ok();
+    let parent = ImageSpec::new("rbd", &pname);
+    let child = ImageSpec::new("rbd", &common::unique("self-child"));
+    let name = common::unique("self");
+    let remote = RemoteOptions { conf, keyring: Some(keyring.to_string_lossy().into()), cluster_name: Some(name.clone()), ..Default::default() };
+    clone_standalone(&local, &parent, &child, &CloneOptions { remote: Some(remote), ..Default::default() }).unwrap();
+    let img = Image::open(&local, &child, OpenOptions::default()).unwrap();
+    assert_eq!(img.header().parent.unwrap().parent_type, rbd_ext_cls::types::ParentType::RemoteStandalone);
+    assert!(rt.block_on(img.read_at(0, 200_000)).unwrap() == data);
+    drop(img);
+    let kids = rbd_ext::children(&local, &parent).unwrap();
+    assert!(kids.children.is_empty() && kids.remote.len() == 1, "{kids:?}");
+    assert_eq!(rbd_ext::remove(&local, &parent).unwrap_err().errno(), Errno::EBUSY);
+    rbd_ext::remove(&local, &child).unwrap();
+    rbd_ext::remove(&local, &parent).unwrap();
+    common::stock_ok("ceph", &["config-key", "rm", &format!("rbd-ext/remote/{name}/client.admin")]);
+}

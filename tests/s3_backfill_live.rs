@@ -1019,3 +1019,41 @@ async fn show_verify_hydrate_and_stats() {
     assert!(line.contains(&format!("{}/{bucket}/dir/cli.raw", e.endpoint)) && line.contains("HTTP 404"), "{line}");
     assert!(line.contains("hint: no such bucket or key") && line.ends_with("(ENOENT)"), "{line}");
 }
+
+/// The one-S3-object-per-RADOS-object mode (`s3.prefix`): object N of the parent is the S3
+/// object `<prefix><N as %016x>`, fetched whole; a short last object is zero-padded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_mode_fetches_one_object_per_rados_object() {
+    let _serial = serial().await;
+    let e = env();
+    let mut c = Cleanup::new();
+    let bucket = new_bucket("s3acc-prefix").await;
+    let size = 2 * OS + 5000;
+    let data = random(size, 0x9f1e);
+    let client = s3(&bucket);
+    for (n, chunk) in data.chunks(OS).enumerate() {
+        client.put(&format!("disk/{n:016x}"), chunk.to_vec()).await.unwrap();
+    }
+    let parent = c.image("s3acc-prefix-parent");
+    let child = c.image("s3acc-prefix-child");
+    let log = RgwLog::mark();
+    let size_arg = format!("{size}B");
+    ok(&[
+        "s3", "attach", &parent, "--endpoint", &e.endpoint, "--bucket", &bucket, "--prefix", "disk/", "--region", &e.region,
+        "--access-key", &e.access_key, "--secret-key-file", &e.secret_file, "--size", &size_arg, "--order", "22",
+    ]);
+    let k = stored_secret_key(&bucket);
+    if !c.config_keys.contains(&k) {
+        c.config_keys.push(k);
+    }
+    ok(&["clone-standalone", &parent, &child]);
+    assert!(ok(&["export", &child, "-"]) == data, "the child reads the prefix-mode parent");
+    let lines = log.settled().await;
+    let gets = lines.lines().filter(|l| l.contains(&format!("\"GET /{bucket}/disk/")) && l.contains("\" 200 ")).count();
+    assert_eq!(gets, 3, "one whole-object GET per RADOS object");
+    // Everything is in RADOS now: a second read costs no GET.
+    let log = RgwLog::mark();
+    assert!(ok(&["export", &child, "-"]) == data);
+    assert_eq!(log.settled().await.lines().filter(|l| l.contains(&format!("GET /{bucket}/disk/"))).count(), 0);
+    assert_eq!(assert_parent_clean(&image_id(&parent), &data).len(), 3);
+}
