@@ -465,10 +465,19 @@ pub fn check_clone_map(cluster: &Arc<Cluster>, spec: &ImageSpec, repair: bool) -
     };
     let count = hdr.object_count();
     let current = clone_map::load(&loc.md, &loc.id)?.unwrap_or_else(|| vec![CloneMapState::NonExistent; count as usize]);
-    let pmd = cluster.ioctx_by_id(parent.pool_id, &parent.pool_namespace)?;
+    // The parent's own cluster: this one, or the remote one its record names.
+    let home = match parent.parent_type {
+        ParentType::RemoteStandalone => remote::connect(cluster, &RemoteCluster::from_record(parent), remote::DEFAULT_CONNECT_TIMEOUT)
+            .map_err(|e| e.context(format_args!("image {spec}: its parent")))?,
+        ParentType::S3Source => {
+            return Err(Error::new(Errno::EINVAL, format!("image {spec} is S3-backed: it has no clone map (its objects fill from S3)")))
+        }
+        _ => Arc::clone(cluster),
+    };
+    let pmd = home.ioctx_by_id(parent.pool_id, &parent.pool_namespace)?;
     let pspec = ImageSpec { pool: pmd.pool().to_string(), namespace: parent.pool_namespace.clone(), image: parent.image_id.clone(), snap: None };
     let phdr = header::read_header(&pmd, &parent.image_id).map_err(|e| e.context(format_args!("parent of {spec}")))?;
-    let pdata = if phdr.data_pool_id >= 0 { cluster.ioctx_by_id(phdr.data_pool_id, &parent.pool_namespace)? } else { pmd.clone() };
+    let pdata = if phdr.data_pool_id >= 0 { home.ioctx_by_id(phdr.data_pool_id, &parent.pool_namespace)? } else { pmd.clone() };
     let ploc = ImageLocation { spec: pspec, id: parent.image_id.clone(), md: pmd, data: pdata };
     let parent_has: Vec<bool> = {
         let mut v = vec![false; count as usize];

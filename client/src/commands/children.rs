@@ -35,6 +35,10 @@ fn collect(ctx: &Ctx, parent: &ImageSpec, recurse: bool, seen: &mut HashSet<Imag
     for r in &kids.reconciled {
         note(&format!("image {parent}: {r}"));
     }
+    // Children in other clusters cannot be named from here; they still protect the parent.
+    for r in &kids.remote {
+        note(&format!("image {parent}: child in another cluster: {r}"));
+    }
     for c in kids.children {
         if !seen.insert(c.clone()) {
             continue;
