@@ -24,7 +24,6 @@ impl Error {
     }
 
     /// Attaches the underlying cause.
-    #[allow(dead_code)]
     pub(crate) fn with(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Error {
         self.source = Some(Box::new(cause));
         self

@@ -14,7 +14,7 @@
 //!   raw callback argument and reclaimed in the callback), so the state outlives the callback
 //!   whatever order the future and the callback finish in.
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_void, CString};
 use std::future::Future;
 use std::pin::Pin;
 use std::ptr;
@@ -931,16 +931,6 @@ impl IoCtx {
         // SAFETY: valid connected cluster handle.
         unsafe { sys::rados_get_instance_id(self.inner.cluster.handle) }
     }
-}
-
-/// Returns a C string view for messages (used by the librbd layer).
-#[allow(dead_code)]
-pub(crate) fn c_to_string(p: *const c_char) -> String {
-    if p.is_null() {
-        return String::new();
-    }
-    // SAFETY: callers pass NUL-terminated strings from librados/librbd.
-    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
 impl IoCtx {
