@@ -45,6 +45,20 @@ pub enum S3ErrorKind {
 }
 
 impl S3ErrorKind {
+    /// Every kind, in declaration order (the counters index failures by it).
+    pub const ALL: [S3ErrorKind; 10] = [
+        S3ErrorKind::NotFound,
+        S3ErrorKind::Forbidden,
+        S3ErrorKind::Conflict,
+        S3ErrorKind::Timeout,
+        S3ErrorKind::BadData,
+        S3ErrorKind::Http,
+        S3ErrorKind::Connect,
+        S3ErrorKind::Reset,
+        S3ErrorKind::Invalid,
+        S3ErrorKind::Io,
+    ];
+
     /// A short lower-case name (`not_found`...), as used in the JSON counters.
     pub fn name(self) -> &'static str {
         match self {
@@ -306,18 +320,7 @@ mod tests {
 
     #[test]
     fn smoke_every_kind_has_a_name() {
-        for k in [
-            S3ErrorKind::NotFound,
-            S3ErrorKind::Forbidden,
-            S3ErrorKind::Conflict,
-            S3ErrorKind::Timeout,
-            S3ErrorKind::BadData,
-            S3ErrorKind::Http,
-            S3ErrorKind::Connect,
-            S3ErrorKind::Reset,
-            S3ErrorKind::Invalid,
-            S3ErrorKind::Io,
-        ] {
+        for k in S3ErrorKind::ALL {
             assert!(!k.name().is_empty());
         }
     }

@@ -11,18 +11,7 @@ use super::error::S3ErrorKind;
 /// Upper bounds (ms) of the latency histogram buckets; a last bucket takes the rest.
 const BUCKETS_MS: [u64; 13] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000];
 
-const KINDS: [S3ErrorKind; 10] = [
-    S3ErrorKind::NotFound,
-    S3ErrorKind::Forbidden,
-    S3ErrorKind::Conflict,
-    S3ErrorKind::Timeout,
-    S3ErrorKind::BadData,
-    S3ErrorKind::Http,
-    S3ErrorKind::Connect,
-    S3ErrorKind::Reset,
-    S3ErrorKind::Invalid,
-    S3ErrorKind::Io,
-];
+const KINDS: [S3ErrorKind; 10] = S3ErrorKind::ALL;
 
 /// The live counters.
 #[derive(Default)]
