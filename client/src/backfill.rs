@@ -377,7 +377,7 @@ impl Backfill {
                 return Err(e.context(format_args!("back-fill of object {n} ({oid})")));
             }
         };
-        let r = data.aio_write(oid, &crate::rados::WriteOp::default().exec(&stubs::backfill_complete(&self.owner, fetched.clone())), 0)?.await;
+        let r = data.aio_write(oid, &crate::rados::WriteOp::default().exec(stubs::backfill_complete(&self.owner, &fetched)), 0)?.await;
         match -r.rc {
             0 => {
                 self.counters.fills.fetch_add(1, Ordering::Relaxed);

@@ -87,13 +87,8 @@ pub struct ImageInfo {
 
 /// `rbd.sparse_copyup` of the non-zero parts of `parent_data`.
 fn sparse_copyup_call(parent_data: &[u8]) -> rbd_ext_cls::stubs::Call {
-    let mut extents = BTreeMap::new();
-    let mut data = Vec::new();
-    for (off, len) in nonzero_runs(parent_data, SPARSE_GRANULARITY) {
-        extents.insert(off, len);
-        data.extend_from_slice(&parent_data[off as usize..(off + len) as usize]);
-    }
-    stock::sparse_copyup(&extents, data)
+    let extents: BTreeMap<u64, u64> = nonzero_runs(parent_data, SPARSE_GRANULARITY).into_iter().collect();
+    stock::sparse_copyup(&extents, parent_data)
 }
 
 fn os_err(spec: &ImageSpec, object_no: u64, what: &str, rc: i32) -> Error {
@@ -243,12 +238,16 @@ impl Image {
             self.check_range(off, len)?;
             let hdr = self.header();
             let os = hdr.object_size();
-            let mut buf = vec![0u8; len as usize];
-            let pieces: Vec<(ObjectExtent, Vec<u8>)> = stream::iter(object_extents(off, len, os))
+            let mut pieces: Vec<(ObjectExtent, Vec<u8>)> = stream::iter(object_extents(off, len, os))
                 .map(|e| self.read_extent(e, &hdr))
                 .buffer_unordered(self.max_in_flight)
                 .try_collect()
                 .await?;
+            // Within one object (the common case): the piece is the answer, no copy.
+            if pieces.len() == 1 && pieces[0].1.len() as u64 == len {
+                return Ok(pieces.pop().map(|(_, d)| d).unwrap_or_default());
+            }
+            let mut buf = vec![0u8; len as usize];
             for (e, data) in pieces {
                 let at = e.buffer_offset as usize;
                 buf[at..at + data.len()].copy_from_slice(&data);
@@ -268,8 +267,13 @@ impl Image {
                     d
                 }
                 Filled::Missing | Filled::Claimed => {
-                    let all = bf.fill(&self.loc.data, &oid, e.object_no).await.map_err(|x| x.context(format_args!("image {}", self.loc.spec)))?;
-                    all[e.offset as usize..(e.offset + e.length) as usize].to_vec()
+                    let mut all = bf.fill(&self.loc.data, &oid, e.object_no).await.map_err(|x| x.context(format_args!("image {}", self.loc.spec)))?;
+                    if e.offset == 0 && e.length as usize == all.len() {
+                        all
+                    } else {
+                        all.truncate((e.offset + e.length) as usize);
+                        all.split_off(e.offset as usize)
+                    }
                 }
             };
             return Ok((e, data));
@@ -395,6 +399,10 @@ impl Image {
     async fn mutate(&self, e: ObjectExtent, hdr: &ImageHeader, steps: Vec<WriteStep>, replaces_all: bool) -> Result<()> {
         let spec = &self.loc.spec;
         let oid = hdr.data_oid(e.object_no);
+        // With the lock held the object map is exact (librbd relies on it too): an object it
+        // calls nonexistent is copied up without first trying the write in place. Were it
+        // wrong, nothing breaks: sparse_copyup leaves an existing object alone.
+        let known_missing = self.object_map_state(e.object_no) == Some(om::NONEXISTENT);
         // librbd order: the object map says "exists" before any data can appear.
         self.object_map_update(e.object_no, om::EXISTS, None).await?;
         if !self.inherits(hdr, e.object_no) || replaces_all {
@@ -405,14 +413,16 @@ impl Image {
             return self.clone_map_mark_local(e.object_no, CloneMapState::Exists).await;
         }
         // Write in place if the object exists (one round trip)...
-        let mut guarded = vec![WriteStep::AssertExists];
-        guarded.extend(steps.iter().cloned());
-        let r = self.loc.data.aio_write(&oid, &WriteOp { steps: guarded }, 0)?.await;
-        if r.rc >= 0 {
-            return self.clone_map_mark_local(e.object_no, CloneMapState::Exists).await;
-        }
-        if r.rc != -libc::ENOENT {
-            return Err(os_err(spec, e.object_no, "write", r.rc));
+        if !known_missing {
+            let mut guarded = vec![WriteStep::AssertExists];
+            guarded.extend(steps.iter().cloned());
+            let r = self.loc.data.aio_write(&oid, &WriteOp { steps: guarded }, 0)?.await;
+            if r.rc >= 0 {
+                return self.clone_map_mark_local(e.object_no, CloneMapState::Exists).await;
+            }
+            if r.rc != -libc::ENOENT {
+                return Err(os_err(spec, e.object_no, "write", r.rc));
+            }
         }
         // ...else copy up: one compound op that creates the object from the parent's data
         // only if it still does not exist (rbd.sparse_copyup), then applies the write.
@@ -421,7 +431,7 @@ impl Image {
             self.parent_object_data(e.object_no, hdr)
         );
         pending?;
-        let op = WriteOp::default().exec(&sparse_copyup_call(&parent_data?));
+        let op = WriteOp::default().exec(sparse_copyup_call(&parent_data?));
         let op = steps.into_iter().fold(op, WriteOp::step);
         let r = self.loc.data.aio_write(&oid, &op, 0)?.await;
         if r.rc < 0 {
@@ -436,7 +446,7 @@ impl Image {
         self.writer()?;
         self.object_map_update(n, om::EXISTS, None).await?;
         self.clone_map_set(n, CloneMapState::Pending, None).await?;
-        let op = WriteOp::default().exec(&sparse_copyup_call(&parent_data));
+        let op = WriteOp::default().exec(sparse_copyup_call(&parent_data));
         let r = self.loc.data.aio_write(&hdr.data_oid(n), &op, 0)?.await;
         if r.rc < 0 {
             return Err(os_err(&self.loc.spec, n, "copy-up", r.rc));
@@ -450,6 +460,12 @@ impl Image {
         let start = object_no * os;
         let len = os.min(hdr.size.saturating_sub(start));
         self.read_parent(start, len, hdr).await
+    }
+
+    /// The stock object map's state of an object, when this writer keeps the map.
+    fn object_map_state(&self, object_no: u64) -> Option<u8> {
+        let map = self.writer.as_ref()?.object_map.as_ref()?;
+        map.lock().unwrap_or_else(|e| e.into_inner()).get(object_no as usize).copied()
     }
 
     /// Moves the stock object map entry (librbd's rules: skip when nothing would change).

@@ -198,8 +198,18 @@ impl Codec for String {
 
 /// Appends a length-prefixed byte string (`std::string` or a `bufferlist` field).
 pub fn encode_bytes(b: &[u8], out: &mut Vec<u8>) {
-    (b.len() as u32).encode(out);
-    out.extend_from_slice(b);
+    encode_bytes_parts(&[b], out);
+}
+
+/// [`encode_bytes`] of the concatenation of `parts`, without building it first (object-sized
+/// payloads are copied once, into `out`).
+pub fn encode_bytes_parts(parts: &[&[u8]], out: &mut Vec<u8>) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    out.reserve(4 + len);
+    (len as u32).encode(out);
+    for p in parts {
+        out.extend_from_slice(p);
+    }
 }
 
 /// A `bufferlist` encoded as a field: u32 length + raw bytes.

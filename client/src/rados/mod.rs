@@ -17,17 +17,19 @@ fn fail(rc: i32, oid: &str, what: impl std::fmt::Display) -> Error {
 }
 
 impl ReadOp {
-    /// Adds a class call.
-    pub fn exec(mut self, call: &Call) -> Self {
-        self.steps.push(ReadStep::Exec { class: call.class.into(), method: call.method.into(), input: call.input.clone() });
+    /// Adds a class call (by value: its input is moved, not copied).
+    pub fn exec(mut self, call: impl Into<Call>) -> Self {
+        let call = call.into();
+        self.steps.push(ReadStep::Exec { class: call.class.into(), method: call.method.into(), input: call.input });
         self
     }
 }
 
 impl WriteOp {
-    /// Adds a class call.
-    pub fn exec(mut self, call: &Call) -> Self {
-        self.steps.push(WriteStep::Exec { class: call.class.into(), method: call.method.into(), input: call.input.clone() });
+    /// Adds a class call (by value: its input is moved, not copied).
+    pub fn exec(mut self, call: impl Into<Call>) -> Self {
+        let call = call.into();
+        self.steps.push(WriteStep::Exec { class: call.class.into(), method: call.method.into(), input: call.input });
         self
     }
 

@@ -1,7 +1,7 @@
 //! Requests of the back-fill methods (`backfill_claim`, `backfill_complete`,
 //! `backfill_abort`), sent to a data object of an S3-backed parent.
 
-use crate::codec::{encode_envelope, read_envelope, BufferList, Codec, DecodeError, Reader};
+use crate::codec::{encode_bytes, encode_envelope, read_envelope, BufferList, Codec, DecodeError, Reader};
 
 /// Longest claim a client may ask for: a fill that takes longer is taken over.
 pub const BACKFILL_MAX_TTL_MS: u32 = 10 * 60 * 1000;
@@ -40,12 +40,21 @@ pub struct BackfillCompleteOp {
     pub data: BufferList,
 }
 
+impl BackfillCompleteOp {
+    /// The encoding of `BackfillCompleteOp { owner, data }` without owning the data (the
+    /// client sends a whole object it keeps using).
+    pub fn encode_borrowed(owner: &str, data: &[u8], out: &mut Vec<u8>) {
+        out.reserve(data.len() + owner.len() + 16);
+        encode_envelope(out, 1, 1, |o| {
+            encode_bytes(owner.as_bytes(), o);
+            encode_bytes(data, o);
+        });
+    }
+}
+
 impl Codec for BackfillCompleteOp {
     fn encode(&self, out: &mut Vec<u8>) {
-        encode_envelope(out, 1, 1, |o| {
-            self.owner.encode(o);
-            self.data.encode(o);
-        });
+        BackfillCompleteOp::encode_borrowed(&self.owner, &self.data.0, out);
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {

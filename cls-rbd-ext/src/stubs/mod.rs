@@ -36,6 +36,12 @@ impl Call {
     }
 }
 
+impl From<&Call> for Call {
+    fn from(c: &Call) -> Call {
+        c.clone()
+    }
+}
+
 /// Decodes a reply, mapping failure to `EBADMSG`.
 pub fn decode_reply<T: Codec>(out: &[u8]) -> Result<T, Errno> {
     T::read_bytes(out).map_err(|_| Errno::EBADMSG)
@@ -58,8 +64,10 @@ pub fn backfill_claim(owner: &str, ttl_ms: u32) -> Call {
 }
 
 /// `backfill_complete`: write the verified data and drop the claim, atomically.
-pub fn backfill_complete(owner: &str, data: Vec<u8>) -> Call {
-    Call::new("backfill_complete", crate::ops::BackfillCompleteOp { owner: owner.to_string(), data: crate::codec::BufferList(data) }.get_encoding())
+pub fn backfill_complete(owner: &str, data: &[u8]) -> Call {
+    let mut input = Vec::new();
+    crate::ops::BackfillCompleteOp::encode_borrowed(owner, data, &mut input);
+    Call::new("backfill_complete", input)
 }
 
 /// `backfill_abort`: give the claim up (removes the placeholder object).

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::Call;
-use crate::codec::{encode_envelope, read_envelope, BufferList, Codec, DecodeError, Reader, SnapId};
+use crate::codec::{encode_bytes_parts, encode_envelope, read_envelope, BufferList, Codec, DecodeError, Reader, SnapId};
 use crate::Errno;
 
 fn call(class: &'static str, method: &'static str, input: Vec<u8>) -> Call {
@@ -123,12 +123,14 @@ pub fn object_map_resize(count: u64, default_state: u8) -> Call {
     }))
 }
 
-/// `rbd.sparse_copyup(extents, data)` on a data object: creates it from `data` laid out at
-/// `extents` (offset → length, ascending) only if it does not exist; a no-op otherwise.
-pub fn sparse_copyup(extents: &BTreeMap<u64, u64>, data: Vec<u8>) -> Call {
+/// `rbd.sparse_copyup(extents, data)` on a data object: creates it only if it does not
+/// exist (a no-op otherwise) with the `extents` (offset → length, ascending, within
+/// `object`) of `object`; the rest reads as zeros.
+pub fn sparse_copyup(extents: &BTreeMap<u64, u64>, object: &[u8]) -> Call {
+    let parts: Vec<&[u8]> = extents.iter().map(|(&off, &len)| &object[off as usize..(off + len) as usize]).collect();
     call("rbd", "sparse_copyup", enc(|o| {
         extents.encode(o);
-        BufferList(data).encode(o);
+        encode_bytes_parts(&parts, o);
     }))
 }
 
@@ -259,9 +261,22 @@ mod tests {
     #[test]
     fn sparse_copyup_matches_the_facts_example() {
         let ext: BTreeMap<u64, u64> = [(0, 4096)].into();
-        let c = sparse_copyup(&ext, vec![7; 4096]);
+        let c = sparse_copyup(&ext, &[7; 4096]);
         assert_eq!(&c.input[..24], &[&[1u8, 0, 0, 0][..], &[0; 8], &[0, 0x10, 0, 0, 0, 0, 0, 0], &[0, 0x10, 0, 0]].concat()[..]);
         assert_eq!(c.input.len(), 24 + 4096);
+    }
+
+    #[test]
+    fn sparse_copyup_sends_only_the_extents() {
+        let mut object = vec![0u8; 16384];
+        object[4096..8192].fill(1);
+        object[12288..].fill(2);
+        let ext: BTreeMap<u64, u64> = [(4096, 4096), (12288, 4096)].into();
+        let c = sparse_copyup(&ext, &object);
+        let mut r = Reader::new(&c.input);
+        assert_eq!(BTreeMap::<u64, u64>::read(&mut r).unwrap(), ext);
+        assert_eq!(BufferList::read(&mut r).unwrap().0, [vec![1u8; 4096], vec![2u8; 4096]].concat());
+        assert!(!r.any_left());
     }
 
     #[test]
