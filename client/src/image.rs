@@ -299,16 +299,13 @@ impl Image {
     /// Image range `[off, off+len)` as inherited from the parent: parent data inside the
     /// overlap, zeros beyond it.
     async fn read_parent(&self, off: u64, len: u64, hdr: &ImageHeader) -> Result<Vec<u8>> {
-        let mut out = vec![0u8; len as usize];
         let overlap = hdr.overlap().min(self.parent.as_ref().map_or(0, |p| p.size()));
-        if let Some(p) = &self.parent {
-            if off < overlap {
-                let n = len.min(overlap - off);
-                let d = p.read_at(off, n).await.map_err(|e| e.context(format_args!("image {}: read parent", self.loc.spec)))?;
-                out[..d.len()].copy_from_slice(&d);
-            }
-        }
-        Ok(out)
+        let Some(p) = self.parent.as_ref().filter(|_| off < overlap) else { return Ok(vec![0u8; len as usize]) };
+        let n = len.min(overlap - off);
+        let mut d = p.read_at(off, n).await.map_err(|e| e.context(format_args!("image {}: read parent", self.loc.spec)))?;
+        // Past the overlap (or a short parent) reads as zeros.
+        d.resize(len as usize, 0);
+        Ok(d)
     }
 
     /// Writes `data` at `off` (within the image).
