@@ -130,6 +130,40 @@ fn cross_pool_and_namespace_children_protect_the_parent() {
     common::stock_ok("rbd", &["namespace", "remove", &format!("rbd/{ns}")]);
 }
 
+/// The copy-up of a write trusts the object map's "nonexistent" (no write in place first).
+/// An object that exists behind the map's back (here written with plain RADOS) must keep
+/// its data: the copy-up leaves it alone and only the write lands.
+#[test]
+fn copy_up_keeps_an_object_the_object_map_missed() {
+    let cluster = common::cluster();
+    let (parent, data) = parent_with_data(300_000, 9);
+    let child = ImageSpec::new("rbd", &common::unique("clone-stale-om"));
+    clone_standalone(&cluster, &parent, &child, &CloneOptions::default()).unwrap();
+    let (loc, hdr) = rbd_ext::header::locate(&cluster, &child).unwrap();
+    assert!(hdr.has(rbd_ext::header::features::OBJECT_MAP), "the child must keep an object map for this test");
+    let os = hdr.object_size();
+    let behind = vec![0xEE_u8; os as usize];
+    let op = rbd_ext::rados::WriteOp { steps: vec![rbd_ext::rados::WriteStep::WriteFull(behind.clone())] };
+    loc.data.write(&hdr.data_oid(1), &op).unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let w = writer(&cluster, &child).unwrap();
+    rt.block_on(w.write_at(os + 100, b"NEW!")).unwrap();
+    // An object the map knows nothing of, for contrast: copied up from the parent.
+    rt.block_on(w.write_at(2 * os + 100, b"NEW!")).unwrap();
+    let got = rt.block_on(w.read_at(0, 3 * os)).unwrap();
+    w.close().unwrap();
+    let mut want1 = behind;
+    want1[100..104].copy_from_slice(b"NEW!");
+    assert!(got[os as usize..2 * os as usize] == want1[..], "object 1 lost the data written behind the object map");
+    let mut want2 = data[2 * os as usize..3 * os as usize].to_vec();
+    want2[100..104].copy_from_slice(b"NEW!");
+    assert!(got[2 * os as usize..] == want2[..], "object 2 was not copied up from the parent");
+    assert!(got[..os as usize] == data[..os as usize]);
+    rbd_ext::remove(&cluster, &child).unwrap();
+    rbd_ext::remove(&cluster, &parent).unwrap();
+}
+
 #[test]
 fn clear_errors() {
     let cluster = common::cluster();
