@@ -7,9 +7,9 @@
 //!   parent) decode with our types, and the children set re-encodes byte for byte;
 //! - remote (type 2) and S3 (type 3) records make stock fail closed (EIO from
 //!   `rbd.parent_get`, `rbd info` exits non-zero) instead of showing a wrong parent;
-//! - a parent with a HEAD child is protected from stock `rm`, `resize`, `snap create` and
-//!   writes (EROFS) while `export` works, and the last `child_detach` restores the exact
-//!   `features` / `op_features` bytes it had.
+//! - a parent with a HEAD child (strict protection, asked for) is protected from stock
+//!   `rm`, `resize`, `snap create` and writes (EROFS) while `export` works, and the last
+//!   `child_detach` restores the exact `features` / `op_features` bytes it had.
 //!
 //! `eval "$(qa/cluster up)" && cargo test --features live --test cls_compat_live`.
 
@@ -22,11 +22,11 @@ use rbd_ext::{Errno, ImageSpec};
 use rbd_ext_cls::codec::{Codec, SnapId};
 use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::types::features::{
-    OP_FEATURE_RBD_EXT_PROTECTED, PARENT_PROTECTION_FEATURES, RBD_FEATURE_OPERATIONS,
+    CLONES_PROTECTION_FEATURES, OP_FEATURE_RBD_EXT_PROTECTED, PARENT_PROTECTION_FEATURES, RBD_FEATURE_OPERATIONS,
     RBD_OPERATION_FEATURE_CLONE_PARENT,
 };
 use rbd_ext_cls::types::{
-    header, snap_children_key, ChildImageSpec, ChildImageSpecs, ParentImageSpec, ParentRecord, ParentType,
+    header, snap_children_key, ChildImageSpec, ChildImageSpecs, ParentImageSpec, ParentRecord, ParentType, ProtectionMode,
 };
 
 const MIB: u64 = 1 << 20;
@@ -310,6 +310,12 @@ fn stock_tools_obey_a_protected_parent_and_the_last_detach_restores_it() {
     for k in &kids {
         io.exec_write(&hdr, &stubs::child_attach(k)).unwrap();
     }
+    // The default (clones) protection; tests/protection_live.rs covers what stock does
+    // under it. This test covers the strict one, which is asked for explicitly.
+    let clones = features(&io, &hdr);
+    assert_eq!(decode_u64(&clones.0), decode_u64(&before.0) | CLONES_PROTECTION_FEATURES);
+    assert!(clones.1.is_none(), "the clones protection adds no op feature");
+    io.exec_write(&hdr, &stubs::protection_set(ProtectionMode::Strict)).unwrap();
     let during = features(&io, &hdr);
     assert_eq!(decode_u64(&during.0) & PARENT_PROTECTION_FEATURES, PARENT_PROTECTION_FEATURES);
     assert_ne!(decode_u64(&during.1) & OP_FEATURE_RBD_EXT_PROTECTED, 0);
@@ -371,6 +377,9 @@ fn protection_keeps_and_restores_the_op_features_of_a_stock_clone_parent() {
 
     let kid = ChildImageSpec { pool_id: io.pool_id(), pool_namespace: String::new(), image_id: "fakechild3".into() };
     io.exec_write(&hdr, &stubs::child_attach(&kid)).unwrap();
+    assert_eq!(decode_u64(&features(&io, &hdr).1), RBD_OPERATION_FEATURE_CLONE_PARENT, "clones: op features untouched");
+    assert_erofs(&["resize", "--no-progress", "--size", "16M", &p]);
+    io.exec_write(&hdr, &stubs::protection_set(ProtectionMode::Strict)).unwrap();
     let during = features(&io, &hdr);
     assert_eq!(decode_u64(&during.1), RBD_OPERATION_FEATURE_CLONE_PARENT | OP_FEATURE_RBD_EXT_PROTECTED);
     assert_erofs(&["resize", "--no-progress", "--size", "16M", &p]);

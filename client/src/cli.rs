@@ -70,6 +70,8 @@ pub enum Command {
     Info(ImageArg),
     /// List the standalone clones of an image.
     Children(ChildrenArgs),
+    /// Show or change how a parent of standalone clones is protected from stock tools.
+    Protection(ProtectionArgs),
     /// Read a byte range of an image (through to its parent) to a file or stdout.
     Read(ReadArgs),
     /// Write a file or stdin into an image at a byte offset (copy-on-write).
@@ -154,6 +156,19 @@ pub struct ChildrenArgs {
     /// Also list the children's children, recursively.
     #[arg(long)]
     pub descendants: bool,
+}
+
+/// `protection`.
+#[derive(Debug, Args)]
+pub struct ProtectionArgs {
+    /// Parent image: [pool/[namespace/]]image.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Switch to this protection: `clones` (default; stock clones from its snapshots keep
+    /// working) or `strict` (stock refuses every operation, stock clones too; clients that
+    /// already have the image open for writing turn read-only).
+    #[arg(long, value_name = "MODE", value_parser = ["clones", "strict"])]
+    pub set: Option<String>,
 }
 
 /// `read`.

@@ -30,7 +30,10 @@ pub mod features {
     pub const DATA_POOL: u64 = 1 << 7;
     /// Op features present.
     pub const OPERATIONS: u64 = 1 << 8;
-    /// Non-primary (mirroring); set by rbd-ext on protected parents.
+    /// Migrating; set by rbd-ext (with a source migration header) on parents under the
+    /// default (clones) protection.
+    pub const MIGRATING: u64 = 1 << 9;
+    /// Non-primary (mirroring); set by rbd-ext on parents under the strict protection.
     pub const NON_PRIMARY: u64 = 1 << 10;
 }
 

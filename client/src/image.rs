@@ -134,10 +134,12 @@ impl Image {
             }
             None => (None, None),
         };
-        if opts.write && header.has(features::NON_PRIMARY) {
+        // Stock refuses both too: NON_PRIMARY (strict protection, or a non-primary mirror
+        // image) and MIGRATING (clones protection, or a stock migration in progress).
+        if opts.write && (header.has(features::NON_PRIMARY) || header.has(features::MIGRATING)) {
             return Err(Error::new(
                 Errno::EROFS,
-                format!("image {spec} is read-only: it is the parent of standalone clones (or a non-primary mirror image); flatten or remove its children first"),
+                format!("image {spec} is read-only: it is the parent of standalone clones (or a non-primary mirror image, or being migrated); flatten or remove its children first"),
             ));
         }
         let writer = if opts.write {

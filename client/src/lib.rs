@@ -30,5 +30,8 @@ pub mod spec;
 
 pub use error::{Errno, Error, Result};
 pub use image::{Image, ImageInfo, OpenOptions};
-pub use manage::{check_clone_map, children, clone_standalone, flatten, remove, CheckReport, Children, CloneOptions, Progress, RemoteOptions, Removed};
+pub use manage::{
+    check_clone_map, children, clone_standalone, flatten, protection, remove, set_protection, CheckReport, Children, CloneOptions, Progress,
+    RemoteOptions, Removed,
+};
 pub use spec::ImageSpec;

@@ -9,7 +9,8 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use rbd_ext_cls::codec::SnapId;
 use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::codec::Codec;
-use rbd_ext_cls::types::{ChildImageSpec, ChildImageSpecs, CloneMapState, ParentRecord, ParentType, StateRun};
+use rbd_ext_cls::types::header::RBD_EXT_PROTECT;
+use rbd_ext_cls::types::{ChildImageSpec, ChildImageSpecs, CloneMapState, ParentProtection, ParentRecord, ParentType, ProtectionMode, StateRun};
 
 /// Prefix of the parent-header keys holding children in other clusters (one set per fsid).
 const REMOTE_CHILDREN_PREFIX: &str = "rbd_ext_remote_children_";
@@ -278,6 +279,32 @@ pub struct Children {
 pub fn children(cluster: &Arc<Cluster>, parent: &ImageSpec) -> Result<Children> {
     let (ploc, _) = header::locate(cluster, parent)?;
     children_of(cluster, &ploc)
+}
+
+/// How `spec` is protected as a parent of standalone clones: `None` when it has none.
+pub fn protection(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Option<ParentProtection>> {
+    spec.require_head("image")?;
+    let (loc, _) = header::locate(cluster, spec)?;
+    let hoid = header_oid(&loc.id);
+    let Some(b) = loc.md.omap_get(&hoid, RBD_EXT_PROTECT)? else { return Ok(None) };
+    ParentProtection::read_bytes(&b)
+        .map(Some)
+        .map_err(|e| Error::new(Errno::EIO, format!("image {spec}: object {hoid}: key {RBD_EXT_PROTECT}: {e}")))
+}
+
+/// Switches the protection of `spec`, a parent of standalone clones, to `mode` (atomically,
+/// in the class), and tells open librbd clients to refresh.
+pub fn set_protection(cluster: &Arc<Cluster>, spec: &ImageSpec, mode: ProtectionMode) -> Result<()> {
+    spec.require_head("image")?;
+    let (loc, _) = header::locate(cluster, spec)?;
+    let hoid = header_oid(&loc.id);
+    loc.md.exec_write(&hoid, &stubs::protection_set(mode)).map_err(|e| match e.errno() {
+        Errno::ENOENT => Error::new(Errno::ENOENT, format!("image {spec} has no standalone clones: there is no protection to change")),
+        Errno::EBUSY => Error::new(Errno::EBUSY, format!("image {spec} has a migration of its own: only the strict protection applies")),
+        _ => e.context(format_args!("image {spec}: protection_set")),
+    })?;
+    let _ = loc.md.notify(&hoid, &stock::header_update_notification(), 5000);
+    Ok(())
 }
 
 fn list_child_specs(md: &IoCtx, id: &str) -> Result<Vec<ChildImageSpec>> {

@@ -16,6 +16,7 @@ use crate::cli::{Cli, Command, Format, GlobalArgs};
 
 pub mod bench;
 pub mod children;
+pub mod protection;
 pub mod clone_map;
 pub mod clone_standalone;
 pub mod export;
@@ -94,6 +95,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::CloneStandalone(a) => clone_standalone::run(&ctx, a).await,
         Command::Info(a) => info::run(&ctx, a).await,
         Command::Children(a) => children::run(&ctx, a).await,
+        Command::Protection(a) => protection::run(&ctx, a).await,
         Command::Read(a) => read::run(&ctx, a).await,
         Command::Write(a) => write::run(&ctx, a).await,
         Command::Export(a) => export::run(&ctx, a).await,

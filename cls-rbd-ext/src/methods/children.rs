@@ -2,18 +2,10 @@
 //! in the upstream key for CEPH_NOSNAP (`snap_children_000000000000head`) in upstream's
 //! `ChildImageSpecs` encoding, plus the protection of a parent that has HEAD children.
 //!
-//! **Parent protection** (DESIGN.md §0). In the same call, hence the same OSD transaction,
-//! as the child registration:
-//! - `child_attach` records the parent's prior OPERATIONS / NON_PRIMARY bits and
-//!   `op_features` in [`ParentProtection`] (key `rbd_ext_protect`) unless that record
-//!   already exists, then makes sure `features` has OPERATIONS | NON_PRIMARY and
-//!   `op_features` has [`OP_FEATURE_RBD_EXT_PROTECTED`]. Stock librbd then refuses `rm`,
-//!   `resize`, `snap create` and data writes on the parent (EROFS) while reads work. On a
-//!   parent already protected this changes nothing; should someone have cleared a bit,
-//!   it is set again.
-//! - the `child_detach` that empties the set restores what [`ParentProtection::restore`]
-//!   computes from the record (the prior bits, exactly, when nothing else changed) and
-//!   deletes the record. Unrelated feature bits are never touched.
+//! **Parent protection** ([`super::protection`]): in the same call, hence the same OSD
+//! transaction, as the child registration, `child_attach` protects the parent (first
+//! child) or re-applies its protection, `child_detach` re-applies it while children remain
+//! and the last one lifts it, restoring the parent's prior bits exactly.
 //!
 //! Children in other clusters (remote-standalone clones, DESIGN.md §5) are kept apart, one
 //! set per cluster fsid under `rbd_ext_remote_children_<fsid>`, so that reconciling the local
@@ -24,14 +16,12 @@
 //! registered by hand, or the record deleted) gets one on the next attach, taken from the
 //! bits it has then.
 
-use super::header::{read_features, read_key, read_op_features, write_features};
+use super::protection::Protection;
 use super::{cls_log, decode_input, decode_stored};
 use crate::codec::SnapId;
 use crate::ops::{is_valid_cluster_fsid, validate_child_spec, ChildOp, ChildrenListOp};
-#[cfg(doc)]
-use crate::types::features::OP_FEATURE_RBD_EXT_PROTECTED;
 use crate::types::header;
-use crate::types::{snap_children_key, ChildSetView, ParentProtection};
+use crate::types::{snap_children_key, ChildSetView};
 use crate::{ClsContext, Codec, Errno};
 
 /// The key of the HEAD children set.
@@ -92,19 +82,15 @@ fn parse_children<'a>(ctx: &mut dyn ClsContext, stored: Option<&'a [u8]>) -> Res
 
 /// The state both mutators load before deciding anything.
 struct ParentState {
-    features: u64,
-    op_features: u64,
-    protection: Option<ParentProtection>,
+    protection: Protection,
     children: Option<Vec<u8>>,
 }
 
 fn load_parent(ctx: &mut dyn ClsContext, method: &str, key: &str) -> Result<ParentState, Errno> {
     ctx.check_exists()?;
-    let features = read_features(ctx, method)?;
-    let op_features = read_op_features(ctx)?;
-    let protection = read_key::<ParentProtection>(ctx, header::RBD_EXT_PROTECT)?;
+    let protection = Protection::load(ctx, method)?;
     let children = ctx.omap_get_opt(key)?;
-    Ok(ParentState { features, op_features, protection, children })
+    Ok(ParentState { protection, children })
 }
 
 /// `child_attach` (RD|WR, on the parent's header). Input: [`ChildOp`] (u64 snap_id ·
@@ -121,7 +107,8 @@ fn load_parent(ctx: &mut dyn ClsContext, method: &str, key: &str) -> Result<Pare
 /// - -ENOEXEC if it has no `features` key (not an RBD image header);
 /// - -EIO if `features`, `op_features`, `rbd_ext_protect` or the children set does not
 ///   decode;
-/// - -EEXIST if the child is already in the set;
+/// - -EEXIST if the child is already in the set (nothing changes, not even a protection
+///   migration);
 /// - -errno on storage failure.
 pub(crate) fn child_attach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Vec<u8>) -> Result<(), Errno> {
     let op = decode_input(ctx, "child_attach", ChildOp::read_bytes(input))?;
@@ -143,21 +130,8 @@ pub(crate) fn child_attach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Ve
         return Err(Errno::EEXIST);
     };
 
-    let mut entries: Vec<(&str, Vec<u8>)> = vec![(&key, new_set)];
-    if st.protection.is_none() {
-        cls_log!(
-            ctx,
-            20,
-            "child_attach: protecting parent (features={:#x} op_features={:#x})",
-            st.features,
-            st.op_features
-        );
-        entries.push((header::RBD_EXT_PROTECT, ParentProtection::before(st.features, st.op_features).get_encoding()));
-    }
-    let entries: Vec<(&str, &[u8])> = entries.iter().map(|(k, v)| (*k, v.as_slice())).collect();
-    ctx.omap_set(&entries)?;
-    let old = (st.features, st.op_features);
-    write_features(ctx, old, ParentProtection::protect(old.0, old.1))
+    ctx.omap_set_one(&key, &new_set)?;
+    st.protection.ensure(ctx, None)
 }
 
 /// `child_detach` (RD|WR, on the parent's header). Input: [`ChildOp`]. Output: none.
@@ -195,26 +169,15 @@ pub(crate) fn child_detach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Ve
     };
 
     if set.len() > 1 {
-        return ctx.omap_set_one(&key, &new_set);
+        ctx.omap_set_one(&key, &new_set)?;
+        return st.protection.ensure(ctx, None);
     }
     ctx.omap_remove(&key)?;
     if other_children_exist(ctx, &key)? {
         cls_log!(ctx, 20, "child_detach: {key} emptied; children remain under other keys, parent stays protected");
-        return Ok(());
+        return st.protection.ensure(ctx, None);
     }
-    match st.protection {
-        None => {
-            cls_log!(ctx, 20, "child_detach: last child gone; no protection record, features left as they are");
-            Ok(())
-        }
-        Some(p) => {
-            let old = (st.features, st.op_features);
-            let new = p.restore(old.0, old.1);
-            cls_log!(ctx, 20, "child_detach: last child gone; unprotecting parent (features {:#x} -> {:#x}, op_features {:#x} -> {:#x})", old.0, new.0, old.1, new.1);
-            ctx.omap_remove(header::RBD_EXT_PROTECT)?;
-            write_features(ctx, old, new)
-        }
-    }
+    st.protection.lift(ctx)
 }
 
 /// `children_list` (RD, on the parent's header). Input: [`ChildrenListOp`] (u64 snap_id,

@@ -11,6 +11,7 @@ mod children;
 mod clone_map;
 mod header;
 mod parent;
+mod protection;
 mod size;
 mod version;
 
@@ -48,6 +49,7 @@ pub const METHODS: &[Method] = &[
     Method { name: "child_attach", flags: RD | WR, call: children::child_attach },
     Method { name: "child_detach", flags: RD | WR, call: children::child_detach },
     Method { name: "children_list", flags: RD, call: children::children_list },
+    Method { name: "protection_set", flags: RD | WR, call: protection::protection_set },
     Method { name: "set_size", flags: RD | WR, call: size::set_size },
     Method { name: "backfill_claim", flags: RD | WR, call: backfill::backfill_claim },
     Method { name: "backfill_complete", flags: RD | WR, call: backfill::backfill_complete },

@@ -5,6 +5,7 @@ mod backfill;
 mod children;
 mod clone_map;
 mod parent;
+mod protection;
 mod version;
 
 pub use clone_map::{
@@ -14,4 +15,5 @@ pub use clone_map::{
 pub use backfill::{BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, BACKFILL_MAX_TTL_MS};
 pub use children::{is_valid_cluster_fsid, validate_child_spec, ChildOp, ChildrenListOp};
 pub use parent::{validate_parent_record, InvalidParent, ParentAttachOp, ParentOverlapSetOp};
+pub use protection::ProtectionSetOp;
 pub use version::PingOp;

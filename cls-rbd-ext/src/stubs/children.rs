@@ -4,8 +4,8 @@
 
 use super::{decode_reply, Call};
 use crate::codec::SnapId;
-use crate::ops::{ChildOp, ChildrenListOp};
-use crate::types::{ChildImageSpec, ChildImageSpecs};
+use crate::ops::{ChildOp, ChildrenListOp, ProtectionSetOp};
+use crate::types::{ChildImageSpec, ChildImageSpecs, ProtectionMode};
 use crate::{Codec, Errno};
 
 /// `child_attach` of `child` to the parent's HEAD (protects the parent on the first). A
@@ -18,6 +18,12 @@ pub fn child_attach(child: &ChildImageSpec) -> Call {
 /// write call.
 pub fn child_detach(child: &ChildImageSpec) -> Call {
     Call::new("child_detach", ChildOp { snap_id: SnapId::NOSNAP, spec: child.clone(), cluster: String::new() }.get_encoding())
+}
+
+/// `protection_set`: switches a protected parent (one with standalone children) to `mode`.
+/// A write call; -ENOENT when the image has no standalone children.
+pub fn protection_set(mode: ProtectionMode) -> Call {
+    Call::new("protection_set", ProtectionSetOp { mode }.get_encoding())
 }
 
 /// `child_attach` of a child that lives in another cluster (fsid `cluster`): kept in that

@@ -16,7 +16,7 @@ pub use clone_map::{
     clone_map_resize, clone_map_runs, clone_map_update, decode_clone_map_get, decode_clone_map_states,
 };
 
-pub use children::{child_attach, child_attach_remote, child_detach, child_detach_remote, children_list, decode_children_list};
+pub use children::{child_attach, child_attach_remote, child_detach, child_detach_remote, children_list, decode_children_list, protection_set};
 pub use parent::{decode_parent_get, parent_attach, parent_detach, parent_get, parent_overlap_set};
 
 /// A prepared class call: `rados exec <class> <method> <input>`.

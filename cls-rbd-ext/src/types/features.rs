@@ -46,10 +46,20 @@ pub const RBD_OPERATION_FEATURES_ALL: u64 = 0xF;
 /// operations (EROFS, "unsupported op features") while reads keep working.
 pub const OP_FEATURE_RBD_EXT_PROTECTED: u64 = 1 << 20;
 
-/// The feature bits `child_attach` sets on a parent to protect it: OPERATIONS (so stock
-/// reads `op_features` and meets [`OP_FEATURE_RBD_EXT_PROTECTED`]) and NON_PRIMARY (so
-/// stock refuses data writes).
+/// The feature bits the **strict** protection (`ProtectionMode::Strict`, rbd-ext's only one
+/// before issue 16) sets on a parent: OPERATIONS (so stock reads `op_features` and meets
+/// [`OP_FEATURE_RBD_EXT_PROTECTED`]) and NON_PRIMARY (so stock refuses data writes). Stock
+/// clones from the parent's snapshots are refused too.
 pub const PARENT_PROTECTION_FEATURES: u64 = RBD_FEATURE_OPERATIONS | RBD_FEATURE_NON_PRIMARY;
+
+/// The feature bit the **clones** protection (`ProtectionMode::Clones`, the default) sets on
+/// a parent, with a migration-source header beside it: stock librbd then refuses every
+/// read-write open (EROFS) while read-only opens, hence reads, export and stock clones from
+/// existing snapshots, keep working (README, "Parent protection").
+pub const CLONES_PROTECTION_FEATURES: u64 = RBD_FEATURE_MIGRATING;
+
+/// Every feature bit either protection may set.
+pub const ANY_PROTECTION_FEATURES: u64 = PARENT_PROTECTION_FEATURES | CLONES_PROTECTION_FEATURES;
 
 #[cfg(test)]
 mod tests {
@@ -71,5 +81,9 @@ mod tests {
         );
         assert_eq!(OP_FEATURE_RBD_EXT_PROTECTED & RBD_OPERATION_FEATURES_ALL, 0);
         assert_eq!(PARENT_PROTECTION_FEATURES & !RBD_FEATURES_ALL, 0);
+        // Literal bits: these are on disk in protected parents.
+        assert_eq!(PARENT_PROTECTION_FEATURES, 0x500);
+        assert_eq!(CLONES_PROTECTION_FEATURES, 0x200);
+        assert_eq!(OP_FEATURE_RBD_EXT_PROTECTED, 0x100000);
     }
 }

@@ -16,6 +16,9 @@ pub const SNAP_SEQ: &str = "snap_seq";
 pub const OP_FEATURES: &str = "op_features";
 /// `parent` ([`crate::types::ParentRecord`]): the clone's parent.
 pub const PARENT: &str = "parent";
+/// `migration` (MigrationSpec): stock's migration header; rbd-ext writes a source-type one
+/// on parents under the clones protection ([`crate::types::ParentProtection`]).
+pub const MIGRATION: &str = "migration";
 /// Prefix of the snapshot records (`snapshot_<16 hex>`).
 pub const SNAPSHOT_PREFIX: &str = "snapshot_";
 /// Key of rbd-ext's own bookkeeping on a protected parent

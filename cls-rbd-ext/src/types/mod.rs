@@ -19,5 +19,5 @@ pub use clone_map::{
 };
 pub use crc32c::ceph_crc32c;
 pub use parent::{ParentImageSpec, ParentRecord, ParentType};
-pub use protect::ParentProtection;
+pub use protect::{migration_header, ParentProtection, ProtectionMode};
 pub(crate) use child_set::ChildSetView;

@@ -26,7 +26,8 @@ rbd-ext clone-standalone "$c" "$ca"
 printf '%s\n' "$a" "$b" "$c" | sort | diff - <(rbd-ext children "$parent" | sort)
 
 # Protected: by rbd-ext and by stock tools, for everything that changes the parent.
-rbd info "$parent" | grep -q "operations"
+rbd info "$parent" | grep -q "migrating"
+test "$(rbd-ext protection "$parent")" = clones
 expect_fail rbd-ext rm "$parent"
 grep -q "EBUSY" "$WU_TMP/err"
 for x in "$a" "$b" "$c"; do grep -q "$x" "$WU_TMP/err"; done

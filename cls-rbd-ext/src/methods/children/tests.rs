@@ -9,7 +9,8 @@ use crate::codec::SnapId;
 use crate::methods::header::test_support::{get, image_header, put, run, DEFAULT_FEATURES};
 use crate::methods::{find, RD, WR};
 use crate::types::features::*;
-use crate::types::{ChildImageSpec, ChildImageSpecs};
+use crate::ops::ProtectionSetOp;
+use crate::types::{migration_header, ChildImageSpec, ChildImageSpecs, ParentProtection, ProtectionMode};
 use crate::MemContext;
 
 const HEAD_KEY: &str = "snap_children_000000000000head";
@@ -58,19 +59,37 @@ fn parent_header(features: u64, op_features: Option<u64>) -> MemContext {
     c
 }
 
-/// Attaches two children, checks the protection, detaches both, and checks the header
-/// came back byte for byte.
-fn protect_round_trip(features: u64, op_features: Option<u64>) -> MemContext {
+/// The `(features, op_features)` and `migration` key `mode` gives a parent that had
+/// `(features, op_features)`.
+fn protected(mode: ProtectionMode, features: u64, op_features: Option<u64>) -> ((u64, Option<u64>), Option<Vec<u8>>) {
+    let (f, op) = mode.apply(features, op_features.unwrap_or(0));
+    let mig = (mode == ProtectionMode::Clones).then(migration_header);
+    ((f, (op != 0).then_some(op)), mig)
+}
+
+fn set_mode(c: &mut MemContext, mode: ProtectionMode) -> Result<(), Errno> {
+    run(c, crate::methods::protection::protection_set, &ProtectionSetOp { mode }.get_encoding()).map(|_| ())
+}
+
+/// Attaches two children (switching to `mode` after the first), checks the protection,
+/// detaches both, and checks the header came back byte for byte.
+fn protect_round_trip_in(mode: ProtectionMode, features: u64, op_features: Option<u64>) -> MemContext {
     let mut c = parent_header(features, op_features);
     let original: BTreeMap<_, _> = c.omap();
     let prior_op = op_features.unwrap_or(0);
 
     attach(&mut c, &child(3, "a")).unwrap();
-    let protected = (features | PARENT_PROTECTION_FEATURES, Some(prior_op | OP_FEATURE_RBD_EXT_PROTECTED));
-    assert_eq!(features_of(&c), protected);
+    set_mode(&mut c, mode).unwrap();
+    let (bits, mig) = protected(mode, features, op_features);
+    assert_eq!(features_of(&c), bits);
+    assert_eq!(c.omap().get(header::MIGRATION).cloned(), mig);
     assert_eq!(
         get::<ParentProtection>(&c, header::RBD_EXT_PROTECT),
-        Some(ParentProtection { prior_features: features & PARENT_PROTECTION_FEATURES, prior_op_features: prior_op })
+        Some(ParentProtection {
+            prior_features: features & ANY_PROTECTION_FEATURES,
+            prior_op_features: prior_op,
+            mode: Some(mode)
+        })
     );
     let after_first = c.omap();
 
@@ -98,6 +117,13 @@ fn protect_round_trip(features: u64, op_features: Option<u64>) -> MemContext {
     detach(&mut c, &child(3, "b")).unwrap();
     assert_eq!(c.omap(), original, "the last detach restores the header exactly");
     c
+}
+
+fn protect_round_trip(features: u64, op_features: Option<u64>) -> MemContext {
+    for mode in [ProtectionMode::Strict, ProtectionMode::Clones] {
+        protect_round_trip_in(mode, features, op_features);
+    }
+    protect_round_trip_in(ProtectionMode::DEFAULT, features, op_features)
 }
 
 fn features_of(c: &MemContext) -> (u64, Option<u64>) {
@@ -129,6 +155,92 @@ fn protection_leaves_an_existing_op_feature_alone() {
 }
 
 #[test]
+fn first_attach_applies_the_clones_protection() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    attach(&mut c, &child(3, "a")).unwrap();
+    assert_eq!(features(&c), (DEFAULT_FEATURES | RBD_FEATURE_MIGRATING, None));
+    assert_eq!(c.omap()[header::MIGRATION], migration_header());
+    assert_eq!(get::<ParentProtection>(&c, header::RBD_EXT_PROTECT).unwrap().mode, Some(ProtectionMode::Clones));
+    assert!(logged(&c, 20, "protecting parent (clones"));
+}
+
+#[test]
+fn a_parent_with_its_own_migration_gets_the_strict_protection_and_keeps_it() {
+    let mig = vec![1, 1, 0, 0, 0, 0];
+    for (f, key) in [(DEFAULT_FEATURES | RBD_FEATURE_MIGRATING, Some(mig.clone())), (DEFAULT_FEATURES, Some(mig.clone())), (DEFAULT_FEATURES | RBD_FEATURE_MIGRATING, None)] {
+        let mut c = parent_header(f, None);
+        put(&mut c, header::MIGRATION, key.clone());
+        let original = c.omap();
+        attach(&mut c, &child(3, "a")).unwrap();
+        assert_eq!(features(&c), (f | PARENT_PROTECTION_FEATURES, Some(OP_FEATURE_RBD_EXT_PROTECTED)));
+        assert_eq!(c.omap().get(header::MIGRATION).cloned(), key, "their migration header is left alone");
+        assert!(logged(&c, 5, "migration header of its own"));
+        assert_eq!(set_mode(&mut c, ProtectionMode::Clones), Err(Errno::EBUSY));
+        detach(&mut c, &child(3, "a")).unwrap();
+        assert_eq!(c.omap(), original);
+    }
+}
+
+#[test]
+fn a_v1_record_is_migrated_to_the_default_on_the_next_touch() {
+    // A parent protected before issue 16: strict bits and a v1 record.
+    let legacy = || {
+        let mut c = parent_header(DEFAULT_FEATURES | PARENT_PROTECTION_FEATURES, Some(OP_FEATURE_RBD_EXT_PROTECTED));
+        let mut v1 = vec![1, 1, 16, 0, 0, 0];
+        v1.extend_from_slice(&0u64.to_le_bytes());
+        v1.extend_from_slice(&0u64.to_le_bytes());
+        put(&mut c, header::RBD_EXT_PROTECT, Some(v1));
+        put(&mut c, HEAD_KEY, Some([child(3, "a"), child(3, "b")].into_iter().collect::<ChildImageSpecs>().get_encoding()));
+        c
+    };
+    let clones = |c: &MemContext| {
+        assert_eq!(features(c), (DEFAULT_FEATURES | RBD_FEATURE_MIGRATING, None));
+        assert_eq!(c.omap()[header::MIGRATION], migration_header());
+        assert_eq!(get::<ParentProtection>(c, header::RBD_EXT_PROTECT).unwrap().mode, Some(ProtectionMode::Clones));
+    };
+    // By an attach,
+    let mut c = legacy();
+    attach(&mut c, &child(3, "c")).unwrap();
+    clones(&c);
+    assert!(logged(&c, 5, "switching from strict to clones"));
+    // by a detach that leaves children,
+    let mut c = legacy();
+    detach(&mut c, &child(3, "a")).unwrap();
+    clones(&c);
+    // and the last detach restores the unprotected header.
+    detach(&mut c, &child(3, "b")).unwrap();
+    assert_eq!(c.omap(), parent_header(DEFAULT_FEATURES, None).omap());
+    // A duplicate attach fails before anything changes.
+    let mut c = legacy();
+    assert_eq!(attach(&mut c, &child(3, "a")), Err(Errno::EEXIST));
+}
+
+#[test]
+fn protection_set_switches_both_ways_and_a_chosen_strict_stays() {
+    let mut c = parent_header(DEFAULT_FEATURES, None);
+    assert_eq!(set_mode(&mut c, ProtectionMode::Strict), Err(Errno::ENOENT), "no children, nothing to protect");
+    attach(&mut c, &child(3, "a")).unwrap();
+    set_mode(&mut c, ProtectionMode::Strict).unwrap();
+    assert_eq!(features(&c), (DEFAULT_FEATURES | PARENT_PROTECTION_FEATURES, Some(OP_FEATURE_RBD_EXT_PROTECTED)));
+    assert!(!c.omap().contains_key(header::MIGRATION));
+    // Touching it again keeps strict (it was chosen).
+    attach(&mut c, &child(3, "b")).unwrap();
+    assert_eq!(features(&c), (DEFAULT_FEATURES | PARENT_PROTECTION_FEATURES, Some(OP_FEATURE_RBD_EXT_PROTECTED)));
+    set_mode(&mut c, ProtectionMode::Clones).unwrap();
+    assert_eq!(features(&c), (DEFAULT_FEATURES | RBD_FEATURE_MIGRATING, None));
+    assert_eq!(c.omap()[header::MIGRATION], migration_header());
+    // Asking for the mode it has re-applies it.
+    put(&mut c, header::MIGRATION, None);
+    set_mode(&mut c, ProtectionMode::Clones).unwrap();
+    assert_eq!(c.omap()[header::MIGRATION], migration_header());
+    assert_eq!(run(&mut c, crate::methods::protection::protection_set, &[1, 1, 1, 0, 0, 0, 7]), Err(Errno::EINVAL));
+    detach(&mut c, &child(3, "a")).unwrap();
+    detach(&mut c, &child(3, "b")).unwrap();
+    assert_eq!(c.omap(), parent_header(DEFAULT_FEATURES, None).omap());
+    assert_eq!(find("protection_set").unwrap().flags, RD | WR);
+}
+
+#[test]
 fn protection_restores_prior_non_primary_and_our_bit() {
     protect_round_trip(DEFAULT_FEATURES | RBD_FEATURE_NON_PRIMARY, None);
     protect_round_trip(DEFAULT_FEATURES | RBD_FEATURE_OPERATIONS, Some(OP_FEATURE_RBD_EXT_PROTECTED));
@@ -140,17 +252,20 @@ fn protection_restores_prior_non_primary_and_our_bit() {
 
 #[test]
 fn protection_follows_op_features_changed_while_protected() {
-    // Stock set CLONE_PARENT meanwhile: OPERATIONS must stay for it, our bit goes.
-    let mut c = parent_header(DEFAULT_FEATURES, None);
-    attach(&mut c, &child(3, "a")).unwrap();
-    put(
-        &mut c,
-        header::OP_FEATURES,
-        Some((OP_FEATURE_RBD_EXT_PROTECTED | RBD_OPERATION_FEATURE_CLONE_PARENT).get_encoding()),
-    );
-    detach(&mut c, &child(3, "a")).unwrap();
-    assert_eq!(features(&c), (DEFAULT_FEATURES | RBD_FEATURE_OPERATIONS, Some(RBD_OPERATION_FEATURE_CLONE_PARENT)));
-    assert!(!c.omap().contains_key(header::RBD_EXT_PROTECT));
+    // Stock set CLONE_PARENT meanwhile (a stock clone v2 from a snapshot): OPERATIONS must
+    // stay for it, our bits go.
+    for mode in [ProtectionMode::Strict, ProtectionMode::Clones] {
+        let mut c = parent_header(DEFAULT_FEATURES, None);
+        attach(&mut c, &child(3, "a")).unwrap();
+        set_mode(&mut c, mode).unwrap();
+        let (f, op) = features(&c);
+        put(&mut c, header::FEATURES, Some((f | RBD_FEATURE_OPERATIONS).get_encoding()));
+        put(&mut c, header::OP_FEATURES, Some((op.unwrap_or(0) | RBD_OPERATION_FEATURE_CLONE_PARENT).get_encoding()));
+        detach(&mut c, &child(3, "a")).unwrap();
+        assert_eq!(features(&c), (DEFAULT_FEATURES | RBD_FEATURE_OPERATIONS, Some(RBD_OPERATION_FEATURE_CLONE_PARENT)));
+        assert!(!c.omap().contains_key(header::RBD_EXT_PROTECT));
+        assert!(!c.omap().contains_key(header::MIGRATION));
+    }
 }
 
 #[test]
@@ -159,9 +274,10 @@ fn attach_to_a_protected_parent_reasserts_cleared_bits() {
     attach(&mut c, &child(3, "a")).unwrap();
     let record = c.omap()[header::RBD_EXT_PROTECT].clone();
     put(&mut c, header::FEATURES, Some(DEFAULT_FEATURES.get_encoding()));
-    put(&mut c, header::OP_FEATURES, None);
+    put(&mut c, header::MIGRATION, None);
     attach(&mut c, &child(3, "b")).unwrap();
-    assert_eq!(features(&c), (DEFAULT_FEATURES | PARENT_PROTECTION_FEATURES, Some(OP_FEATURE_RBD_EXT_PROTECTED)));
+    assert_eq!(features(&c), (DEFAULT_FEATURES | RBD_FEATURE_MIGRATING, None));
+    assert_eq!(c.omap()[header::MIGRATION], migration_header());
     assert_eq!(c.omap()[header::RBD_EXT_PROTECT], record, "the prior state is not re-recorded");
     detach(&mut c, &child(3, "a")).unwrap();
     detach(&mut c, &child(3, "b")).unwrap();
@@ -174,7 +290,7 @@ fn last_detach_without_protection_record_leaves_features() {
     attach(&mut c, &child(3, "a")).unwrap();
     put(&mut c, header::RBD_EXT_PROTECT, None);
     detach(&mut c, &child(3, "a")).unwrap();
-    assert_eq!(features(&c), (DEFAULT_FEATURES | PARENT_PROTECTION_FEATURES, Some(OP_FEATURE_RBD_EXT_PROTECTED)));
+    assert_eq!(features(&c), (DEFAULT_FEATURES | RBD_FEATURE_MIGRATING, None));
     assert_eq!(children(&c), None);
     assert!(logged(&c, 20, "no protection record"));
 }
@@ -457,7 +573,7 @@ fn ten_thousand_children_attach_page_and_detach() {
     let detach_time = t.elapsed();
     let left: ChildImageSpecs = specs.iter().enumerate().filter(|(i, _)| i % 20 != 0).map(|(_, s)| s.clone()).collect();
     assert_eq!(list(&mut c, 0, None), Ok(left));
-    assert_eq!(features(&c).0, DEFAULT_FEATURES | PARENT_PROTECTION_FEATURES, "still protected");
+    assert_eq!(features(&c).0, DEFAULT_FEATURES | CLONES_PROTECTION_FEATURES, "still protected");
     eprintln!("10k children: {N} attaches {attach_time:?}, {} detaches {detach_time:?}", N / 20);
 }
 
@@ -477,14 +593,14 @@ fn remote_children_live_in_their_own_set_and_protect_the_parent() {
     assert!(c.omap().contains_key(&key));
     assert!(!c.omap().contains_key(HEAD_KEY), "a remote child must not appear in the stock HEAD set");
     let f = u64::read_bytes(&c.omap()["features"]).unwrap();
-    assert_eq!(f & (RBD_FEATURE_OPERATIONS | RBD_FEATURE_NON_PRIMARY), RBD_FEATURE_OPERATIONS | RBD_FEATURE_NON_PRIMARY);
+    assert_eq!(f & CLONES_PROTECTION_FEATURES, CLONES_PROTECTION_FEATURES);
     // Same spec again for that cluster: EEXIST; as a local child it is a different entry.
     assert_eq!(run(&mut c, child_attach, &remote_op(&r, FSID)).err(), Some(Errno::EEXIST));
     attach(&mut c, &child(1, "local1")).unwrap();
     // Removing the local child keeps the protection: the remote one remains.
     detach(&mut c, &child(1, "local1")).unwrap();
     let f = u64::read_bytes(&c.omap()["features"]).unwrap();
-    assert_ne!(f & RBD_FEATURE_NON_PRIMARY, 0);
+    assert_ne!(f & RBD_FEATURE_MIGRATING, 0);
     // Detaching as local does not find it; detaching from its cluster does, and unprotects.
     assert_eq!(detach(&mut c, &r), Err(Errno::ENOENT));
     run(&mut c, child_detach, &remote_op(&r, FSID)).unwrap();
