@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use rbd_ext::rados::{Cluster, ConnectOptions, ReadOp, ReadStep, StepOut};
 use rbd_ext::s3::testproxy::{Fault, Rule, TestProxy};
-use rbd_ext::s3::{Credentials, Manifest, PutOptions, S3Client, S3Config, MANIFEST_SUFFIX, MIN_PART_SIZE};
+use rbd_ext::s3::{Credentials, Manifest, PutOptions, S3Client, S3Config, MANIFEST_SUFFIX};
 use rbd_ext::{Image, ImageSpec, OpenOptions};
 
 const MIB: usize = 1 << 20;
@@ -197,7 +197,7 @@ impl Drop for Cleanup {
 fn s3_config(endpoint: &str, bucket: &str) -> S3Config {
     let e = env();
     let mut c = S3Config::new(endpoint, e.region, bucket);
-    c.credentials = Some(Credentials { access_key: e.access_key, secret_key: e.secret });
+    c.credentials = Some(Credentials::new(e.access_key, e.secret));
     c
 }
 
@@ -657,7 +657,8 @@ async fn missing_object_is_enoent() {
 
     s3(&fx.bucket).delete(&fx.key).await.unwrap();
     fx.read_fails(0, "ENOENT", &[&fx.url(), "HTTP 404 Not Found (NoSuchKey)"]);
-    s3(&fx.bucket).put_large(&fx.key, &fx.data[..], MIN_PART_SIZE).await.unwrap();
+    // Restored as `s3 publish` uploaded it (8 MiB parts): the same ETag, so the pin holds.
+    s3(&fx.bucket).put_large(&fx.key, &fx.data[..], 2 * OS).await.unwrap();
     fx.read_recovers(0);
 }
 
@@ -1056,4 +1057,133 @@ async fn prefix_mode_fetches_one_object_per_rados_object() {
     assert!(ok(&["export", &child, "-"]) == data);
     assert_eq!(log.settled().await.lines().filter(|l| l.contains(&format!("GET /{bucket}/disk/"))).count(), 0);
     assert_eq!(assert_parent_clean(&image_id(&parent), &data).len(), 3);
+}
+
+// ------------------------------------------------------------- issue 14: safety
+
+/// `ceph config-key get KEY`, as a user would check it.
+fn config_key_value(key: &str) -> String {
+    common::stock_ok("ceph", &["config-key", "get", key]).trim_end().to_string()
+}
+
+/// Issue 14.1: an attach with a wrong secret file fails (403) and changes nothing: the
+/// shared stored secret keeps working for the images that use it. A different stored secret
+/// is replaced only with `--replace-secret`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_attach_changes_nothing() {
+    let _serial = serial().await;
+    let e = env();
+    let mut c = Cleanup::new();
+    let bucket = new_bucket("s3-14-1").await;
+    let data = random(3 * OS, 0x141);
+    let file = c.file("s3-14-1.raw", &data);
+    publish(&file, &bucket, "img.raw", &[]);
+    let parent = c.image("s3-14-1-parent");
+    attach(&mut c, &parent, &e.endpoint, &bucket, "img.raw", &[]);
+    let child = c.image("s3-14-1-child");
+    ok(&["clone-standalone", &parent, &child]);
+    let len = OS.to_string();
+    assert!(ok(&["read", &child, "--offset", "0", "--length", &len]) == data[..OS]);
+    let stored = stored_secret_key(&bucket);
+    assert_eq!(config_key_value(&stored), e.secret);
+
+    // A wrong secret file: refused by S3 before anything is stored.
+    let wrong = c.file("s3-14-1-wrong", b"WRONGwrongWRONGwrongWRONGwrongWRONGwrong\n");
+    let other = c.image("s3-14-1-other");
+    let attach_args = |p: &str, secret_file: &str| -> Vec<String> {
+        ["s3", "attach", p, "--endpoint", &e.endpoint, "--bucket", &bucket, "--key", "img.raw", "--access-key", &e.access_key, "--secret-key-file", secret_file]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let args = attach_args(&other, wrong.to_str().unwrap());
+    let line = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(line.contains("HTTP 403") && line.ends_with("(EACCES)"), "{line}");
+    assert!(!exists(&other), "a refused attach left {other} behind");
+    assert_eq!(config_key_value(&stored), e.secret, "a refused attach replaced the shared secret");
+    assert!(ok(&["read", &child, "--offset", &OS.to_string(), "--length", &len]) == data[OS..2 * OS], "the existing child broke");
+
+    // A different secret stored already (here a stale one): not replaced without the flag.
+    c.config_key(&stored, "STALEstaleSTALEstaleSTALEstaleSTALEstale");
+    let args = attach_args(&other, &e.secret_file);
+    let line = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(line.contains(&format!("config://{stored}")) && line.contains("--replace-secret") && line.ends_with("(EEXIST)"), "{line}");
+    assert!(!exists(&other));
+    assert_eq!(config_key_value(&stored), "STALEstaleSTALEstaleSTALEstaleSTALEstale");
+    let mut args = attach_args(&other, &e.secret_file);
+    args.push("--replace-secret".into());
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(config_key_value(&stored), e.secret);
+    // The same secret again: accepted, nothing to replace.
+    let again = c.image("s3-14-1-again");
+    ok(&attach_args(&again, &e.secret_file).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok(&["read", &child, "--offset", &(2 * OS).to_string(), "--length", &len]) == data[2 * OS..]);
+}
+
+/// Issue 14.2: an object replaced after attach (no manifest, as s3cmd or curl upload it)
+/// fails with both ETags instead of mixing old and new content; nothing is written to the
+/// parent. `s3 show` names the pinned ETag and size; `s3 verify` fails the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_object_fails_instead_of_mixing() {
+    let _serial = serial().await;
+    let e = env();
+    let mut c = Cleanup::new();
+    let bucket = new_bucket("s3-14-2").await;
+    let old = random(3 * OS, 0x142);
+    let client = s3(&bucket);
+    let old_etag = client.put("plain.raw", old.clone()).await.unwrap();
+    let parent = c.image("s3-14-2-parent");
+    attach(&mut c, &parent, &e.endpoint, &bucket, "plain.raw", &[]);
+    let child = c.image("s3-14-2-child");
+    ok(&["clone-standalone", &parent, &child]);
+    let len = OS.to_string();
+    assert!(ok(&["read", &child, "--offset", "0", "--length", &len]) == old[..OS]);
+
+    let new = random(3 * OS, 0x241);
+    let new_etag = client.put("plain.raw", new.clone()).await.unwrap();
+    assert_ne!(old_etag, new_etag);
+    let line = fails(&["read", &child, "--offset", &OS.to_string(), "--length", &len]);
+    println!("{line}");
+    assert!(line.contains(&format!("ETag was {old_etag}, now {new_etag}")) && line.ends_with("(ESTALE)"), "{line}");
+    assert!(line.contains(&format!("{}/{bucket}/plain.raw", e.endpoint)), "{line}");
+    assert_eq!(assert_parent_clean(&image_id(&parent), &old), BTreeSet::from([0]), "only the object read before the change");
+    let line = fails(&["s3", "verify", &parent]);
+    assert!(line.contains(&format!("ETag was {old_etag}, now {new_etag}")) && line.ends_with("(ESTALE)"), "{line}");
+    // Already-filled objects still read (they are the old content, consistently).
+    assert!(ok(&["read", &child, "--offset", "0", "--length", &len]) == old[..OS]);
+    let show = ok_text(&["s3", "show", &parent]);
+    assert!(show.contains(&format!("etag: {old_etag}\n")) && show.contains(&format!("object_bytes: {}\n", old.len())), "{show}");
+}
+
+/// Issue 14.3: `clone-standalone` of an S3-backed parent whose stored secret no longer
+/// works (rotated, removed) is refused before the child is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_of_an_unreadable_s3_parent_is_refused() {
+    let _serial = serial().await;
+    let e = env();
+    let mut c = Cleanup::new();
+    let bucket = new_bucket("s3-14-3").await;
+    let data = random(2 * OS, 0x143);
+    let file = c.file("s3-14-3.raw", &data);
+    publish(&file, &bucket, "img.raw", &[]);
+    let key = format!("rbd-ext/test/{}", common::unique("s3-14-3"));
+    c.config_key(&key, &e.secret);
+    let sref = format!("config://{key}");
+    let parent = c.image("s3-14-3-parent");
+    ok(&["s3", "attach", &parent, "--endpoint", &e.endpoint, "--bucket", &bucket, "--key", "img.raw", "--access-key", &e.access_key, "--secret-key-ref", &sref]);
+
+    c.config_key(&key, "WRONGwrongWRONGwrongWRONGwrongWRONGwrong");
+    let child = c.image("s3-14-3-child");
+    let line = fails(&["clone-standalone", &parent, &child]);
+    assert!(line.contains(&format!("parent {parent} is S3-backed and not readable from S3")) && line.contains("HTTP 403"), "{line}");
+    assert!(line.ends_with("(EACCES)"), "{line}");
+    assert!(!exists(&child), "the refused clone left {child} behind");
+    common::stock_ok("ceph", &["config-key", "rm", &key]);
+    let line = fails(&["clone-standalone", &parent, &child]);
+    assert!(line.contains(&sref) && line.ends_with("(ENOENT)"), "{line}");
+    assert!(!exists(&child));
+
+    c.config_key(&key, &e.secret);
+    ok(&["clone-standalone", &parent, &child]);
+    assert!(ok(&["export", &child, "-"]) == data);
 }

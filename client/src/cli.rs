@@ -410,6 +410,17 @@ pub struct S3AttachArgs {
     /// Secret key source.
     #[command(flatten)]
     pub secret: S3SecretArgs,
+    /// With --secret-key-file: replace a different secret already stored for this bucket and
+    /// access key (a key rotation; every image using it then signs with the new one).
+    /// Without it, such an attach fails and changes nothing.
+    #[arg(long, requires = "secret_key_file")]
+    pub replace_secret: bool,
+    /// CA certificates (PEM) to trust for an https:// endpoint with a private CA, instead of
+    /// the system's: a path (it must exist on every client host) or `config://KEY` (stored
+    /// once with `ceph config-key set KEY -i ca.pem`). Stored with the S3 settings, so
+    /// children read with it.
+    #[arg(long, value_name = "FILE|config://KEY")]
+    pub ca_file: Option<String>,
     /// Image size when no manifest was published (default: the S3 object's size); a bare
     /// number is MiB (suffixes B, K, M, G, T).
     #[arg(long, value_parser = parse_size_mib)]

@@ -68,7 +68,7 @@ async fn publish(ctx: &Ctx, a: S3PublishArgs) -> CmdResult {
     let mut cfg = S3Config::new(a.endpoint.endpoint.clone(), a.endpoint.region.clone(), bucket.clone());
     if let Some(secret_key) = publish_secret(ctx, &a.secret)? {
         let access_key = a.access_key.clone().unwrap_or_default();
-        cfg.credentials = Some(Credentials { access_key, secret_key });
+        cfg.credentials = Some(Credentials::new(access_key, secret_key));
     }
     if a.create_bucket {
         S3Client::new(cfg.clone())?.create_bucket(&bucket).await.map_err(|e| Error::from(e).context("s3 publish: create the bucket"))?;
@@ -123,15 +123,27 @@ async fn attach(ctx: &Ctx, a: S3AttachArgs) -> CmdResult {
         timeout_ms: a.timeout_ms.unwrap_or(defaults.timeout_ms),
         retries: a.retries.unwrap_or(defaults.retries),
         claim_ttl_ms: a.claim_ttl_ms.unwrap_or(defaults.claim_ttl_ms),
+        ca_file: a.ca_file.map(|c| absolute(&c)),
+        ..defaults
     };
     let opts = AttachOptions {
         settings,
         secret_key_file: a.secret.secret_key_file.map(|p| p.display().to_string()),
+        replace_secret: a.replace_secret,
         size: a.size,
         order: a.order,
     };
     s3_parent::s3_attach(&ctx.cluster, &spec, &opts).await.map_err(|e| e.context(format_args!("s3 attach {spec}")))?;
     Ok(())
+}
+
+/// A CA file path made absolute (it is stored and read by other processes); a
+/// `config://` reference as given.
+fn absolute(ca: &str) -> String {
+    if ca.starts_with("config://") {
+        return ca.to_string();
+    }
+    std::path::absolute(ca).map(|p| p.display().to_string()).unwrap_or_else(|_| ca.to_string())
 }
 
 /// The settings as (key, value) pairs, in the order shown.
@@ -150,6 +162,18 @@ fn settings_fields(s: &S3Settings) -> Vec<(&'static str, serde_json::Value)> {
     }
     if let Some(k) = &s.secret_key {
         v.push(("secret_key", json!(k)));
+    }
+    if let Some(e) = &s.etag {
+        v.push(("etag", json!(e)));
+    }
+    if let Some(n) = s.object_bytes {
+        v.push(("object_bytes", json!(n)));
+    }
+    if let Some(id) = &s.version_id {
+        v.push(("version_id", json!(id)));
+    }
+    if let Some(c) = &s.ca_file {
+        v.push(("ca_file", json!(c)));
     }
     v.push(("timeout_ms", json!(s.timeout_ms)));
     v.push(("retries", json!(s.retries)));

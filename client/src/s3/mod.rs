@@ -24,7 +24,7 @@ mod url;
 #[cfg(test)]
 mod tests;
 
-pub use client::{CompletedPart, Credentials, ObjectInfo, PutOptions, S3Client, S3Config, MAX_PARTS, MIN_PART_SIZE};
+pub use client::{CompletedPart, Credentials, ObjectInfo, ObjectPin, PutOptions, S3Client, S3Config, MAX_PARTS, MIN_PART_SIZE};
 pub use error::{S3Error, S3ErrorKind};
 pub use manifest::{manifest_key, Manifest, ManifestBuilder, MANIFEST_SUFFIX, MANIFEST_VERSION};
 pub use crate::secret::{resolve_secret, store_secret, SecretRef};
