@@ -194,7 +194,7 @@ impl S3Error {
     /// A transport failure from the pooled client: connect failures and broken connections.
     pub(crate) fn transport(what: impl Into<String>, err: hyper_util::client::legacy::Error) -> S3Error {
         let io = find_io(&err);
-        if let Some(tls) = io.and_then(|e| e.get_ref()).and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        if let Some(tls) = find_tls(&err) {
             return S3Error::new(S3ErrorKind::Tls, EPROTO, what, tls_detail(tls)).caused_by(Box::new(err));
         }
         let (kind, errno, detail) = if err.is_connect() {
@@ -302,6 +302,24 @@ fn find_io<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io
     while let Some(e) = cur {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             return Some(io);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// The rustls error behind a transport failure. `io::Error` hides what it wraps from
+/// `source()`, so each one met is opened with `get_ref()` as well.
+fn find_tls<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if let Some(t) = find_tls(inner) {
+                return Some(t);
+            }
         }
         cur = e.source();
     }
