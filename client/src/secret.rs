@@ -97,9 +97,14 @@ pub fn resolve_secret(cluster: &Cluster, r: &SecretRef) -> Result<String> {
 /// The mon cap that lets a client read config-key `key`: rbd-ext's own keys by their
 /// prefix (`rbd-ext/`), any other by its name.
 pub fn get_cap(key: &str) -> String {
+    cap("config-key get", key)
+}
+
+/// The mon cap for `command` (`config-key get|set|rm`) on `key`.
+fn cap(command: &str, key: &str) -> String {
     match key.strip_prefix(KEY_PREFIX) {
-        Some(_) => format!("allow command \"config-key get\" with key prefix {KEY_PREFIX}"),
-        None => format!("allow command \"config-key get\" with key {key}"),
+        Some(_) => format!("allow command \"{command}\" with key prefix {KEY_PREFIX}"),
+        None => format!("allow command \"{command}\" with key {key}"),
     }
 }
 
@@ -115,7 +120,13 @@ pub fn store_secret(cluster: &Cluster, key: &str, secret: &[u8]) -> Result<Secre
     }
     cluster
         .mon_command(&config_key_cmd("config-key set", key), secret)
-        .map_err(|e| Error::new(e.errno(), format!("secret {r}: config-key set")))?;
+        .map_err(|e| {
+            let hint = match e.errno() {
+                Errno::EACCES | Errno::EPERM => format!(": refused by the monitors: this client needs the mon cap `{}` (README: Caps)", cap("config-key set", key)),
+                _ => String::new(),
+            };
+            Error::new(e.errno(), format!("secret {r}: config-key set{hint}"))
+        })?;
     Ok(r)
 }
 
@@ -151,6 +162,7 @@ mod tests {
     fn the_cap_to_read_a_key() {
         assert_eq!(get_cap("rbd-ext/s3/b-AK"), r#"allow command "config-key get" with key prefix rbd-ext/"#);
         assert_eq!(get_cap("mine/k"), r#"allow command "config-key get" with key mine/k"#);
+        assert_eq!(cap("config-key set", "rbd-ext/remote/a/b"), r#"allow command "config-key set" with key prefix rbd-ext/"#);
     }
 
     #[test]
