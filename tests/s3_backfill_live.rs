@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rbd_ext::rados::{Cluster, ConnectOptions, ReadOp, ReadStep, StepOut};
-use rbd_ext::s3::testproxy::{Fault, Rule, TestProxy};
-use rbd_ext::s3::{Credentials, Manifest, PutOptions, S3Client, S3Config, MANIFEST_SUFFIX, MIN_PART_SIZE};
+use rbd_ext::s3::testproxy::{Fault, Rule, TestProxy, TlsFront};
+use rbd_ext::s3::{Credentials, Manifest, PutOptions, S3Client, S3Config, MANIFEST_SUFFIX};
 use rbd_ext::{Image, ImageSpec, OpenOptions};
 
 const MIB: usize = 1 << 20;
@@ -197,7 +197,7 @@ impl Drop for Cleanup {
 fn s3_config(endpoint: &str, bucket: &str) -> S3Config {
     let e = env();
     let mut c = S3Config::new(endpoint, e.region, bucket);
-    c.credentials = Some(Credentials { access_key: e.access_key, secret_key: e.secret });
+    c.credentials = Some(Credentials::new(e.access_key, e.secret));
     c
 }
 
@@ -657,7 +657,8 @@ async fn missing_object_is_enoent() {
 
     s3(&fx.bucket).delete(&fx.key).await.unwrap();
     fx.read_fails(0, "ENOENT", &[&fx.url(), "HTTP 404 Not Found (NoSuchKey)"]);
-    s3(&fx.bucket).put_large(&fx.key, &fx.data[..], MIN_PART_SIZE).await.unwrap();
+    // Restored as `s3 publish` uploaded it (8 MiB parts): the same ETag, so the pin holds.
+    s3(&fx.bucket).put_large(&fx.key, &fx.data[..], 2 * OS).await.unwrap();
     fx.read_recovers(0);
 }
 
@@ -1056,4 +1057,344 @@ async fn prefix_mode_fetches_one_object_per_rados_object() {
     assert!(ok(&["export", &child, "-"]) == data);
     assert_eq!(log.settled().await.lines().filter(|l| l.contains(&format!("GET /{bucket}/disk/"))).count(), 0);
     assert_eq!(assert_parent_clean(&image_id(&parent), &data).len(), 3);
+}
+
+// ------------------------------------------------------------- issue 14: safety
+
+/// `ceph config-key get KEY`, as a user would check it.
+fn config_key_value(key: &str) -> String {
+    common::stock_ok("ceph", &["config-key", "get", key]).trim_end().to_string()
+}
+
+/// Issue 14.1: an attach with a wrong secret file fails (403) and changes nothing: the
+/// shared stored secret keeps working for the images that use it. A different stored secret
+/// is replaced only with `--replace-secret`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_attach_changes_nothing() {
+    let _serial = serial().await;
+    let e = env();
+    let mut c = Cleanup::new();
+    let bucket = new_bucket("s3-14-1").await;
+    let data = random(3 * OS, 0x141);
+    let file = c.file("s3-14-1.raw", &data);
+    publish(&file, &bucket, "img.raw", &[]);
+    let parent = c.image("s3-14-1-parent");
+    attach(&mut c, &parent, &e.endpoint, &bucket, "img.raw", &[]);
+    let child = c.image("s3-14-1-child");
+    ok(&["clone-standalone", &parent, &child]);
+    let len = OS.to_string();
+    assert!(ok(&["read", &child, "--offset", "0", "--length", &len]) == data[..OS]);
+    let stored = stored_secret_key(&bucket);
+    assert_eq!(config_key_value(&stored), e.secret);
+
+    // A wrong secret file: refused by S3 before anything is stored.
+    let wrong = c.file("s3-14-1-wrong", b"WRONGwrongWRONGwrongWRONGwrongWRONGwrong\n");
+    let other = c.image("s3-14-1-other");
+    let attach_args = |p: &str, secret_file: &str| -> Vec<String> {
+        ["s3", "attach", p, "--endpoint", &e.endpoint, "--bucket", &bucket, "--key", "img.raw", "--access-key", &e.access_key, "--secret-key-file", secret_file]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let args = attach_args(&other, wrong.to_str().unwrap());
+    let line = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(line.contains("HTTP 403") && line.ends_with("(EACCES)"), "{line}");
+    assert!(!exists(&other), "a refused attach left {other} behind");
+    assert_eq!(config_key_value(&stored), e.secret, "a refused attach replaced the shared secret");
+    assert!(ok(&["read", &child, "--offset", &OS.to_string(), "--length", &len]) == data[OS..2 * OS], "the existing child broke");
+
+    // A different secret stored already (here a stale one): not replaced without the flag.
+    c.config_key(&stored, "STALEstaleSTALEstaleSTALEstaleSTALEstale");
+    let args = attach_args(&other, &e.secret_file);
+    let line = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(line.contains(&format!("config://{stored}")) && line.contains("--replace-secret") && line.ends_with("(EEXIST)"), "{line}");
+    assert!(!exists(&other));
+    assert_eq!(config_key_value(&stored), "STALEstaleSTALEstaleSTALEstaleSTALEstale");
+    let mut args = attach_args(&other, &e.secret_file);
+    args.push("--replace-secret".into());
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(config_key_value(&stored), e.secret);
+    // The same secret again: accepted, nothing to replace.
+    let again = c.image("s3-14-1-again");
+    ok(&attach_args(&again, &e.secret_file).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok(&["read", &child, "--offset", &(2 * OS).to_string(), "--length", &len]) == data[2 * OS..]);
+}
+
+/// Issue 14.2: an object replaced after attach (no manifest, as s3cmd or curl upload it)
+/// fails with both ETags instead of mixing old and new content; nothing is written to the
+/// parent. `s3 show` names the pinned ETag and size; `s3 verify` fails the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_object_fails_instead_of_mixing() {
+    let _serial = serial().await;
+    let e = env();
+    let mut c = Cleanup::new();
+    let bucket = new_bucket("s3-14-2").await;
+    let old = random(3 * OS, 0x142);
+    let client = s3(&bucket);
+    let old_etag = client.put("plain.raw", old.clone()).await.unwrap();
+    let parent = c.image("s3-14-2-parent");
+    attach(&mut c, &parent, &e.endpoint, &bucket, "plain.raw", &[]);
+    let child = c.image("s3-14-2-child");
+    ok(&["clone-standalone", &parent, &child]);
+    let len = OS.to_string();
+    assert!(ok(&["read", &child, "--offset", "0", "--length", &len]) == old[..OS]);
+
+    let new = random(3 * OS, 0x241);
+    let new_etag = client.put("plain.raw", new.clone()).await.unwrap();
+    assert_ne!(old_etag, new_etag);
+    let line = fails(&["read", &child, "--offset", &OS.to_string(), "--length", &len]);
+    println!("{line}");
+    assert!(line.contains(&format!("ETag was {old_etag}, now {new_etag}")) && line.ends_with("(ESTALE)"), "{line}");
+    assert!(line.contains(&format!("{}/{bucket}/plain.raw", e.endpoint)), "{line}");
+    assert_eq!(assert_parent_clean(&image_id(&parent), &old), BTreeSet::from([0]), "only the object read before the change");
+    let line = fails(&["s3", "verify", &parent]);
+    assert!(line.contains(&format!("ETag was {old_etag}, now {new_etag}")) && line.ends_with("(ESTALE)"), "{line}");
+    // Already-filled objects still read (they are the old content, consistently).
+    assert!(ok(&["read", &child, "--offset", "0", "--length", &len]) == old[..OS]);
+    let show = ok_text(&["s3", "show", &parent]);
+    assert!(show.contains(&format!("etag: {old_etag}\n")) && show.contains(&format!("object_bytes: {}\n", old.len())), "{show}");
+}
+
+/// Issue 14.3: `clone-standalone` of an S3-backed parent whose stored secret no longer
+/// works (rotated, removed) is refused before the child is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_of_an_unreadable_s3_parent_is_refused() {
+    let _serial = serial().await;
+    let e = env();
+    let mut c = Cleanup::new();
+    let bucket = new_bucket("s3-14-3").await;
+    let data = random(2 * OS, 0x143);
+    let file = c.file("s3-14-3.raw", &data);
+    publish(&file, &bucket, "img.raw", &[]);
+    let key = format!("rbd-ext/test/{}", common::unique("s3-14-3"));
+    c.config_key(&key, &e.secret);
+    let sref = format!("config://{key}");
+    let parent = c.image("s3-14-3-parent");
+    ok(&["s3", "attach", &parent, "--endpoint", &e.endpoint, "--bucket", &bucket, "--key", "img.raw", "--access-key", &e.access_key, "--secret-key-ref", &sref]);
+
+    c.config_key(&key, "WRONGwrongWRONGwrongWRONGwrongWRONGwrong");
+    let child = c.image("s3-14-3-child");
+    let line = fails(&["clone-standalone", &parent, &child]);
+    assert!(line.contains(&format!("parent {parent} is S3-backed and not readable from S3")) && line.contains("HTTP 403"), "{line}");
+    assert!(line.ends_with("(EACCES)"), "{line}");
+    assert!(!exists(&child), "the refused clone left {child} behind");
+    common::stock_ok("ceph", &["config-key", "rm", &key]);
+    let line = fails(&["clone-standalone", &parent, &child]);
+    assert!(line.contains(&sref) && line.ends_with("(ENOENT)"), "{line}");
+    assert!(!exists(&child));
+
+    c.config_key(&key, &e.secret);
+    ok(&["clone-standalone", &parent, &child]);
+    assert!(ok(&["export", &child, "-"]) == data);
+}
+
+/// Runs `cmd args` in `dir`, which must succeed (openssl).
+fn sh(dir: &Path, cmd: &str, args: &[&str]) {
+    let o = Command::new(cmd).args(args).current_dir(dir).stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(o.status.success(), "{cmd} {args:?}: {}", stderr(&o));
+}
+
+/// A throwaway CA (`ca.pem`) and server certificates signed by it, made with openssl:
+/// `good.pem` for IP 127.0.0.1, `wrongname.pem` for another host, `expired.pem` (valid in
+/// 2020 only); each with its `<name>.key`. Also `other-ca.pem`, a CA that signed none.
+fn make_certs(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let ca = |name: &str| sh(dir, "openssl", &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"), "-days", "2", "-subj", &format!("/CN=rbd-ext test {name}")]);
+    ca("ca");
+    ca("other-ca");
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("serial"), "1000\n").unwrap();
+    let conf = format!(
+        "[ca]\ndefault_ca = x\n[x]\ndatabase = {d}/index.txt\nnew_certs_dir = {d}\nserial = {d}/serial\ndefault_md = sha256\npolicy = p\n\
+         unique_subject = no\n[p]\ncommonName = supplied\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("ca.cnf"), conf).unwrap();
+    for (name, san, dates) in [
+        ("good", "IP:127.0.0.1", ["-days", "2"].as_slice()),
+        ("wrongname", "DNS:s3.other.example", ["-days", "2"].as_slice()),
+        ("expired", "IP:127.0.0.1", ["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"].as_slice()),
+    ] {
+        sh(dir, "openssl", &["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={name}")]);
+        std::fs::write(dir.join(format!("{name}.ext")), format!("subjectAltName={san}\n")).unwrap();
+        let mut args = vec!["ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key", "-in"];
+        let (csr, out, ext) = (format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+        args.extend([csr.as_str(), "-out", out.as_str(), "-extfile", ext.as_str()]);
+        args.extend(dates);
+        sh(dir, "openssl", &args);
+    }
+}
+
+/// Issue 14.6: S3 behind TLS with a private CA. An untrusted certificate fails at once (no
+/// retries) with what is wrong (unknown issuer, name mismatch, expired) and how to trust a
+/// CA; `--ca-file` (a path for publish, a `config://` reference stored with the settings for
+/// attach) makes it work, and children read through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_ca() {
+    let _serial = serial().await;
+    let e = env();
+    let mut c = Cleanup::new();
+    let dir = std::env::temp_dir().join(common::unique("s3-tls"));
+    make_certs(&dir);
+    let upstream = e.endpoint.strip_prefix("http://").unwrap().to_string();
+    let front = |name: &str| {
+        let (cert, key) = (std::fs::read(dir.join(format!("{name}.pem"))).unwrap(), std::fs::read(dir.join(format!("{name}.key"))).unwrap());
+        let upstream = upstream.clone();
+        async move { TlsFront::start(&upstream, &cert, &key).await.unwrap() }
+    };
+    let (good, wrongname, expired) = (front("good").await, front("wrongname").await, front("expired").await);
+    let https = |f: &TlsFront| format!("https://127.0.0.1:{}", f.port());
+    let ca = dir.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+
+    let bucket = new_bucket("s3-tls").await;
+    let data = random(2 * OS, 0x716);
+    let file = c.file("s3-tls.raw", &data);
+    let dest = format!("s3://{bucket}/img.raw");
+    let creds = ["--access-key", e.access_key.as_str(), "--secret-key-file", e.secret_file.as_str()];
+    ok_text(&[&["s3", "publish", file.to_str().unwrap(), &dest, "--endpoint", &https(&good), "--ca-file", ca][..], &creds[..]].concat());
+
+    let parent = c.image("s3-tls-parent");
+    let attach_args = |endpoint: &str| -> Vec<String> {
+        [&["s3", "attach", &parent, "--endpoint", endpoint, "--bucket", &bucket, "--key", "img.raw"][..], &creds[..]].concat().iter().map(|s| s.to_string()).collect()
+    };
+    let other_ca = dir.join("other-ca.pem");
+    for (endpoint, extra, what) in [
+        (https(&good), None, "unknown issuer"),
+        (https(&good), Some(other_ca.to_str().unwrap()), "unknown issuer"),
+        (https(&wrongname), Some(ca), "name mismatch"),
+        (https(&expired), Some(ca), "expired"),
+    ] {
+        let mut args = attach_args(&endpoint);
+        if let Some(f) = extra {
+            args.extend(["--ca-file".to_string(), f.to_string()]);
+        }
+        let t = Instant::now();
+        let line = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        println!("{what}: {line} ({:?})", t.elapsed());
+        assert!(line.contains(what) && line.contains("--ca-file FILE") && line.ends_with("(EPROTO)"), "{what}: {line}");
+        assert!(!line.contains("attempts") && t.elapsed() < Duration::from_secs(5), "{what}: retried: {line}");
+        assert!(!exists(&parent));
+    }
+    assert!(fails(&["s3", "verify", &parent]).ends_with("(ENOENT)"));
+
+    // The CA by reference, stored once for the cluster; children read with it.
+    let ca_key = format!("rbd-ext/test/{}", common::unique("ca"));
+    c.config_key(&ca_key, &std::fs::read_to_string(dir.join("ca.pem")).unwrap());
+    let ca_ref = format!("config://{ca_key}");
+    let mut args = attach_args(&https(&good));
+    args.extend(["--ca-file".to_string(), ca_ref.clone()]);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let k = stored_secret_key(&bucket);
+    c.config_keys.push(k);
+    assert!(ok_text(&["s3", "show", &parent]).contains(&format!("ca_file: {ca_ref}\n")));
+    let child = c.image("s3-tls-child");
+    ok(&["clone-standalone", &parent, &child]);
+    assert!(ok(&["export", &child, "-"]) == data, "the child reads through TLS");
+    assert!(ok_text(&["s3", "verify", &parent]).contains("reach: ok: https://127.0.0.1:"));
+    drop((good, wrongname, expired));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 14.10: the README's caps for reading S3 children, created exactly with
+/// `ceph auth get-or-create`, are enough to read a child (filling its parent); without the
+/// config-key cap the error names the cap to add.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_caps_read_an_s3_child() {
+    let _serial = serial().await;
+    let e = env();
+    let mut c = Cleanup::new();
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    // The README's command for this role, as written there.
+    let line = readme
+        .lines()
+        .find(|l| l.contains("ceph auth get-or-create client.s3reader"))
+        .expect("README: Caps names the command for readers of S3 children")
+        .trim()
+        .to_string();
+    let mon = line.split("mon '").nth(1).and_then(|r| r.split('\'').next()).unwrap().to_string();
+    let osd = line.split("osd '").nth(1).and_then(|r| r.split('\'').next()).unwrap().to_string();
+    println!("README caps: mon '{mon}' osd '{osd}'");
+
+    let bucket = new_bucket("s3-caps").await;
+    let data = random(2 * OS, 0xca95);
+    let file = c.file("s3-caps.raw", &data);
+    publish(&file, &bucket, "img.raw", &[]);
+    let parent = c.image("s3-caps-parent");
+    attach(&mut c, &parent, &e.endpoint, &bucket, "img.raw", &[]);
+    let child = c.image("s3-caps-child");
+    ok(&["clone-standalone", &parent, &child]);
+
+    let mut user = |name: &str, mon: &str, osd: &str| -> PathBuf {
+        let keyring = c.file(&format!("{name}.keyring"), b"");
+        let _ = Command::new("ceph").args(["auth", "rm", &format!("client.{name}")]).output();
+        common::stock_ok("ceph", &["auth", "get-or-create", &format!("client.{name}"), "mon", mon, "osd", osd, "-o", keyring.to_str().unwrap()]);
+        keyring
+    };
+    let reader = common::unique("s3reader");
+    let keyring = user(&reader, &mon, &osd);
+    let as_reader = |args: &[&str]| -> Vec<String> {
+        [&["--id", reader.as_str(), "--keyring", keyring.to_str().unwrap()][..], args].concat().iter().map(|s| s.to_string()).collect()
+    };
+    let got = ok(&as_reader(&["export", &child, "-"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(got == data, "the reader read the child");
+
+    // `profile rbd` alone: refused, and the message names the missing cap.
+    let plain = common::unique("rbdonly");
+    let plain_keyring = user(&plain, "profile rbd", &osd);
+    let line = fails(&["--id", &plain, "--keyring", plain_keyring.to_str().unwrap(), "read", &child, "--offset", "0", "--length", "4096"]);
+    assert!(line.contains(r#"needs the mon cap `allow command "config-key get" with key prefix rbd-ext/`"#) && line.ends_with("(EACCES)"), "{line}");
+    for u in [&reader, &plain] {
+        common::stock_ok("ceph", &["auth", "rm", &format!("client.{u}")]);
+    }
+}
+
+/// Issue 13.5: `s3 publish` with only the standard `AWS_*` variables (no endpoint, region or
+/// credential flags) works against radosgw, and so does a `--profile` of
+/// `~/.aws/credentials` + `~/.aws/config`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_reads_the_standard_aws_sources() {
+    let _serial = serial().await;
+    let e = env();
+    let mut c = Cleanup::new();
+    let bucket = new_bucket("s3-aws").await;
+    let data = random(OS + 4096, 0xa35);
+    let file = c.file("s3-aws.raw", &data);
+    let f = file.to_str().unwrap();
+    let home = std::env::temp_dir().join(common::unique("s3-aws-home"));
+    std::fs::create_dir_all(&home).unwrap();
+    let publish_with = |envs: &[(&str, &str)], args: &[&str]| -> Output {
+        let mut cmd = Command::new(bin());
+        cmd.args(args).stdin(Stdio::null()).env("HOME", &home);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+            cmd.env_remove(k);
+        }
+        cmd.envs(envs.iter().copied());
+        cmd.output().unwrap()
+    };
+    let dest = format!("s3://{bucket}/env.raw");
+    let o = publish_with(
+        &[("AWS_ACCESS_KEY_ID", &e.access_key), ("AWS_SECRET_ACCESS_KEY", &e.secret), ("AWS_ENDPOINT_URL", &e.endpoint), ("AWS_REGION", &e.region)],
+        &["s3", "publish", f, &dest],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(s3(&bucket).get("env.raw").await.unwrap() == data);
+    // A wrong key in the environment is used (and refused), not silently ignored.
+    let o = publish_with(&[("AWS_ACCESS_KEY_ID", &e.access_key), ("AWS_SECRET_ACCESS_KEY", "WRONGwrongWRONGwrongWRONGwrong"), ("AWS_ENDPOINT_URL", &e.endpoint)], &["s3", "publish", f, &dest]);
+    let line = one_error_line(&["s3", "publish"], &o);
+    assert!(line.contains("HTTP 403") && line.ends_with("(EACCES)"), "{line}");
+    // Nothing at all: the message lists the sources.
+    let o = publish_with(&[("AWS_ENDPOINT_URL", &e.endpoint)], &["s3", "publish", f, &dest]);
+    let line = one_error_line(&["s3", "publish"], &o);
+    assert!(line.contains("no credentials") && line.contains("AWS_ACCESS_KEY_ID") && line.ends_with("(EINVAL)"), "{line}");
+
+    // A profile in the shared files.
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::write(home.join(".aws/credentials"), format!("[ceph]\naws_access_key_id = {}\naws_secret_access_key = {}\n", e.access_key, e.secret)).unwrap();
+    std::fs::write(home.join(".aws/config"), format!("[profile ceph]\nregion = {}\nendpoint_url = {}\n", e.region, e.endpoint)).unwrap();
+    let dest2 = format!("s3://{bucket}/profile.raw");
+    let o = publish_with(&[], &["s3", "publish", f, &dest2, "--profile", "ceph"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(s3(&bucket).get("profile.raw").await.unwrap() == data);
+    let _ = std::fs::remove_dir_all(&home);
 }

@@ -37,7 +37,7 @@ fn env() -> Env {
 fn config(endpoint: &str, bucket: &str) -> S3Config {
     let e = env();
     let mut c = S3Config::new(endpoint, e.region, bucket);
-    c.credentials = Some(Credentials { access_key: e.access_key, secret_key: e.secret_key });
+    c.credentials = Some(Credentials::new(e.access_key, e.secret_key));
     c.timeout = Duration::from_secs(20);
     c
 }

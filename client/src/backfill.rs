@@ -24,7 +24,7 @@ use rbd_ext_cls::types::backfill::BACKFILL_CLAIM_KEY;
 
 use crate::error::{Errno, Error, Result};
 use crate::rados::{Cluster, IoCtx, ReadOp, ReadStep, StepOut};
-use crate::s3::{self, Credentials, Manifest, S3Client, S3Config, SecretRef};
+use crate::s3::{self, Credentials, Manifest, ObjectPin, S3Client, S3Config, SecretRef};
 
 /// Header omap keys holding each client's back-fill counters (one JSON object per client).
 pub const STATS_KEY_PREFIX: &str = "rbd_ext_stats.";
@@ -57,6 +57,16 @@ pub struct S3Settings {
     pub retries: u32,
     /// How long a fill claim holds before others may take over (`s3.claim_ttl_ms`).
     pub claim_ttl_ms: u32,
+    /// `s3.etag`: the ETag of `image_name` when attached; every ranged GET sends `If-Match`
+    /// on it, so a replaced object fails instead of mixing old and new content.
+    pub etag: Option<String>,
+    /// `s3.object_bytes`: the size of `image_name` when attached.
+    pub object_bytes: Option<u64>,
+    /// `s3.version_id`: its version id, when the bucket has versioning (GETs read it).
+    pub version_id: Option<String>,
+    /// `s3.ca_file`: the CA bundle (PEM) to trust for `https://`, a path on every client
+    /// host or a `config://` reference (one copy for the cluster).
+    pub ca_file: Option<String>,
 }
 
 impl Default for S3Settings {
@@ -73,6 +83,10 @@ impl Default for S3Settings {
             timeout_ms: 30_000,
             retries: 3,
             claim_ttl_ms: 30_000,
+            etag: None,
+            object_bytes: None,
+            version_id: None,
+            ca_file: None,
         }
     }
 }
@@ -98,6 +112,10 @@ impl S3Settings {
             timeout_ms: num("timeout_ms", 30_000)?,
             retries: num("retries", 3)? as u32,
             claim_ttl_ms: num("claim_ttl_ms", 30_000)?.clamp(1, 600_000) as u32,
+            etag: get("etag").filter(|v| !v.is_empty()),
+            object_bytes: get("object_bytes").map(|v| v.parse().map_err(|_| bad("object_bytes", "not a number"))).transpose()?,
+            version_id: get("version_id").filter(|v| !v.is_empty()),
+            ca_file: get("ca_file").filter(|v| !v.is_empty()),
         };
         if s.image_name.is_some() == s.prefix.is_some() {
             return Err(bad("image_name", "set exactly one of s3.image_name (with s3.image_format=raw) and s3.prefix"));
@@ -141,28 +159,66 @@ impl S3Settings {
         if let Some(s) = &self.secret_key {
             m.push(("secret_key", s.clone()));
         }
+        if let Some(e) = &self.etag {
+            m.push(("etag", e.clone()));
+        }
+        if let Some(n) = self.object_bytes {
+            m.push(("object_bytes", n.to_string()));
+        }
+        if let Some(v) = &self.version_id {
+            m.push(("version_id", v.clone()));
+        }
+        if let Some(c) = &self.ca_file {
+            m.push(("ca_file", c.clone()));
+        }
         m.into_iter().map(|(k, v)| (format!("{META_PREFIX}{k}"), v)).collect()
+    }
+
+    /// What ranged GETs of `image_name` must still find (`None` when nothing was pinned:
+    /// images attached before pinning existed).
+    pub fn pin(&self) -> Option<ObjectPin> {
+        self.etag.as_ref().map(|etag| ObjectPin { etag: etag.clone(), version_id: self.version_id.clone() })
+    }
+
+    /// The S3 configuration of these settings with `credentials` (already resolved).
+    pub fn config(&self, local: &Cluster, credentials: Option<Credentials>) -> Result<S3Config> {
+        let mut cfg = S3Config::new(self.endpoint.clone(), self.region.clone(), self.bucket.clone());
+        cfg.timeout = Duration::from_millis(self.timeout_ms.max(1));
+        cfg.retries = self.retries;
+        cfg.credentials = credentials;
+        if let Some(ca) = &self.ca_file {
+            cfg.ca_pem = Some(read_ca(local, ca)?);
+        }
+        Ok(cfg)
+    }
+
+    /// The access key id: as stored, or resolved when it is a `config://` reference.
+    pub fn access_key_value(&self, local: &Cluster) -> Result<String> {
+        match self.access_key.as_deref().unwrap_or_default() {
+            v if v.starts_with("config://") => s3::resolve_secret(local, &SecretRef::parse(v)?),
+            v => Ok(v.to_string()),
+        }
     }
 
     /// A client for these settings; secrets are resolved from the local config-key store.
     pub fn client(&self, local: &Cluster) -> Result<S3Client> {
-        let mut cfg = S3Config::new(self.endpoint.clone(), self.region.clone(), self.bucket.clone());
-        cfg.timeout = Duration::from_millis(self.timeout_ms.max(1));
-        cfg.retries = self.retries;
+        let mut cfg = self.config(local, None)?;
         if !self.anonymous {
-            let resolve = |v: &str| -> Result<String> {
-                if v.starts_with("config://") {
-                    s3::resolve_secret(local, &SecretRef::parse(v)?)
-                } else {
-                    Ok(v.to_string())
-                }
-            };
-            let access_key = resolve(self.access_key.as_deref().unwrap_or_default())?;
+            let access_key = self.access_key_value(local)?;
             let sref = SecretRef::parse(self.secret_key.as_deref().unwrap_or_default())?;
-            cfg.credentials = Some(Credentials { access_key, secret_key: s3::resolve_secret(local, &sref)? });
+            cfg.credentials = Some(Credentials::new(access_key, s3::resolve_secret(local, &sref)?));
         }
         Ok(S3Client::new(cfg)?)
     }
+}
+
+/// The PEM bundle `ca` names: a `config://` reference (one copy in the mon config-key
+/// store) or a path on this host.
+pub fn read_ca(local: &Cluster, ca: &str) -> Result<Vec<u8>> {
+    if ca.starts_with("config://") {
+        return Ok(s3::resolve_secret(local, &SecretRef::parse(ca)?)?.into_bytes());
+    }
+    std::fs::read(ca).map_err(|e| Error::new(Errno(e.raw_os_error().unwrap_or(libc::EIO)), format!("CA file {ca} (s3.ca_file)")))
 }
 
 /// Reads an image's metadata (all of it) through stock `rbd.metadata_list`.
@@ -271,7 +327,7 @@ impl Backfill {
     async fn fetch(&self, n: u64) -> Result<Vec<u8>> {
         let len = self.object_len(n);
         let data = match (&self.settings.image_name, &self.settings.prefix) {
-            (Some(key), _) => self.client.get_range(key, n * self.object_size, len).await?,
+            (Some(key), _) => self.client.get_range_pinned(key, n * self.object_size, len, self.settings.pin().as_ref()).await?,
             (None, Some(prefix)) => {
                 let mut d = self.client.get(&format!("{prefix}{n:016x}")).await?;
                 if d.len() as u64 > len {

@@ -338,15 +338,43 @@ pub enum S3Command {
     Verify(ImageArg),
 }
 
-/// Where S3 is and who we are there (publish).
+/// Where S3 is and who we are there (publish). Each falls back to the standard AWS sources
+/// (`AWS_ENDPOINT_URL`, `AWS_REGION`, `~/.aws/config`).
 #[derive(Debug, Args)]
 pub struct S3EndpointArgs {
-    /// S3 endpoint: http(s)://host[:port].
+    /// S3 endpoint: http(s)://host[:port] (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL,
+    /// or the profile's endpoint_url).
     #[arg(long, value_name = "URL")]
-    pub endpoint: String,
-    /// SigV4 region.
-    #[arg(long, value_name = "REGION", default_value = "us-east-1")]
-    pub region: String,
+    pub endpoint: Option<String>,
+    /// SigV4 region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's region, or
+    /// us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// The AWS profile of ~/.aws/credentials and ~/.aws/config to use (default: $AWS_PROFILE,
+    /// or the environment's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN,
+    /// then the default profile).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// CA certificates (PEM) to trust for an https:// endpoint with a private CA (default:
+    /// $AWS_CA_BUNDLE, or the system's roots).
+    #[arg(long, value_name = "FILE|config://KEY")]
+    pub ca_file: Option<String>,
+}
+
+/// How publish gets its secret key: like [`S3SecretArgs`], but none of them is needed when
+/// the standard AWS sources hold credentials.
+#[derive(Debug, Args)]
+#[group(required = false, multiple = false)]
+pub struct S3PublishSecretArgs {
+    /// A file holding the secret key.
+    #[arg(long, value_name = "FILE", requires = "access_key")]
+    pub secret_key_file: Option<PathBuf>,
+    /// A reference to the secret key in the mon config-key store: `config://<key>`.
+    #[arg(long, value_name = "config://KEY", requires = "access_key")]
+    pub secret_key_ref: Option<String>,
+    /// No credentials: unsigned requests.
+    #[arg(long)]
+    pub anonymous: bool,
 }
 
 /// How the secret key is given. There is deliberately no option that takes the secret itself
@@ -383,12 +411,13 @@ pub struct S3PublishArgs {
     /// Endpoint and region.
     #[command(flatten)]
     pub endpoint: S3EndpointArgs,
-    /// Access key id.
-    #[arg(long, value_name = "ID", required_unless_present = "anonymous")]
+    /// Access key id, with --secret-key-file or --secret-key-ref (default: the standard AWS
+    /// sources, see --profile).
+    #[arg(long, value_name = "ID", conflicts_with = "anonymous")]
     pub access_key: Option<String>,
-    /// Secret key source.
+    /// Secret key source (default: the standard AWS sources, see --profile).
     #[command(flatten)]
-    pub secret: S3SecretArgs,
+    pub secret: S3PublishSecretArgs,
     /// Object size of the manifest, i.e. of the RBD image to attach (suffixes K, M);
     /// an image SOURCE uses its own.
     #[arg(long, value_parser = parse_bytes, default_value = "4M")]
@@ -425,6 +454,17 @@ pub struct S3AttachArgs {
     /// Secret key source.
     #[command(flatten)]
     pub secret: S3SecretArgs,
+    /// With --secret-key-file: replace a different secret already stored for this bucket and
+    /// access key (a key rotation; every image using it then signs with the new one).
+    /// Without it, such an attach fails and changes nothing.
+    #[arg(long, requires = "secret_key_file")]
+    pub replace_secret: bool,
+    /// CA certificates (PEM) to trust for an https:// endpoint with a private CA, instead of
+    /// the system's: a path (it must exist on every client host) or `config://KEY` (stored
+    /// once with `ceph config-key set KEY -i ca.pem`). Stored with the S3 settings, so
+    /// children read with it.
+    #[arg(long, value_name = "FILE|config://KEY")]
+    pub ca_file: Option<String>,
     /// Image size when no manifest was published (default: the S3 object's size); a bare
     /// number is MiB (suffixes B, K, M, G, T).
     #[arg(long, value_parser = parse_size_mib)]

@@ -26,54 +26,180 @@ use crate::spec::ImageSpec;
 pub struct AttachOptions {
     /// S3 settings (endpoint, bucket, image_name or prefix, credentials by reference...).
     pub settings: S3Settings,
-    /// A file holding the secret key: stored in the mon config-key store for you, and the
-    /// settings get its `config://` reference.
+    /// A file holding the secret key: checked against S3, then stored in the mon config-key
+    /// store under `rbd-ext/s3/<bucket>-<access key>` (shared by every image of that bucket
+    /// and key), and the settings get its `config://` reference.
     pub secret_key_file: Option<String>,
+    /// Replace a different secret already stored under that config-key (a key rotation:
+    /// every image using the reference then signs with the new one). Without it such an
+    /// attach fails and changes nothing.
+    pub replace_secret: bool,
     /// Image size, when there is no manifest (default: the S3 object's size).
     pub size: Option<u64>,
     /// Object size exponent, when there is no manifest (default 22 = 4 MiB).
     pub order: Option<u8>,
 }
 
+/// The config-key `s3 attach --secret-key-file` stores a secret under: one per bucket and
+/// access key (ids by reference use their config-key name).
+pub fn shared_secret_key(bucket: &str, access_key: Option<&str>) -> String {
+    let who = access_key.unwrap_or("anonymous");
+    let safe: String = format!("{bucket}-{who}").chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    format!("rbd-ext/s3/{safe}")
+}
+
+/// Reads a secret key file: UTF-8, trailing whitespace dropped, not empty.
+fn read_secret_file(path: &str) -> Result<String> {
+    let raw = std::fs::read(path).map_err(|e| Error::new(Errno(e.raw_os_error().unwrap_or(libc::EIO)), format!("read secret key file {path}")))?;
+    let s = String::from_utf8(raw).map_err(|_| Error::new(Errno::EINVAL, format!("secret key file {path}: not UTF-8")))?;
+    let s = s.trim_end().to_string();
+    if s.is_empty() {
+        return Err(Error::new(Errno::EINVAL, format!("secret key file {path}: empty")));
+    }
+    Ok(s)
+}
+
+/// A config-key's value before [`s3_attach`] stored a secret there, to put back on failure.
+enum SecretUndo {
+    /// Nothing was stored (the same secret was there already, or a reference was given).
+    Nothing,
+    /// The key was new: remove it.
+    Remove(String),
+    /// The key held another secret (`--replace-secret`): restore it.
+    Restore(String, String),
+}
+
+impl SecretUndo {
+    fn run(self, cluster: &Cluster) {
+        let _ = match self {
+            SecretUndo::Nothing => return,
+            SecretUndo::Remove(k) => cluster.mon_command(&serde_json::json!({"prefix": "config-key rm", "key": k}).to_string(), b"").map(drop),
+            SecretUndo::Restore(k, v) => s3::store_secret(cluster, &k, v.as_bytes()).map(drop),
+        };
+    }
+}
+
+/// What config-key `key` holds now (`None` if it is not set).
+fn stored_secret(cluster: &Cluster, key: &str) -> Result<Option<String>> {
+    match s3::resolve_secret(cluster, &s3::SecretRef::for_key(key)?) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// EEXIST when `key` holds a secret other than `secret` and `replace` is not set: other
+/// images of the bucket use it, and a wrong file would break them all.
+fn refuse_different_secret(key: &str, previous: Option<&str>, secret: &str, replace: bool) -> Result<()> {
+    match previous {
+        Some(p) if p != secret && !replace => Err(Error::new(
+            Errno::EEXIST,
+            format!(
+                "secret config://{key} already holds a different secret key for this bucket and access key, and other S3-backed images \
+                 may use it; nothing was changed: check the secret key file, or pass --replace-secret to rotate the stored key (every \
+                 image referring to config://{key} then uses the new one)"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Stores `secret` under config-key `key` unless that very secret is there already (see
+/// [`refuse_different_secret`]); returns how to undo it.
+fn store_shared_secret(cluster: &Cluster, key: &str, secret: &str, replace: bool) -> Result<SecretUndo> {
+    let previous = stored_secret(cluster, key)?;
+    refuse_different_secret(key, previous.as_deref(), secret, replace)?;
+    let undo = match previous {
+        Some(p) if p == secret => return Ok(SecretUndo::Nothing),
+        Some(p) => SecretUndo::Restore(key.to_string(), p),
+        None => SecretUndo::Remove(key.to_string()),
+    };
+    s3::store_secret(cluster, key, secret.as_bytes())?;
+    Ok(undo)
+}
+
+/// HEADs the attached object and checks it is still the one pinned (`s3.etag`). ESTALE,
+/// naming both ETags, when it was replaced; `None` in prefix mode (no single object).
+pub async fn head_pinned(client: &S3Client, settings: &S3Settings) -> Result<Option<s3::ObjectInfo>> {
+    let Some(key) = &settings.image_name else { return Ok(None) };
+    let info = client.head(key).await?;
+    if let Some(pinned) = &settings.etag {
+        // With a pinned version the GETs read that version, whatever the key holds now.
+        if settings.version_id.is_none() && *pinned != info.etag {
+            return Err(Error::new(
+                Errno::ESTALE,
+                format!(
+                    "s3 {}: the object changed since it was attached (ETag was {pinned}, now {}): attach the new object to a new image, or restore the old one",
+                    client.url(key),
+                    info.etag
+                ),
+            ));
+        }
+    }
+    Ok(Some(info))
+}
+
 /// Creates `spec` as an S3-backed parent: a sparse image of the published size, its `s3.*`
-/// metadata, and a `parent` record of type S3 source (which makes stock librbd refuse it and
-/// its children instead of reading unfilled objects as zeros). Undone on failure.
+/// metadata (with the object's ETag, size and version id pinned), and a `parent` record of
+/// type S3 source (which makes stock librbd refuse it and its children instead of reading
+/// unfilled objects as zeros).
+///
+/// The credentials are checked against S3 before anything is stored; a secret key file is
+/// stored only then, and never over a different stored secret without
+/// [`AttachOptions::replace_secret`]. A failed attach changes nothing (image and config-key
+/// are rolled back).
 pub async fn s3_attach(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: &AttachOptions) -> Result<()> {
     spec.require_head("image")?;
     let mut settings = opts.settings.clone();
-    if let Some(path) = &opts.secret_key_file {
-        let secret = std::fs::read(path).map_err(|e| Error::new(Errno(e.raw_os_error().unwrap_or(libc::EIO)), format!("read secret key file {path}")))?;
-        let who = settings.access_key.clone().unwrap_or_else(|| "anonymous".into());
-        let safe: String = format!("{}-{}", settings.bucket, who).chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
-        settings.secret_key = Some(s3::store_secret(cluster, &format!("rbd-ext/s3/{safe}"), &secret)?.to_string());
+    let file_secret = opts.secret_key_file.as_deref().map(read_secret_file).transpose()?;
+    let shared_key = file_secret.as_ref().map(|_| shared_secret_key(&settings.bucket, settings.access_key.as_deref()));
+    if let Some(k) = &shared_key {
+        settings.secret_key = Some(format!("config://{k}"));
     }
     // Validate exactly what will be stored.
-    let meta: BTreeMap<String, Vec<u8>> = settings.to_metadata().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
-    let settings = S3Settings::from_metadata(&meta)?;
-    let client = settings.client(cluster)?;
-    let (size, order) = match &settings.image_name {
-        Some(key) => match client.get(&s3::manifest_key(key)).await {
-            Ok(body) => {
-                let m = Manifest::from_json(&body)?;
-                if !m.object_size.is_power_of_two() {
-                    return Err(Error::new(Errno::EINVAL, format!("manifest of {key}: object size {} is not a power of two", m.object_size)));
-                }
-                (m.image_size, m.object_size.trailing_zeros() as u8)
-            }
-            Err(e) if e.errno() == Errno::ENOENT => {
-                let size = match opts.size {
-                    Some(s) => s,
-                    None => client.head(key).await?.size,
-                };
-                (size, opts.order.unwrap_or(22))
-            }
-            Err(e) => return Err(e.into()),
-        },
-        None => (
-            opts.size.ok_or_else(|| Error::new(Errno::EINVAL, "an s3.prefix parent needs --size (there is no single object to measure)".to_string()))?,
-            opts.order.unwrap_or(22),
-        ),
+    let check: BTreeMap<String, Vec<u8>> = settings.to_metadata().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    let mut settings = S3Settings::from_metadata(&check)?;
+    // The client signs with the file's secret directly: nothing is stored before S3 accepts it.
+    let client = match &file_secret {
+        Some(secret) => S3Client::new(settings.config(cluster, Some(s3::Credentials::new(settings.access_key_value(cluster)?, secret.clone())))?)?,
+        None => settings.client(cluster)?,
     };
+    let (size, order) = match settings.image_name.clone() {
+        Some(key) => {
+            let info = client.head(&key).await?;
+            settings.etag = Some(info.etag.clone()).filter(|e| !e.is_empty());
+            settings.object_bytes = Some(info.size);
+            settings.version_id = info.version_id.clone();
+            match client.get(&s3::manifest_key(&key)).await {
+                Ok(body) => {
+                    let m = Manifest::from_json(&body)?;
+                    if !m.object_size.is_power_of_two() {
+                        return Err(Error::new(Errno::EINVAL, format!("manifest of {key}: object size {} is not a power of two", m.object_size)));
+                    }
+                    if !m.etag.is_empty() && m.etag != info.etag {
+                        return Err(Error::new(
+                            Errno::ESTALE,
+                            format!("s3 {}: ETag {} differs from its manifest's {}: republish it with `rbd-ext s3 publish`", client.url(&key), info.etag, m.etag),
+                        ));
+                    }
+                    (m.image_size, m.object_size.trailing_zeros() as u8)
+                }
+                Err(e) if e.errno() == Errno::ENOENT => (opts.size.unwrap_or(info.size), opts.order.unwrap_or(22)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => {
+            let size = opts.size.ok_or_else(|| Error::new(Errno::EINVAL, "an s3.prefix parent needs --size (there is no single object to measure)".to_string()))?;
+            // The credentials and the prefix, checked on the first object.
+            client.head(&format!("{}{:016x}", settings.prefix.as_deref().unwrap_or_default(), 0)).await?;
+            (size, opts.order.unwrap_or(22))
+        }
+    };
+    let meta: BTreeMap<String, Vec<u8>> = settings.to_metadata().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    // A different stored secret is refused before anything is created.
+    if let (Some(k), Some(secret)) = (&shared_key, &file_secret) {
+        refuse_different_secret(k, stored_secret(cluster, k)?.as_deref(), secret, opts.replace_secret)?;
+    }
     let md = header::md_ioctx(cluster, spec)?;
     // Layering only: no object map (the fills are not librbd writes) and no exclusive lock.
     let create = CreateOptions { order: Some(order), features: Some(features::LAYERING), ..Default::default() };
@@ -84,7 +210,11 @@ pub async fn s3_attach(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: &AttachOp
             e.context(format_args!("image {spec}"))
         }
     })?;
-    let finish = || -> Result<()> {
+    let mut undo = SecretUndo::Nothing;
+    let mut finish = || -> Result<()> {
+        if let (Some(k), Some(secret)) = (&shared_key, &file_secret) {
+            undo = store_shared_secret(cluster, k, secret, opts.replace_secret)?;
+        }
         let id = header::lookup_id(&md, spec)?;
         let oid = header_oid(&id);
         let kv: BTreeMap<String, BufferList> = meta.iter().map(|(k, v)| (k.clone(), BufferList(v.clone()))).collect();
@@ -100,9 +230,27 @@ pub async fn s3_attach(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: &AttachOp
     };
     if let Err(e) = finish() {
         let _ = remove_image(&md, &spec.image);
+        undo.run(cluster);
         return Err(e.context(format_args!("s3 attach {spec}: rolled back")));
     }
     Ok(())
+}
+
+/// Checks, before a child is created, that an S3-backed `parent` can be read from S3:
+/// its secrets resolve, S3 accepts them, and the object is the one attached (as
+/// `s3 verify` does, without the sample GET). Any other parent passes at once.
+pub async fn check_s3_parent(cluster: &Arc<Cluster>, parent: &ImageSpec) -> Result<()> {
+    let (loc, hdr) = header::locate(cluster, parent)?;
+    if hdr.parent.as_ref().is_none_or(|p| p.parent_type != ParentType::S3Source) {
+        return Ok(());
+    }
+    let why = |e: Error| e.context(format_args!("parent {parent} is S3-backed and not readable from S3 (checked before creating the child; `rbd-ext s3 verify {parent}` says more)"));
+    let settings = S3Settings::from_metadata(&image_metadata(&loc.md, &header_oid(&loc.id))?).map_err(why)?;
+    let client = settings.client(cluster).map_err(why)?;
+    match &settings.prefix {
+        Some(prefix) if settings.image_name.is_none() => client.head(&format!("{prefix}{:016x}", 0)).await.map(drop).map_err(|e| why(e.into())),
+        _ => head_pinned(&client, &settings).await.map(drop).map_err(why),
+    }
 }
 
 /// The S3 settings of an S3-backed image (references, never secrets).
@@ -131,8 +279,16 @@ pub async fn s3_verify(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Verif
         r.checks.push(("sample GET".into(), format!("object 0: {} bytes", first.len())));
         return Ok(r);
     };
-    let info = client.head(key).await.map_err(|e| Error::from(e).context("s3 verify: reach the image"))?;
+    let info = head_pinned(&client, &settings).await.map_err(|e| e.context("s3 verify: reach the image"))?.expect("image_name mode");
     r.checks.push(("reach".into(), format!("{} ({} bytes, etag {})", client.url(key), info.size, info.etag)));
+    r.checks.push((
+        "pinned".into(),
+        match (&settings.etag, &settings.version_id) {
+            (Some(e), Some(v)) => format!("etag {e}, version {v} (every GET reads that version, If-Match)"),
+            (Some(e), None) => format!("etag {e} (If-Match on every GET)"),
+            _ => "nothing pinned (attached by an older rbd-ext): a replaced object would not be noticed; attach again to pin it".into(),
+        },
+    ));
     if info.size < hdr.size {
         return Err(Error::new(Errno::EIO, format!("s3 verify: {} holds {} bytes, the image is {} bytes", client.url(key), info.size, hdr.size)));
     }
@@ -147,14 +303,14 @@ pub async fn s3_verify(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Verif
             }
             let n = (0..m.object_count()).find(|n| !m.is_zero(*n)).unwrap_or(0);
             let len = m.object_len(n).unwrap_or(0);
-            let d = client.get_range(key, n * m.object_size, len).await?;
+            let d = client.get_range_pinned(key, n * m.object_size, len, settings.pin().as_ref()).await?;
             m.verify(n, &d)?;
             r.checks.push(("manifest".into(), format!("{} objects, {} zero", m.object_count(), (0..m.object_count()).filter(|n| m.is_zero(*n)).count())));
             r.checks.push(("sample GET".into(), format!("object {n}: {len} bytes, SHA-256 verified")));
         }
         Err(e) if e.errno() == Errno::ENOENT => {
             let len = hdr.object_size().min(hdr.size);
-            client.get_range(key, 0, len).await?;
+            client.get_range_pinned(key, 0, len, settings.pin().as_ref()).await?;
             r.checks.push(("manifest".into(), "none published (fills are not verified, holes are fetched)".into()));
             r.checks.push(("sample GET".into(), format!("object 0: {len} bytes")));
         }

@@ -79,7 +79,11 @@ fn config_key_cmd(prefix: &str, key: &str) -> String {
 pub fn resolve_secret(cluster: &Cluster, r: &SecretRef) -> Result<String> {
     let (out, _) = cluster.mon_command(&config_key_cmd("config-key get", &r.key), b"").map_err(|e| {
         let errno = e.errno();
-        let hint = if errno == Errno::ENOENT { format!(": not set; {HOW_TO_STORE}") } else { String::new() };
+        let hint = match errno {
+            Errno::ENOENT => format!(": not set; {HOW_TO_STORE}"),
+            Errno::EACCES | Errno::EPERM => format!(": refused by the monitors: this client needs the mon cap `{}` (README: Caps)", get_cap(&r.key)),
+            _ => String::new(),
+        };
         Error::new(errno, format!("secret {r}: config-key get{hint}"))
     })?;
     let s = String::from_utf8(out).map_err(|_| Error::new(Errno::EINVAL, format!("secret {r}: not UTF-8")))?;
@@ -90,6 +94,23 @@ pub fn resolve_secret(cluster: &Cluster, r: &SecretRef) -> Result<String> {
     Ok(s)
 }
 
+/// The mon cap that lets a client read config-key `key`: rbd-ext's own keys by their
+/// prefix (`rbd-ext/`), any other by its name.
+pub fn get_cap(key: &str) -> String {
+    cap("config-key get", key)
+}
+
+/// The mon cap for `command` (`config-key get|set|rm`) on `key`.
+fn cap(command: &str, key: &str) -> String {
+    match key.strip_prefix(KEY_PREFIX) {
+        Some(_) => format!("allow command \"{command}\" with key prefix {KEY_PREFIX}"),
+        None => format!("allow command \"{command}\" with key {key}"),
+    }
+}
+
+/// Where rbd-ext stores the secrets it is given (S3 keys, remote clusters' keys).
+pub const KEY_PREFIX: &str = "rbd-ext/";
+
 /// Stores `secret` under config-key `key` (`config-key set`, the value passed as the
 /// command's input, never in the command text) and returns its reference.
 pub fn store_secret(cluster: &Cluster, key: &str, secret: &[u8]) -> Result<SecretRef> {
@@ -99,7 +120,13 @@ pub fn store_secret(cluster: &Cluster, key: &str, secret: &[u8]) -> Result<Secre
     }
     cluster
         .mon_command(&config_key_cmd("config-key set", key), secret)
-        .map_err(|e| Error::new(e.errno(), format!("secret {r}: config-key set")))?;
+        .map_err(|e| {
+            let hint = match e.errno() {
+                Errno::EACCES | Errno::EPERM => format!(": refused by the monitors: this client needs the mon cap `{}` (README: Caps)", cap("config-key set", key)),
+                _ => String::new(),
+            };
+            Error::new(e.errno(), format!("secret {r}: config-key set{hint}"))
+        })?;
     Ok(r)
 }
 
@@ -129,6 +156,13 @@ mod tests {
             assert_eq!(SecretRef::parse(s).unwrap_err().errno(), Errno::EINVAL, "{s:?}");
         }
         assert!(SecretRef::parse(&format!("config://{}", "k".repeat(257))).is_err());
+    }
+
+    #[test]
+    fn the_cap_to_read_a_key() {
+        assert_eq!(get_cap("rbd-ext/s3/b-AK"), r#"allow command "config-key get" with key prefix rbd-ext/"#);
+        assert_eq!(get_cap("mine/k"), r#"allow command "config-key get" with key mine/k"#);
+        assert_eq!(cap("config-key set", "rbd-ext/remote/a/b"), r#"allow command "config-key set" with key prefix rbd-ext/"#);
     }
 
     #[test]

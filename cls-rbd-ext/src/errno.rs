@@ -44,6 +44,7 @@ errnos! {
     ERANGE = 34, "Numerical result out of range";
     ENOSYS = 38, "Function not implemented";
     ENODATA = 61, "No data available";
+    EPROTO = 71, "Protocol error";
     EOVERFLOW = 75, "Value too large for defined data type";
     EBADMSG = 74, "Bad message";
     EOPNOTSUPP = 95, "Operation not supported";

@@ -15,6 +15,11 @@ pub async fn run(ctx: &Ctx, a: CloneArgs) -> CmdResult {
         client_name: a.remote_client_name,
         cluster_name: a.remote_cluster_name,
     });
+    if remote.is_none() {
+        // An S3-backed parent whose settings do not work would give a child that fails at
+        // its first read: refuse it now.
+        rbd_ext::s3_parent::check_s3_parent(&ctx.cluster, &parent).await?;
+    }
     let opts = rbd_ext::CloneOptions { features: feature_bits(&a.image_feature)?, force: a.force, remote };
     rbd_ext::clone_standalone(&ctx.cluster, &parent, &child, &opts)?;
     Ok(())

@@ -10,12 +10,12 @@ use std::path::Path;
 use serde_json::json;
 
 use rbd_ext::backfill::S3Settings;
-use rbd_ext::s3::{resolve_secret, Credentials, S3Client, S3Config, SecretRef};
+use rbd_ext::s3::{resolve_secret, AwsEnv, Credentials, S3Client, S3Config, SecretRef};
 use rbd_ext::s3_parent::{self, AttachOptions, PublishSource};
 use rbd_ext::{Errno, Error};
 
 use super::{human_size, io_err, msg, progress, progress_done, CmdResult, Ctx};
-use crate::cli::{ImageArg, S3AttachArgs, S3Command, S3PublishArgs, S3SecretArgs};
+use crate::cli::{ImageArg, S3AttachArgs, S3Command, S3PublishArgs, S3PublishSecretArgs};
 
 const PUBLISH_LABEL: &str = "Publishing image";
 
@@ -42,7 +42,7 @@ fn parse_dest(s: &str) -> CmdResult<(String, String)> {
 
 /// The secret key for publish: read from the file, or resolved from config-key. Never
 /// printed, never part of an error message.
-fn publish_secret(ctx: &Ctx, s: &S3SecretArgs) -> CmdResult<Option<String>> {
+fn publish_secret(ctx: &Ctx, s: &S3PublishSecretArgs) -> CmdResult<Option<String>> {
     if let Some(path) = &s.secret_key_file {
         let raw = std::fs::read(path).map_err(|e| io_err(e, format_args!("read secret key file {}", path.display())))?;
         let secret = String::from_utf8(raw).map_err(|_| msg(format!("secret key file {}: not UTF-8: {}", path.display(), Errno::EINVAL)))?;
@@ -65,10 +65,30 @@ async fn publish(ctx: &Ctx, a: S3PublishArgs) -> CmdResult {
     } else {
         PublishSource::Image(ctx.spec(&a.source)?)
     };
-    let mut cfg = S3Config::new(a.endpoint.endpoint.clone(), a.endpoint.region.clone(), bucket.clone());
+    // Flags first, then the standard AWS sources (as the aws CLI and rclone read them).
+    let aws = AwsEnv::from_process();
+    let profile = a.endpoint.profile.as_deref();
+    let endpoint = a.endpoint.endpoint.clone().or_else(|| aws.endpoint(profile)).ok_or_else(|| {
+        msg(format!("s3 publish: no endpoint: pass --endpoint URL, or set AWS_ENDPOINT_URL (or endpoint_url in ~/.aws/config): {}", Errno::EINVAL))
+    })?;
+    let region = a.endpoint.region.clone().or_else(|| aws.region(profile)).unwrap_or_else(|| "us-east-1".into());
+    let mut cfg = S3Config::new(endpoint, region, bucket.clone());
     if let Some(secret_key) = publish_secret(ctx, &a.secret)? {
         let access_key = a.access_key.clone().unwrap_or_default();
-        cfg.credentials = Some(Credentials { access_key, secret_key });
+        cfg.credentials = Some(Credentials::new(access_key, secret_key));
+    } else if !a.secret.anonymous {
+        let c = aws.credentials(profile)?.ok_or_else(|| {
+            msg(format!(
+                "s3 publish: no credentials: pass --access-key ID with --secret-key-file FILE or --secret-key-ref config://KEY, \
+                 set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), use --profile NAME \
+                 (~/.aws/credentials), or pass --anonymous: {}",
+                Errno::EINVAL
+            ))
+        })?;
+        cfg.credentials = Some(c);
+    }
+    if let Some(ca) = a.endpoint.ca_file.clone().or_else(|| aws.ca_bundle(profile)) {
+        cfg.ca_pem = Some(rbd_ext::backfill::read_ca(&ctx.cluster, &ca)?);
     }
     if a.create_bucket {
         S3Client::new(cfg.clone())?.create_bucket(&bucket).await.map_err(|e| Error::from(e).context("s3 publish: create the bucket"))?;
@@ -123,15 +143,27 @@ async fn attach(ctx: &Ctx, a: S3AttachArgs) -> CmdResult {
         timeout_ms: a.timeout_ms.unwrap_or(defaults.timeout_ms),
         retries: a.retries.unwrap_or(defaults.retries),
         claim_ttl_ms: a.claim_ttl_ms.unwrap_or(defaults.claim_ttl_ms),
+        ca_file: a.ca_file.map(|c| absolute(&c)),
+        ..defaults
     };
     let opts = AttachOptions {
         settings,
         secret_key_file: a.secret.secret_key_file.map(|p| p.display().to_string()),
+        replace_secret: a.replace_secret,
         size: a.size,
         order: a.order,
     };
     s3_parent::s3_attach(&ctx.cluster, &spec, &opts).await.map_err(|e| e.context(format_args!("s3 attach {spec}")))?;
     Ok(())
+}
+
+/// A CA file path made absolute (it is stored and read by other processes); a
+/// `config://` reference as given.
+fn absolute(ca: &str) -> String {
+    if ca.starts_with("config://") {
+        return ca.to_string();
+    }
+    std::path::absolute(ca).map(|p| p.display().to_string()).unwrap_or_else(|_| ca.to_string())
 }
 
 /// The settings as (key, value) pairs, in the order shown.
@@ -150,6 +182,18 @@ fn settings_fields(s: &S3Settings) -> Vec<(&'static str, serde_json::Value)> {
     }
     if let Some(k) = &s.secret_key {
         v.push(("secret_key", json!(k)));
+    }
+    if let Some(e) = &s.etag {
+        v.push(("etag", json!(e)));
+    }
+    if let Some(n) = s.object_bytes {
+        v.push(("object_bytes", json!(n)));
+    }
+    if let Some(id) = &s.version_id {
+        v.push(("version_id", json!(id)));
+    }
+    if let Some(c) = &s.ca_file {
+        v.push(("ca_file", json!(c)));
     }
     v.push(("timeout_ms", json!(s.timeout_ms)));
     v.push(("retries", json!(s.retries)));

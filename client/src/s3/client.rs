@@ -32,6 +32,8 @@ const PUT_LARGE_CONCURRENCY: usize = 4;
 const HASHED_BODY_MAX: usize = 64 << 10;
 /// How much of an error reply is read to find its S3 error code.
 const ERROR_BODY_MAX: usize = 64 << 10;
+/// The header that carries (and signs) an STS session token.
+const SECURITY_TOKEN: &str = "x-amz-security-token";
 /// First backoff step and its cap.
 const BACKOFF_START: Duration = Duration::from_millis(20);
 const BACKOFF_CAP: Duration = Duration::from_secs(1);
@@ -43,11 +45,25 @@ pub struct Credentials {
     pub access_key: String,
     /// The secret key. Never logged, never in an error message.
     pub secret_key: String,
+    /// An STS session token (temporary credentials), sent and signed as
+    /// `x-amz-security-token`. Secret like the key.
+    pub session_token: Option<String>,
+}
+
+impl Credentials {
+    /// Long-term credentials (no session token).
+    pub fn new(access_key: impl Into<String>, secret_key: impl Into<String>) -> Credentials {
+        Credentials { access_key: access_key.into(), secret_key: secret_key.into(), session_token: None }
+    }
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials").field("access_key", &self.access_key).field("secret_key", &"<redacted>").finish()
+        f.debug_struct("Credentials")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }
 
@@ -69,6 +85,9 @@ pub struct S3Config {
     /// `/<bucket>/<key>` on the endpoint host (radosgw's default) rather than
     /// `<bucket>.<host>/<key>`.
     pub path_style: bool,
+    /// PEM certificates of the CAs to trust for `https://`, in place of the system's roots
+    /// (a private CA); `None` trusts the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl S3Config {
@@ -82,6 +101,7 @@ impl S3Config {
             timeout: Duration::from_secs(30),
             retries: 3,
             path_style: true,
+            ca_pem: None,
         }
     }
 }
@@ -93,6 +113,18 @@ pub struct ObjectInfo {
     pub size: u64,
     /// The ETag without its quotes (empty if the server sent none).
     pub etag: String,
+    /// `x-amz-version-id`, when the bucket has versioning.
+    pub version_id: Option<String>,
+}
+
+/// What a ranged GET must still find: the object as attached. The GET carries `If-Match`
+/// (and `versionId`, which then reads that version even after the key is overwritten).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectPin {
+    /// The ETag (unquoted) the object had when attached.
+    pub etag: String,
+    /// Its version id, when the bucket has versioning.
+    pub version_id: Option<String>,
 }
 
 /// One uploaded part of a multipart upload, as `complete_multipart` needs it.
@@ -182,10 +214,14 @@ impl S3Client {
                 .map_err(|e| S3Error::invalid("config", format!("TLS setup: {e}")))
         };
         let tls = if ep.tls {
-            // The system's roots (private CAs included); Mozilla's if the system has none.
-            match versions()?.with_native_roots() {
-                Ok(b) => b.with_no_client_auth(),
-                Err(_) => versions()?.with_webpki_roots().with_no_client_auth(),
+            match &cfg.ca_pem {
+                // A private CA: exactly the certificates given.
+                Some(pem) => versions()?.with_root_certificates(ca_roots(pem)?).with_no_client_auth(),
+                // The system's roots (private CAs included); Mozilla's if the system has none.
+                None => match versions()?.with_native_roots() {
+                    Ok(b) => b.with_no_client_auth(),
+                    Err(_) => versions()?.with_webpki_roots().with_no_client_auth(),
+                },
             }
         } else {
             versions()?.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth()
@@ -223,7 +259,8 @@ impl S3Client {
         let r = self.execute(Req::new(Method::HEAD, &self.inner.cfg.bucket, Some(key))).await?;
         let what = format!("HEAD {}", self.url(key));
         let size = header_u64(&r.headers, &CONTENT_LENGTH).ok_or_else(|| self.bad(&what, key, "no valid Content-Length"))?;
-        Ok(ObjectInfo { size, etag: etag(&r.headers) })
+        let version_id = r.headers.get("x-amz-version-id").and_then(|v| v.to_str().ok()).map(str::to_string).filter(|v| !v.is_empty() && v != "null");
+        Ok(ObjectInfo { size, etag: etag(&r.headers), version_id })
     }
 
     /// Bytes `[start, start + len)` of `key`, by `Range: bytes=start-(start+len-1)`.
@@ -233,16 +270,39 @@ impl S3Client {
     /// object is `len` bytes). Anything else, including a short range at the end of the
     /// object, is bad data (EIO): ask only for bytes that exist. `len == 0` is EINVAL.
     pub async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, S3Error> {
+        self.get_range_pinned(key, start, len, None).await
+    }
+
+    /// [`get_range`](Self::get_range) of the object as `pin` says it was: `If-Match` its
+    /// ETag (and `versionId` when pinned). A changed object fails with
+    /// [`S3ErrorKind::Changed`](super::S3ErrorKind::Changed) (`ESTALE`), naming the old and
+    /// the new ETag.
+    pub async fn get_range_pinned(&self, key: &str, start: u64, len: u64, pin: Option<&ObjectPin>) -> Result<Vec<u8>, S3Error> {
         let range = range_header(start, len).ok_or_else(|| {
             self.fail(S3Error::invalid(format!("GET {}", self.url(key)), format!("bad range: {len} bytes at {start}")))
         })?;
         let limit = usize::try_from(len).map_err(|_| self.fail(S3Error::invalid(format!("GET {}", self.url(key)), "range too large")))?;
         let mut req = Req::new(Method::GET, &self.inner.cfg.bucket, Some(key));
         req.headers.push((http::header::RANGE, range.clone()));
+        let version;
+        if let Some(p) = pin {
+            req.headers.push((http::header::IF_MATCH, format!("\"{}\"", p.etag)));
+            if let Some(v) = &p.version_id {
+                version = [("versionId", v.as_str())];
+                req.query = &version;
+            }
+        }
         req.label = Some(range.clone());
         req.body_limit = Some(limit);
-        let r = self.execute(req).await?;
         let what = format!("GET {} {range}", self.url(key));
+        let r = match self.execute(req).await {
+            Ok(r) => r,
+            Err(e) if e.http_status() == Some(412) && pin.is_some() => {
+                let now = self.head(key).await.map(|i| i.etag).unwrap_or_default();
+                return Err(self.fail(S3Error::changed(&what, &pin.map(|p| p.etag.clone()).unwrap_or_default(), &now).at(&self.url(key))));
+            }
+            Err(e) => return Err(e),
+        };
         check_range_reply(r.status, &r.headers, r.body.len(), start, len).map_err(|d| self.bad(&what, key, d))?;
         self.inner.stats.get_ok(r.body.len());
         Ok(r.body.into())
@@ -497,6 +557,10 @@ impl S3Client {
                 ("x-amz-content-sha256", &payload),
                 ("x-amz-date", &date),
             ];
+            // Temporary credentials: the token is a signed header (as the SDKs send it).
+            if let Some(t) = &c.session_token {
+                signed.push((SECURITY_TOKEN, t));
+            }
             signed.extend(req.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
             let signer = Signer { access_key: &c.access_key, secret_key: &c.secret_key, region: &cfg.region, service: "s3" };
             let auth = sigv4::authorization(
@@ -513,6 +577,11 @@ impl S3Client {
             let mut auth = HeaderValue::from_str(&auth).map_err(|_| S3Error::invalid(what, "access key is not a valid header value"))?;
             auth.set_sensitive(true);
             b = b.header("x-amz-content-sha256", payload).header("x-amz-date", date).header(http::header::AUTHORIZATION, auth);
+            if let Some(t) = &c.session_token {
+                let mut v = HeaderValue::from_str(t).map_err(|_| S3Error::invalid(what, "session token is not a valid header value"))?;
+                v.set_sensitive(true);
+                b = b.header(SECURITY_TOKEN, v);
+            }
         }
         let request = b.body(Full::new(req.body.clone())).map_err(|e| S3Error::invalid(what, format!("cannot build the request: {e}")))?;
         let resp = self.inner.http.request(request).await.map_err(|e| S3Error::transport(what, e))?;
@@ -592,6 +661,21 @@ pub(crate) fn check_range_reply(status: StatusCode, headers: &HeaderMap, body_le
         return Err(format!("{} body: {body_len} of {len} bytes", if (body_len as u64) < len { "short" } else { "long" }));
     }
     Ok(())
+}
+
+/// The trust roots of a private CA bundle (PEM); EINVAL if it holds no usable certificate.
+fn ca_roots(pem: &[u8]) -> Result<rustls::RootCertStore, S3Error> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(pem) {
+        let c = c.map_err(|e| S3Error::invalid("CA file", format!("not PEM certificates: {e}")))?;
+        roots.add(c).map_err(|e| S3Error::invalid("CA file", format!("unusable certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(S3Error::invalid("CA file", "no certificate in it (expected PEM `BEGIN CERTIFICATE` blocks)"));
+    }
+    Ok(roots)
 }
 
 fn header_u64(h: &HeaderMap, name: &HeaderName) -> Option<u64> {
@@ -717,9 +801,9 @@ mod tests {
     #[test]
     fn credentials_debug_hides_the_secret() {
         let mut cfg = S3Config::new("http://127.0.0.1:1", "us-east-1", "b");
-        cfg.credentials = Some(Credentials { access_key: "AKID".into(), secret_key: "s3cr3t-value".into() });
+        cfg.credentials = Some(Credentials { session_token: Some("t0ken-value".into()), ..Credentials::new("AKID", "s3cr3t-value") });
         let s = format!("{cfg:?} {:?}", S3Client::new(cfg.clone()).unwrap());
-        assert!(!s.contains("s3cr3t-value") && s.contains("AKID"), "{s}");
+        assert!(!s.contains("s3cr3t-value") && !s.contains("t0ken-value") && s.contains("AKID"), "{s}");
     }
 
     #[test]
@@ -734,6 +818,10 @@ mod tests {
         assert_eq!(bad(|c| c.timeout = Duration::ZERO), crate::Errno::EINVAL);
         // https builds a TLS config from the system roots (or Mozilla's).
         S3Client::new(S3Config::new("https://s3.example.com", "us-east-1", "b")).unwrap();
+        // A CA file must hold certificates.
+        let mut c = S3Config::new("https://s3.example.com", "us-east-1", "b");
+        c.ca_pem = Some(b"not a certificate".to_vec());
+        assert_eq!(S3Client::new(c).unwrap_err().errno(), crate::Errno::EINVAL);
     }
 
     #[tokio::test]

@@ -15,6 +15,29 @@ use crate::error::{Errno, Error};
 pub(crate) const ECONNREFUSED: Errno = Errno(111);
 /// `EHOSTUNREACH` (Linux).
 pub(crate) const EHOSTUNREACH: Errno = Errno(113);
+/// `EPROTO` (Linux): a TLS handshake the client refuses.
+pub(crate) const EPROTO: Errno = Errno::EPROTO;
+
+/// How to make a private CA trusted; part of every certificate failure.
+pub(crate) const HOW_TO_TRUST: &str = "to trust a private CA, pass its PEM file with --ca-file FILE \
+     (s3 attach stores it with the settings as s3.ca_file, a path or config://KEY), or set SSL_CERT_FILE";
+
+/// What is wrong with the server's certificate, in words, and how to trust a CA.
+fn tls_detail(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let what = match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => "the server's certificate is signed by an unknown issuer (a CA this client does not trust)".to_string(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => "the server's certificate does not match the host name (name mismatch)".to_string(),
+            C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired".to_string(),
+            C::NotValidYet | C::NotValidYetContext { .. } => "the server's certificate is not valid yet".to_string(),
+            C::Revoked => "the server's certificate is revoked".to_string(),
+            other => format!("the server's certificate is refused ({other:?})"),
+        },
+        other => format!("TLS handshake failed: {other}"),
+    };
+    format!("TLS: {what}; {HOW_TO_TRUST}")
+}
 
 /// The class of an [`S3Error`], which decides its errno and whether it is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,11 +65,17 @@ pub enum S3ErrorKind {
     Invalid,
     /// Reading the local source of an upload failed (that error's errno).
     Io,
+    /// The object is not the one pinned at attach: `If-Match` failed (HTTP 412), it was
+    /// replaced or rewritten (`ESTALE`). Never retried.
+    Changed,
+    /// The TLS handshake failed: the server's certificate is not trusted (unknown issuer),
+    /// not valid for the host, or expired (`EPROTO`). Never retried: it will not change.
+    Tls,
 }
 
 impl S3ErrorKind {
     /// Every kind, in declaration order (the counters index failures by it).
-    pub const ALL: [S3ErrorKind; 10] = [
+    pub const ALL: [S3ErrorKind; 12] = [
         S3ErrorKind::NotFound,
         S3ErrorKind::Forbidden,
         S3ErrorKind::Conflict,
@@ -57,6 +86,8 @@ impl S3ErrorKind {
         S3ErrorKind::Reset,
         S3ErrorKind::Invalid,
         S3ErrorKind::Io,
+        S3ErrorKind::Changed,
+        S3ErrorKind::Tls,
     ];
 
     /// A short lower-case name (`not_found`...), as used in the JSON counters.
@@ -72,6 +103,8 @@ impl S3ErrorKind {
             S3ErrorKind::Reset => "reset",
             S3ErrorKind::Invalid => "invalid",
             S3ErrorKind::Io => "io",
+            S3ErrorKind::Changed => "changed",
+            S3ErrorKind::Tls => "tls",
         }
     }
 }
@@ -161,6 +194,9 @@ impl S3Error {
     /// A transport failure from the pooled client: connect failures and broken connections.
     pub(crate) fn transport(what: impl Into<String>, err: hyper_util::client::legacy::Error) -> S3Error {
         let io = find_io(&err);
+        if let Some(tls) = find_tls(&err) {
+            return S3Error::new(S3ErrorKind::Tls, EPROTO, what, tls_detail(tls)).caused_by(Box::new(err));
+        }
         let (kind, errno, detail) = if err.is_connect() {
             match io.map(|e| e.kind()) {
                 Some(std::io::ErrorKind::ConnectionRefused) => (S3ErrorKind::Connect, ECONNREFUSED, "connection refused".to_string()),
@@ -171,6 +207,19 @@ impl S3Error {
             (S3ErrorKind::Reset, Errno::EIO, format!("connection failed: {}", chain(&err)))
         };
         S3Error::new(kind, errno, what, detail).caused_by(Box::new(err))
+    }
+
+    /// The object changed since it was pinned: `If-Match` on `old` failed; `new` is its ETag
+    /// now (empty if it could not be read).
+    pub(crate) fn changed(what: impl Into<String>, old: &str, new: &str) -> S3Error {
+        let now = if new.is_empty() { "unknown (HEAD failed)".to_string() } else { new.to_string() };
+        let detail = format!(
+            "HTTP 412 Precondition Failed: the object changed since it was attached (ETag was {old}, now {now}); \
+             nothing was written: attach the new object to a new image, or restore the old one"
+        );
+        let mut e = S3Error::new(S3ErrorKind::Changed, Errno::ESTALE, what, detail);
+        e.0.status = Some(412);
+        e
     }
 
     /// The body broke off while being read.
@@ -253,6 +302,24 @@ fn find_io<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io
     while let Some(e) = cur {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             return Some(io);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// The rustls error behind a transport failure. `io::Error` hides what it wraps from
+/// `source()`, so each one met is opened with `get_ref()` as well.
+fn find_tls<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if let Some(t) = find_tls(inner) {
+                return Some(t);
+            }
         }
         cur = e.source();
     }

@@ -5,6 +5,8 @@
 //!   counters ([`S3Stats`]);
 //! - [`S3Error`]: kind, errno, URL and HTTP status of a failure; converts into
 //!   [`crate::Error`] keeping the message;
+//! - [`AwsEnv`]: credentials, endpoint and region from the standard `AWS_*` variables and
+//!   `~/.aws/` files (for commands that talk to S3 directly);
 //! - [`Manifest`]: the per-object SHA-256 / zero map published beside a raw image;
 //! - [`SecretRef`], [`resolve_secret`], [`store_secret`]: `config://<key>` secret
 //!   references in the mon config-key store (inline secrets are refused);
@@ -12,6 +14,7 @@
 //!
 //! Secrets never reach a log line, an error message or a `Debug` output.
 
+mod aws;
 mod client;
 mod error;
 mod manifest;
@@ -24,7 +27,8 @@ mod url;
 #[cfg(test)]
 mod tests;
 
-pub use client::{CompletedPart, Credentials, ObjectInfo, PutOptions, S3Client, S3Config, MAX_PARTS, MIN_PART_SIZE};
+pub use aws::AwsEnv;
+pub use client::{CompletedPart, Credentials, ObjectInfo, ObjectPin, PutOptions, S3Client, S3Config, MAX_PARTS, MIN_PART_SIZE};
 pub use error::{S3Error, S3ErrorKind};
 pub use manifest::{manifest_key, Manifest, ManifestBuilder, MANIFEST_SUFFIX, MANIFEST_VERSION};
 pub use crate::secret::{resolve_secret, store_secret, SecretRef};

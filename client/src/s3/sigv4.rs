@@ -189,6 +189,20 @@ mod tests {
         assert!(suite("POST", "/", "").ends_with("Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"));
     }
 
+    #[test]
+    fn aws_test_suite_post_sts_header_before() {
+        // post-sts-token/post-sts-header-before: the session token is a signed header.
+        let token = "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA==";
+        let headers = [("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z"), ("X-Amz-Security-Token", token)];
+        let r = Request { method: "POST", path: "/", query: "", headers: &headers, payload_hash: EMPTY, amz_date: "20150830T123600Z" };
+        assert_eq!(
+            authorization(&SUITE, &r),
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
+             SignedHeaders=host;x-amz-date;x-amz-security-token, \
+             Signature=85d96828115b5dc0cfc3bd16ad9e210dd772bbebba041836c64533a82be05ead"
+        );
+    }
+
     // The S3 documentation's examples ("Signature Calculations for the Authorization Header").
     const S3DOC: Signer<'static> = Signer {
         access_key: "AKIAIOSFODNN7EXAMPLE",

@@ -11,7 +11,7 @@ use super::error::S3ErrorKind;
 /// Upper bounds (ms) of the latency histogram buckets; a last bucket takes the rest.
 const BUCKETS_MS: [u64; 13] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000];
 
-const KINDS: [S3ErrorKind; 10] = S3ErrorKind::ALL;
+const KINDS: [S3ErrorKind; 12] = S3ErrorKind::ALL;
 
 /// The live counters.
 #[derive(Default)]
@@ -78,6 +78,8 @@ impl Counters {
             reset: f(S3ErrorKind::Reset),
             invalid: f(S3ErrorKind::Invalid),
             io: f(S3ErrorKind::Io),
+            changed: f(S3ErrorKind::Changed),
+            tls: f(S3ErrorKind::Tls),
         };
         let buckets = self
             .hist
@@ -158,6 +160,10 @@ pub struct Failures {
     pub invalid: u64,
     /// Local read errors of upload sources.
     pub io: u64,
+    /// The object changed since it was pinned (HTTP 412 to `If-Match`).
+    pub changed: u64,
+    /// TLS handshakes refused (certificate not trusted, wrong name, expired).
+    pub tls: u64,
 }
 
 /// Latency summary and histogram.

@@ -2,7 +2,10 @@
 //! between an [`S3Client`](super::S3Client) and a real S3 (radosgw), and [`FakeS3`], a tiny
 //! in-memory S3 for tests without a gateway.
 //!
-//! Both listen on `127.0.0.1:0`, serve HTTP/1.1 with keep-alive on tokio, bound their
+//! With the `testproxy` feature, [`TlsFront`] serves TLS with a given certificate in front of
+//! a plain HTTP server (radosgw), for tests of private CAs and certificate failures.
+//!
+//! All listen on `127.0.0.1:0`, serve HTTP/1.1 with keep-alive on tokio, bound their
 //! connections and bodies, and stop (closing every connection) when dropped.
 //!
 //! ```no_run
@@ -474,4 +477,58 @@ async fn fake_s3(st: &FakeState, req: Request<Incoming>) -> Reply {
         }
         _ => error_reply(405),
     })
+}
+
+/// TLS on `127.0.0.1:0` with a given certificate chain and key, each connection forwarded
+/// as plain bytes to an upstream `host:port` (radosgw's HTTP port). Stops accepting when
+/// dropped.
+#[cfg(feature = "testproxy")]
+pub struct TlsFront {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+#[cfg(feature = "testproxy")]
+impl TlsFront {
+    /// Starts serving `cert_pem` (the server certificate first, then its chain) with the
+    /// private key `key_pem` (PKCS#8, PKCS#1 or SEC1 PEM).
+    pub async fn start(upstream: &str, cert_pem: &[u8], key_pem: &[u8]) -> std::io::Result<TlsFront> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let certs = CertificateDer::pem_slice_iter(cert_pem).collect::<Result<Vec<_>, _>>().map_err(|e| bad(format!("certificate: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| bad(format!("key: {e}")))?;
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+            .map_err(|e| bad(format!("TLS config: {e}")))?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let upstream = upstream.to_string();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    // A refused handshake just ends the connection, as a real server's would.
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                });
+            }
+        });
+        Ok(TlsFront { addr, task })
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+#[cfg(feature = "testproxy")]
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

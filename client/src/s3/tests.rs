@@ -9,7 +9,7 @@ use crate::Errno;
 
 fn config(endpoint: String) -> S3Config {
     let mut c = S3Config::new(endpoint, "us-east-1", "bkt");
-    c.credentials = Some(Credentials { access_key: "AKIDTEST".into(), secret_key: "not-a-real-secret-xyz".into() });
+    c.credentials = Some(Credentials::new("AKIDTEST", "not-a-real-secret-xyz"));
     c.timeout = Duration::from_secs(5);
     c.retries = 3;
     c
