@@ -16,6 +16,7 @@ pub mod backfill;
 pub mod clone_map;
 pub mod error;
 pub mod extents;
+mod guard;
 pub mod header;
 mod image;
 pub mod lock;
