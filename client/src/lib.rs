@@ -24,6 +24,7 @@ mod manage;
 #[allow(unsafe_code)]
 pub mod rados;
 pub mod remote;
+pub mod s3_finalize;
 pub mod s3_parent;
 pub mod secret;
 pub mod s3;
