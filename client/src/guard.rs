@@ -74,28 +74,37 @@ impl IoGate {
 /// clients must not flood the OSDs with one image's ops).
 pub(crate) struct OpBudget {
     permits: Arc<Semaphore>,
-    limit: usize,
-    /// Most permits held at once so far (what the budget test checks).
-    peak: std::sync::atomic::AtomicUsize,
+    /// Ops in flight now and the most so far, counted apart from the semaphore (what the
+    /// budget test checks).
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    peak: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One op's slot in the budget; freed on drop.
+pub(crate) struct OpSlot {
+    _permit: OwnedSemaphorePermit,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for OpSlot {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl OpBudget {
     pub(crate) fn new(limit: usize) -> OpBudget {
         let limit = limit.max(1);
-        OpBudget { permits: Arc::new(Semaphore::new(limit)), limit, peak: Default::default() }
+        OpBudget { permits: Arc::new(Semaphore::new(limit)), in_flight: Default::default(), peak: Default::default() }
     }
 
-    /// Waits for a free slot; the op is in flight while the permit lives.
-    pub(crate) async fn acquire(&self) -> OwnedSemaphorePermit {
+    /// Waits for a free slot; the op is in flight while the slot lives.
+    pub(crate) async fn acquire(&self) -> OpSlot {
         // The semaphore is never closed, so acquiring cannot fail.
         let permit = Arc::clone(&self.permits).acquire_owned().await.unwrap_or_else(|_| unreachable!("budget semaphore closed"));
-        let in_use = self.limit - self.permits.available_permits();
-        self.peak.fetch_max(in_use, std::sync::atomic::Ordering::Relaxed);
-        permit
-    }
-
-    pub(crate) fn limit(&self) -> usize {
-        self.limit
+        let now = self.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+        OpSlot { _permit: permit, in_flight: Arc::clone(&self.in_flight) }
     }
 
     pub(crate) fn peak(&self) -> usize {

@@ -295,7 +295,7 @@ impl Image {
     /// The most RADOS ops this image had in flight at once (bounded by
     /// [`OpenOptions::max_ops_in_flight`]).
     pub fn ops_in_flight_peak(&self) -> usize {
-        self.budget.peak().min(self.budget.limit())
+        self.budget.peak()
     }
 
     fn check_range(&self, off: u64, len: u64) -> Result<()> {
