@@ -26,7 +26,7 @@ fn worker() {
     let spec: ImageSpec = std::env::var("CRASH_IMAGE").unwrap().parse().unwrap();
     let cluster = common::cluster();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let img = Image::open(&cluster, &spec, OpenOptions { write: true, max_in_flight: 8 }).unwrap();
+    let img = Image::open(&cluster, &spec, OpenOptions { write: true, max_in_flight: 8, ..Default::default() }).unwrap();
     println!("ready");
     match mode.as_str() {
         "copyup" => {

@@ -153,6 +153,8 @@ fn remote_parent_lifecycle() {
     assert!(took.as_secs() < 30, "open took {took:?}");
     let msg = e.to_string();
     assert!(msg.contains(&r.name) && msg.contains("127.0.0.1"), "{msg}");
+    // An open image watches its header (as librbd's do); removal waits for no watchers.
+    drop(c1);
     rbd_ext::remove(&local, &child).unwrap();
     common::stock_ok("ceph", &["config-key", "rm", &format!("rbd-ext/remote/{}/client.admin", r.name)]);
 }

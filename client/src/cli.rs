@@ -336,6 +336,21 @@ pub enum S3Command {
     /// Check that an S3-backed image's settings work: secrets resolve, the object is
     /// reachable, the manifest matches, a sample GET verifies.
     Verify(ImageArg),
+    /// Once every object is filled (`hydrate`) and matches the manifest: make PARENT a plain
+    /// local image and its children type-1 standalone clones that stock librbd, QEMU and
+    /// rbd-nbd serve. Refused, with the count of missing objects, while any is missing.
+    Finalize(S3FinalizeArgs),
+}
+
+/// `s3 finalize`.
+#[derive(Debug, Args)]
+pub struct S3FinalizeArgs {
+    /// Image spec of an S3-backed parent.
+    #[arg(value_name = "PARENT")]
+    pub image: String,
+    /// Objects checked at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub parallel: u32,
 }
 
 /// Where S3 is and who we are there (publish). Each falls back to the standard AWS sources

@@ -16,6 +16,7 @@ pub mod backfill;
 pub mod clone_map;
 pub mod error;
 pub mod extents;
+mod guard;
 pub mod header;
 mod image;
 pub mod lock;
@@ -23,6 +24,7 @@ mod manage;
 #[allow(unsafe_code)]
 pub mod rados;
 pub mod remote;
+pub mod s3_finalize;
 pub mod s3_parent;
 pub mod secret;
 pub mod s3;

@@ -21,7 +21,7 @@ use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, Ima
 use crate::image::Image;
 use crate::lock;
 use crate::remote::{self, RemoteCluster};
-use crate::rados::{create_image, remove_image, Cluster, CreateOptions, IoCtx, ReadOp, ReadStep};
+use crate::rados::{blocking, create_image, remove_image, Cluster, CreateOptions, IoCtx};
 use crate::spec::ImageSpec;
 
 /// Options of [`clone_standalone`].
@@ -447,6 +447,18 @@ pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
     let Some(parent) = hdr.parent.clone() else {
         return Err(Error::new(Errno::EINVAL, format!("image {spec} has no parent: nothing to flatten")));
     };
+    // An S3-backed image's record names its data source, not a parent image: this handle
+    // cannot read the unfilled objects as a parent's, so "flattening" would drop the data.
+    if parent.parent_type == ParentType::S3Source {
+        return Err(Error::new(
+            Errno::EINVAL,
+            format!("image {spec} is S3-backed, not a clone: fill it with `rbd-ext hydrate`, then `rbd-ext s3 finalize` makes it a plain image"),
+        ));
+    }
+    // Copy-ups and the detach need the writer lock (a reader would detach without copying).
+    if !image.is_writable() {
+        return Err(Error::new(Errno::EROFS, format!("image {spec}: opened read-only: flatten needs it opened for writing")));
+    }
     let total = hdr.overlap().div_ceil(hdr.object_size());
     let done = AtomicU64::new(0);
     progress(0, total);
@@ -463,12 +475,16 @@ pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
         .try_collect::<()>()
         .await?;
     let hoid = header_oid(&loc.id);
-    loc.md.exec_write(&hoid, &stubs::parent_detach()).map_err(|e| e.context(format_args!("image {spec}: detach parent")))?;
-    leave_parent(loc.md.cluster(), &loc.md, &loc.id, &parent)
-        .map_err(|e| e.context(format_args!("image {spec}: flattened, but leaving the parent's children list failed")))?;
-    clone_map::remove(&loc.md, &loc.id)?;
-    image.refresh_header()?;
-    let _ = loc.md.notify(&hoid, &stock::header_update_notification(), 5000);
+    loc.md.exec_write_async(&hoid, &stubs::parent_detach()).await.map_err(|e| e.context(format_args!("image {spec}: detach parent")))?;
+    let (md, id, s) = (loc.md.clone(), loc.id.clone(), spec.clone());
+    blocking(move || {
+        leave_parent(md.cluster(), &md, &id, &parent)
+            .map_err(|e| e.context(format_args!("image {s}: flattened, but leaving the parent's children list failed")))?;
+        clone_map::remove(&md, &id)
+    })
+    .await?;
+    image.refresh_header_async().await?;
+    let _ = loc.md.notify_async(&hoid, stock::header_update_notification(), 5000).await;
     Ok(())
 }
 
@@ -550,7 +566,7 @@ impl Image {
     /// data there (a parent hole needs no local object: it reads as zeros either way).
     pub(crate) async fn copy_up_object(&self, n: u64, hdr: &ImageHeader) -> Result<()> {
         let oid = hdr.data_oid(n);
-        let r = self.location().data.aio_read(&oid, &ReadOp { steps: vec![ReadStep::Stat] }, 0)?.await;
+        let r = self.stat_object(&oid).await?;
         if r.rc >= 0 {
             return Ok(());
         }

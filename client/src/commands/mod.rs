@@ -29,6 +29,7 @@ pub mod read;
 pub mod resize;
 pub mod rm;
 pub mod s3;
+pub mod s3_finalize;
 pub mod stats;
 pub mod write;
 

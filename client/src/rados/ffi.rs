@@ -585,17 +585,38 @@ impl Prepared {
 struct AioState {
     done: bool,
     waker: Option<Waker>,
+    /// An op whose future was dropped before it completed: its buffers and completion,
+    /// freed by the callback (so that dropping the future never waits for the OSD).
+    /// The ioctx is kept too: it must outlive the op.
+    orphan: Option<(Prepared, Completion, Arc<IoCtxInner>)>,
+}
+
+/// A completion handle, released once.
+struct Completion(sys::rados_completion_t);
+
+// SAFETY: a librados completion may be released from any thread.
+unsafe impl Send for Completion {}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        // SAFETY: released exactly once, after the op completed (or was never submitted);
+        // librados holds its own reference while it runs the callback, so this is also
+        // allowed from inside the callback.
+        unsafe { sys::rados_aio_release(self.0) }
+    }
 }
 
 extern "C" fn aio_callback(_c: sys::rados_completion_t, arg: *mut c_void) {
     // SAFETY: `arg` is the Arc leaked for this completion in `AioOp::start`; librados calls
     // the callback exactly once per submitted op, so it is reclaimed exactly once.
     let state = unsafe { Arc::from_raw(arg as *const Mutex<AioState>) };
-    let waker = {
+    let (waker, orphan) = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         st.done = true;
-        st.waker.take()
+        (st.waker.take(), st.orphan.take())
     };
+    // An abandoned op: librados is done with its buffers now, free them.
+    drop(orphan);
     if let Some(w) = waker {
         w.wake();
     }
@@ -614,7 +635,7 @@ unsafe impl Send for AioOp {}
 
 impl AioOp {
     fn start(io: &IoCtx, prepared: Prepared, flags: u32) -> Result<AioOp> {
-        let state = Arc::new(Mutex::new(AioState { done: false, waker: None }));
+        let state = Arc::new(Mutex::new(AioState { done: false, waker: None, orphan: None }));
         let arg = Arc::into_raw(Arc::clone(&state)) as *mut c_void;
         let mut completion: sys::rados_completion_t = ptr::null_mut();
         // SAFETY: valid out-pointer; the callback is a 'static extern fn; `arg` stays valid
@@ -667,15 +688,18 @@ impl Future for AioOp {
 
 impl Drop for AioOp {
     fn drop(&mut self) {
-        // SAFETY: if the future is dropped early, wait until librados is done with the slots
-        // and the callback has run before freeing anything; then release the completion once.
-        unsafe {
-            if self.prepared.is_some() {
-                sys::rados_aio_wait_for_complete_and_cb(self.completion);
-            }
-            sys::rados_aio_release(self.completion);
+        let completion = Completion(self.completion);
+        let Some(prepared) = self.prepared.take() else { return }; // finished: release now
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.done {
+            // The callback already ran: nothing uses the slots any more.
+            drop(st);
+            drop((prepared, completion));
+            return;
         }
-        // `prepared` (the op and its slots) drops after this, once librados is done with it.
+        // Still in flight: hand the slots and the completion to the callback, which frees
+        // them when librados is done (the same lock orders this against the callback).
+        st.orphan = Some((prepared, completion, Arc::clone(&self._io)));
     }
 }
 
@@ -689,10 +713,15 @@ pub struct Watch {
 /// Called for each notification with its payload; returns the acknowledgement payload.
 pub type NotifyHandler = Box<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
 
+/// Called when the watch breaks, with the negative errno (`-ENOTCONN`, `-ESHUTDOWN` when
+/// this client was blocklisted...). Runs on a librados thread: it must not block on RADOS.
+pub type WatchErrorHandler = Box<dyn Fn(i32) + Send + Sync>;
+
 struct WatchCtx {
     io: Arc<IoCtxInner>,
     oid: CString,
     handler: NotifyHandler,
+    on_error: WatchErrorHandler,
     cookie: std::sync::atomic::AtomicU64,
 }
 
@@ -713,8 +742,12 @@ extern "C" fn watch_callback(arg: *mut c_void, notify_id: u64, handle: u64, _not
     }
 }
 
-extern "C" fn watch_error_callback(_arg: *mut c_void, _cookie: u64, _err: c_int) {
-    // The watch is re-established by the owner on its next check (`Watch::check`).
+extern "C" fn watch_error_callback(arg: *mut c_void, _cookie: u64, err: c_int) {
+    // SAFETY: as in `watch_callback`: the boxed WatchCtx outlives every callback.
+    let ctx = unsafe { &*(arg as *const WatchCtx) };
+    // The owner re-establishes the watch (or learns it was blocklisted); a panic in its
+    // handler must not unwind into librados.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (ctx.on_error)(err)));
 }
 
 impl Watch {
@@ -840,12 +873,13 @@ impl IoCtx {
     }
 
     /// Watches `oid`; `handler` answers each notification (its return value is the ack
-    /// payload). Unwatched on drop.
-    pub fn watch(&self, oid: &str, handler: NotifyHandler) -> Result<Watch> {
+    /// payload), `on_error` hears that the watch broke. Unwatched on drop.
+    pub fn watch(&self, oid: &str, handler: NotifyHandler, on_error: WatchErrorHandler) -> Result<Watch> {
         let ctx = Box::new(WatchCtx {
             io: Arc::clone(&self.inner),
             oid: cstr(oid, "object name")?,
             handler,
+            on_error,
             cookie: std::sync::atomic::AtomicU64::new(0),
         });
         let mut cookie = 0u64;
