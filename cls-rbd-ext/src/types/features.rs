@@ -72,4 +72,13 @@ mod tests {
         assert_eq!(OP_FEATURE_RBD_EXT_PROTECTED & RBD_OPERATION_FEATURES_ALL, 0);
         assert_eq!(PARENT_PROTECTION_FEATURES & !RBD_FEATURES_ALL, 0);
     }
+
+    #[test]
+    fn parent_protection_bits_are_pinned() {
+        // Literal values, not the constants again: a child's protection is on disk in
+        // existing parents, so changing these bits is a format change (and stock's reaction
+        // to them is what protects the parent).
+        assert_eq!(PARENT_PROTECTION_FEATURES, 0x100 | 0x400, "OPERATIONS | NON_PRIMARY");
+        assert_eq!(OP_FEATURE_RBD_EXT_PROTECTED, 0x10_0000, "op-feature bit 20");
+    }
 }
