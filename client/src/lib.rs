@@ -8,6 +8,10 @@
 //!
 //! Everything written is what librbd would have written (DESIGN.md §0), so stock clients
 //! and rbd-ext can take turns on one child.
+//!
+//! Cargo features (both off by default, for tests only): `testproxy` builds
+//! `s3::testproxy`, a fault-injecting S3 proxy; `kill-points` arms the crash points of
+//! `kill_point.rs` (`RBD_EXT_KILL_POINT`).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -18,6 +22,7 @@ pub mod error;
 pub mod extents;
 pub mod header;
 mod image;
+mod kill_point;
 pub mod lock;
 mod manage;
 #[allow(unsafe_code)]

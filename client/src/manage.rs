@@ -427,6 +427,7 @@ pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
         .map(|n| {
             let (done, hdr) = (&done, &hdr);
             async move {
+                crate::kill_point::reached("flatten.object");
                 image.copy_up_object(n, hdr).await?;
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 Ok::<(), Error>(())
