@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod backfill;
+pub mod ceph_args;
 pub mod clone_map;
 pub mod error;
 pub mod extents;
@@ -35,5 +36,5 @@ pub mod spec;
 
 pub use error::{Errno, Error, Result};
 pub use image::{Image, ImageInfo, OpenOptions};
-pub use manage::{check_clone_map, children, clone_standalone, flatten, remove, CheckReport, Children, CloneOptions, Progress, RemoteOptions, Removed};
+pub use manage::{check_clone_map, child_entries, children, clone_standalone, flatten, remove, CheckReport, Children, CloneOptions, Progress, RemoteOptions, Removed};
 pub use spec::ImageSpec;
