@@ -31,15 +31,18 @@ pub struct GlobalArgs {
     /// Keyring file, overriding the configuration.
     #[arg(short = 'k', long, global = true, value_name = "PATH")]
     pub keyring: Option<String>,
-    /// Client id, without `client.`.
-    #[arg(short = 'i', long, global = true, value_name = "ID", default_value = "admin", conflicts_with = "name")]
-    pub id: String,
+    /// Client id, without `client.` (default: `--id` in $CEPH_ARGS, else `admin`).
+    #[arg(short = 'i', long, global = true, value_name = "ID", conflicts_with = "name")]
+    pub id: Option<String>,
     /// Client name (`client.ID`), an alternative to --id.
     #[arg(short = 'n', long, global = true, value_name = "TYPE.ID")]
     pub name: Option<String>,
     /// Cluster name.
     #[arg(long, global = true, value_name = "NAME")]
     pub cluster: Option<String>,
+    /// Monitor address(es), overriding the configuration (`mon_host`).
+    #[arg(short = 'm', long = "mon-host", global = true, value_name = "ADDR")]
+    pub mon_host: Option<String>,
     /// Pool used for image specs that name none.
     #[arg(short = 'p', long, global = true, value_name = "POOL", default_value = rbd_ext::spec::DEFAULT_POOL)]
     pub pool: String,
@@ -548,6 +551,7 @@ pub const FEATURE_NAMES: &[(&str, u64)] = {
         ("operations", f::OPERATIONS),
         ("migrating", 1 << 9),
         ("non-primary", f::NON_PRIMARY),
+        ("dirty-cache", 1 << 11),
     ]
 };
 

@@ -529,6 +529,7 @@ impl Image {
         if r.rc < 0 {
             return Err(os_err(spec, e.object_no, "copy-up", r.rc));
         }
+        crate::kill_point::reached("copyup.written");
         self.clone_map_set(e.object_no, CloneMapState::CopiedUp, Some(CloneMapState::Pending)).await
     }
 

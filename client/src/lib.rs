@@ -8,17 +8,23 @@
 //!
 //! Everything written is what librbd would have written (DESIGN.md §0), so stock clients
 //! and rbd-ext can take turns on one child.
+//!
+//! Cargo features (both off by default, for tests only): `testproxy` builds
+//! `s3::testproxy`, a fault-injecting S3 proxy; `kill-points` arms the crash points of
+//! `kill_point.rs` (`RBD_EXT_KILL_POINT`).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod backfill;
+pub mod ceph_args;
 pub mod clone_map;
 pub mod error;
 pub mod extents;
 mod guard;
 pub mod header;
 mod image;
+mod kill_point;
 pub mod lock;
 mod manage;
 #[allow(unsafe_code)]
@@ -33,7 +39,7 @@ pub mod spec;
 pub use error::{Errno, Error, Result};
 pub use image::{Image, ImageInfo, OpenOptions};
 pub use manage::{
-    check_clone_map, children, clone_standalone, flatten, protection, remove, set_protection, CheckReport, Children, CloneOptions, Progress,
-    RemoteOptions, Removed,
+    check_clone_map, child_entries, children, clone_standalone, flatten, protection, remove, set_protection, CheckReport, Children,
+    CloneOptions, Progress, RemoteOptions, Removed,
 };
 pub use spec::ImageSpec;

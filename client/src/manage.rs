@@ -58,21 +58,23 @@ fn connect_remote(local: &Arc<Cluster>, r: &RemoteOptions) -> Result<(Arc<Cluste
     let name = r.cluster_name.clone().unwrap_or_else(|| {
         std::path::Path::new(&r.conf).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "remote".into())
     });
-    let mut rc = RemoteCluster { name, mon_hosts: remote::conf_mon_hosts(&r.conf)?, client_name, secret_ref: String::new() };
-    match (&r.keyring, &r.secret_ref) {
-        (Some(path), None) => {
-            let key = remote::keyring_key(path, &rc.client_name)?;
-            let conn = remote::connect_with_key(&rc, &key, remote::DEFAULT_CONNECT_TIMEOUT)?;
+    // The key first: the conf file is read by librados on a connection that needs it.
+    let key = match (&r.keyring, &r.secret_ref) {
+        (Some(path), None) => remote::keyring_key(path, &client_name)?,
+        (None, Some(reference)) => crate::secret::resolve_secret(local, &crate::secret::SecretRef::parse(reference)?)?,
+        _ => return Err(Error::new(Errno::EINVAL, "a remote parent needs exactly one of --remote-keyring PATH or a config:// key reference".to_string())),
+    };
+    let (conn, mon_hosts) = remote::connect_with_conf(&name, &r.conf, &client_name, &key, remote::DEFAULT_CONNECT_TIMEOUT)?;
+    let mut rc = RemoteCluster { name, mon_hosts, client_name, secret_ref: String::new() };
+    rc.secret_ref = match &r.secret_ref {
+        Some(reference) => crate::secret::SecretRef::parse(reference)?.to_string(),
+        None => {
             let safe = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect::<String>();
-            rc.secret_ref = crate::secret::store_secret(local, &format!("rbd-ext/remote/{}/{}", safe(&rc.name), safe(&rc.client_name)), key.as_bytes())?.to_string();
-            Ok((conn, rc))
+            crate::secret::store_secret(local, &format!("rbd-ext/remote/{}/{}", safe(&rc.name), safe(&rc.client_name)), key.as_bytes())?.to_string()
         }
-        (None, Some(reference)) => {
-            rc.secret_ref = crate::secret::SecretRef::parse(reference)?.to_string();
-            Ok((remote::connect(local, &rc, remote::DEFAULT_CONNECT_TIMEOUT)?, rc))
-        }
-        _ => Err(Error::new(Errno::EINVAL, "a remote parent needs exactly one of --remote-keyring PATH or a config:// key reference".to_string())),
-    }
+    };
+    remote::remember(&rc, &conn);
+    Ok((conn, rc))
 }
 
 /// Progress callback: (done, total).
@@ -307,6 +309,17 @@ pub fn set_protection(cluster: &Arc<Cluster>, spec: &ImageSpec, mode: Protection
     Ok(())
 }
 
+/// How many HEAD children image `id`'s header registers, in this cluster and in others, as
+/// recorded (read only: stale entries are counted; [`children`] drops them).
+pub fn child_entries(md: &IoCtx, id: &str) -> Result<(usize, usize)> {
+    let mut remote = 0;
+    for (key, value) in md.omap_list(&header_oid(id), REMOTE_CHILDREN_PREFIX)? {
+        let set = ChildImageSpecs::read_bytes(&value).map_err(|_| Error::new(Errno::EIO, format!("object {}: corrupt {key}", header_oid(id))))?;
+        remote += set.len();
+    }
+    Ok((list_child_specs(md, id)?.len(), remote))
+}
+
 fn list_child_specs(md: &IoCtx, id: &str) -> Result<Vec<ChildImageSpec>> {
     let oid = header_oid(id);
     let mut all = Vec::new();
@@ -466,6 +479,7 @@ pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
         .map(|n| {
             let (done, hdr) = (&done, &hdr);
             async move {
+                crate::kill_point::reached("flatten.object");
                 image.copy_up_object(n, hdr).await?;
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 Ok::<(), Error>(())

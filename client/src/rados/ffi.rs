@@ -50,6 +50,11 @@ pub struct ConnectOptions {
     pub cluster_name: Option<String>,
     /// Extra `key=value` config settings applied after the conf file.
     pub settings: Vec<(String, String)>,
+    /// Ceph command-line options (`--keyring F`, `-m HOST`, `--debug-ms 1`), parsed by
+    /// librados after `CEPH_ARGS`, so the command line wins as in stock tools.
+    pub args: Vec<String>,
+    /// Leave `CEPH_ARGS` out: it describes the local cluster, not another one.
+    pub ignore_env: bool,
 }
 
 /// A connected cluster handle.
@@ -64,7 +69,7 @@ unsafe impl Send for Cluster {}
 unsafe impl Sync for Cluster {}
 
 impl Cluster {
-    /// Connects, reading the conf and `CEPH_ARGS` like the `rbd` CLI.
+    /// Connects, reading the conf, `CEPH_ARGS` and [`ConnectOptions::args`] like the `rbd` CLI.
     pub fn connect(opts: &ConnectOptions) -> Result<Arc<Cluster>> {
         let user = format!("client.{}", opts.id.as_deref().unwrap_or("admin"));
         let cuser = cstr(&user, "client name")?;
@@ -82,8 +87,13 @@ impl Cluster {
         if r < 0 && opts.conf.is_some() {
             check(r, || format!("read conf {}", opts.conf.as_deref().unwrap_or("")))?;
         }
-        // SAFETY: valid handle; null reads CEPH_ARGS.
-        unsafe { sys::rados_conf_parse_env(c.handle, ptr::null()) };
+        if !opts.ignore_env {
+            // SAFETY: valid handle; null reads CEPH_ARGS.
+            check(unsafe { sys::rados_conf_parse_env(c.handle, ptr::null()) }, || "parse CEPH_ARGS".to_string())?;
+        }
+        if !opts.args.is_empty() {
+            c.parse_argv(&opts.args)?;
+        }
         if let Some(k) = &opts.keyring {
             c.conf_set("keyring", k)?;
         }
@@ -95,6 +105,19 @@ impl Cluster {
             format!("connect to cluster as {user} (conf {})", opts.conf.as_deref().unwrap_or("default search path"))
         })?;
         Ok(Arc::new(c))
+    }
+
+    /// Applies Ceph command-line options to a not-yet-connected handle.
+    fn parse_argv(&self, args: &[String]) -> Result<()> {
+        // argv[0] is the program name, skipped by librados.
+        let owned: Vec<CString> =
+            std::iter::once("rbd-ext").chain(args.iter().map(String::as_str)).map(|a| cstr(a, "argument")).collect::<Result<_>>()?;
+        let ptrs: Vec<*const c_char> = owned.iter().map(|a| a.as_ptr()).collect();
+        // SAFETY: valid handle; `ptrs` holds argc valid C strings that outlive the call.
+        check(unsafe { sys::rados_conf_parse_argv(self.handle, ptrs.len() as c_int, ptrs.as_ptr() as *mut *const c_char) }, || {
+            format!("parse options {}", args.join(" "))
+        })?;
+        Ok(())
     }
 
     /// Sets a config option on a not-yet-connected handle.
