@@ -606,6 +606,11 @@ impl Image {
         self.backfill.as_ref().map(|b| b.stats_json())
     }
 
+    /// The S3 back-fill of an S3-backed image.
+    pub(crate) fn backfill(&self) -> Option<&Backfill> {
+        self.backfill.as_ref()
+    }
+
     /// Whether the image is S3-backed.
     pub fn is_s3_backed(&self) -> bool {
         self.backfill.is_some()
