@@ -1,7 +1,8 @@
 //! `rbd-ext nbd serve` against real NBD clients (issue 11): `qemu-img compare` and
 //! `qemu-io` (qemu-utils), `nbdinfo --map` (libnbd-bin), a libnbd-driven random mix at queue
 //! depth 8 ([tests/nbd/mix.py], python3-libnbd), a protocol fuzz, and SIGTERM mid-writes;
-//! for a local child and an S3 child (and its S3-backed parent, served read-only).
+//! for a local child, a child of a parent in a second cluster, and an S3 child (and its
+//! S3-backed parent, served read-only).
 //!
 //! Needs `eval "$(qa/cluster up --rgw)"` and the release CLI:
 //! `RBD_EXT_BIN=$PWD/target/release/rbd-ext cargo test --features live,test-methods --test nbd_live`.
@@ -554,4 +555,64 @@ fn sigterm_mid_writes_keeps_every_acknowledged_write() {
         let want = (i % 251 + 1) as u8;
         assert!(now[i * BLOCK..(i + 1) * BLOCK].iter().all(|&b| b == want), "acknowledged block {i} is not on the image");
     }
+}
+
+/// A second cluster booted for one test (`qa/cluster up --name`), stopped on drop.
+struct OtherCluster {
+    name: String,
+    conf: String,
+    keyring: String,
+}
+
+impl OtherCluster {
+    fn up(name: String) -> OtherCluster {
+        let qa = Path::new(env!("CARGO_MANIFEST_DIR")).join("qa/cluster");
+        let out = Command::new(&qa).args(["up", "--name", &name]).output().unwrap();
+        assert!(out.status.success(), "qa/cluster up --name {name}: {}", String::from_utf8_lossy(&out.stderr));
+        let env = String::from_utf8_lossy(&out.stdout).into_owned();
+        let conf = env.lines().find_map(|l| l.strip_prefix("export CEPH_CONF=")).unwrap().trim_matches('\'').to_string();
+        let keyring = Path::new(&conf).parent().unwrap().join("keyring").to_string_lossy().into_owned();
+        OtherCluster { name, conf, keyring }
+    }
+}
+
+impl Drop for OtherCluster {
+    fn drop(&mut self) {
+        let qa = Path::new(env!("CARGO_MANIFEST_DIR")).join("qa/cluster");
+        let _ = Command::new(qa).args(["down", "--name", &self.name]).status();
+    }
+}
+
+#[test]
+fn remote_child_over_nbd() {
+    let _s = serial();
+    let remote = OtherCluster::up(format!("nbdremote-{}", std::process::id()));
+    let mut c = Cleanup::default();
+    c.config_keys.push(format!("rbd-ext/remote/{}/client.admin", remote.name));
+    // 8 objects of 1 MiB in the other cluster; 1 and 3 are zero (never written by import).
+    let mut data = random(8 * MIB, 0x7e30);
+    for n in [1, 3] {
+        data[n * MIB..(n + 1) * MIB].fill(0);
+    }
+    let src = c.file("nbd-remote-src", &data);
+    let parent = format!("rbd/{}", common::unique("nbd-rparent"));
+    let o = Command::new("rbd")
+        .args(["import", "--no-progress", "--object-size", "1M", src.to_str().unwrap(), &parent])
+        .env("CEPH_CONF", &remote.conf)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "rbd import into {}: {}", remote.name, String::from_utf8_lossy(&o.stderr));
+    let child = c.image("nbd-rchild");
+    ok(&[
+        "clone-standalone", "--remote-cluster-conf", &remote.conf, "--remote-keyring", &remote.keyring,
+        "--remote-cluster-name", &remote.name, &parent, &child,
+    ]);
+
+    let s = Server::start(&child, &[]);
+    let m = MIB;
+    assert_eq!(nbd_map(&s.uri), extents(&[(0, m, 0), (m, m, 3), (2 * m, m, 0), (3 * m, m, 3), (4 * m, 4 * m, 0)]));
+    qemu_compare(&src, &s.uri);
+    let model = random_mix(&mut c, &s.uri, &data, 13, 2000);
+    stop_cleanly(s, &child);
+    assert!(ok(&["export", &child, "-"]) == model, "rbd-ext export differs from the model");
 }
