@@ -105,6 +105,9 @@ pub enum Command {
     Hydrate(HydrateArgs),
     /// Back-fill counters of an S3-backed image, added up over every client.
     Stats(StatsArgs),
+    /// Serve an image over NBD (QEMU, nbd-client, libnbd), in the foreground.
+    #[command(subcommand)]
+    Nbd(NbdCommand),
 }
 
 /// A single image spec.
@@ -283,6 +286,36 @@ pub struct LockRmArgs {
     /// Its lock cookie (the `ID` column of `lock ls`, e.g. `auto 94823...`).
     #[arg(value_name = "COOKIE")]
     pub cookie: String,
+}
+
+/// `nbd ...`.
+#[derive(Debug, Subcommand)]
+pub enum NbdCommand {
+    /// Serve IMAGE until SIGTERM or SIGINT; prints the NBD URI, logs to stderr.
+    Serve(NbdServeArgs),
+}
+
+/// `nbd serve`.
+#[derive(Debug, Args)]
+pub struct NbdServeArgs {
+    /// Image spec: [pool/[namespace/]]image.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Listen on this Unix socket.
+    #[arg(long, value_name = "PATH", conflicts_with = "bind")]
+    pub socket: Option<PathBuf>,
+    /// Listen on TCP ADDR:PORT (default, without --socket: 127.0.0.1:10809, NBD's port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub bind: Option<std::net::SocketAddr>,
+    /// Refuse writes, and take no lock (S3-backed parents are always served read-only).
+    #[arg(long)]
+    pub read_only: bool,
+    /// The export's name (default: the image's name).
+    #[arg(long, value_name = "NAME")]
+    pub export_name: Option<String>,
+    /// Requests carried out at once per connection.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_in_flight: usize,
 }
 
 /// `bench`.

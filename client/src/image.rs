@@ -734,7 +734,7 @@ impl Image {
         self.backfill.as_ref().map(|b| b.stats_json())
     }
 
-    /// The back-fill of an S3-backed image.
+    /// The S3 back-fill of an S3-backed image.
     pub(crate) fn backfill(&self) -> Option<&Backfill> {
         self.backfill.as_ref()
     }

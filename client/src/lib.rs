@@ -3,6 +3,7 @@
 //! - [`rados`]: the safe librados wrapper (cluster, I/O contexts, compound and aio ops,
 //!   class calls, watch/notify, locks) and the few librbd calls delegated to stock code;
 //! - [`Image`]: an open image, reading through to its parent and copying up on write;
+//! - [`nbd`]: an NBD server over an image;
 //! - [`clone_standalone`], [`children`], [`remove`], [`flatten`]: image management;
 //! - [`Error`]: what failed (image, object, operation) and its errno.
 //!
@@ -16,6 +17,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod allocation;
 pub mod backfill;
 pub mod ceph_args;
 pub mod clone_map;
@@ -27,6 +29,7 @@ mod image;
 mod kill_point;
 pub mod lock;
 mod manage;
+pub mod nbd;
 #[allow(unsafe_code)]
 pub mod rados;
 pub mod remote;

@@ -25,6 +25,7 @@ pub mod hydrate;
 pub mod import;
 pub mod info;
 pub mod lock;
+pub mod nbd;
 pub mod output;
 pub mod read;
 pub mod resize;
@@ -125,6 +126,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::S3(c) => s3::run(&ctx, c).await,
         Command::Hydrate(a) => hydrate::run(&ctx, a).await,
         Command::Stats(a) => stats::run(&ctx, a).await,
+        Command::Nbd(c) => nbd::run(&ctx, c).await,
     }
 }
 
