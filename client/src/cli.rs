@@ -100,6 +100,19 @@ pub enum Command {
     Hydrate(HydrateArgs),
     /// Back-fill counters of an S3-backed image, added up over every client.
     Stats(StatsArgs),
+    /// Check a pool (-p): the class on every OSD serving it, the class load lists, this
+    /// user's caps, and bookkeeping stock tools left behind; print the fix for each finding.
+    /// Exit status 1 when something is wrong.
+    Doctor(DoctorArgs),
+}
+
+/// `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Apply the safe fixes: remove orphan clone maps, drop stale children entries, lift a
+    /// protection no child holds any more.
+    #[arg(long)]
+    pub fix: bool,
 }
 
 /// A single image spec.

@@ -4,6 +4,8 @@
 //!   class calls, watch/notify, locks) and the few librbd calls delegated to stock code;
 //! - [`Image`]: an open image, reading through to its parent and copying up on write;
 //! - [`clone_standalone`], [`children`], [`remove`], [`flatten`]: image management;
+//! - [`reconcile`]: repairs what stock tools left behind (orphan clone maps, stale children,
+//!   stuck protection, clone-map entries behind a stock client's copy-ups);
 //! - [`Error`]: what failed (image, object, operation) and its errno.
 //!
 //! Everything written is what librbd would have written (DESIGN.md §0), so stock clients
@@ -14,6 +16,7 @@
 
 pub mod backfill;
 pub mod clone_map;
+pub mod doctor;
 pub mod error;
 pub mod extents;
 pub mod header;
@@ -22,6 +25,7 @@ pub mod lock;
 mod manage;
 #[allow(unsafe_code)]
 pub mod rados;
+mod reconcile;
 pub mod remote;
 pub mod s3_parent;
 pub mod secret;
@@ -31,4 +35,5 @@ pub mod spec;
 pub use error::{Errno, Error, Result};
 pub use image::{Image, ImageInfo, OpenOptions};
 pub use manage::{check_clone_map, children, clone_standalone, flatten, remove, CheckReport, Children, CloneOptions, Progress, RemoteOptions, Removed};
+pub use reconcile::reconcile;
 pub use spec::ImageSpec;

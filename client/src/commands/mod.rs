@@ -18,6 +18,7 @@ pub mod bench;
 pub mod children;
 pub mod clone_map;
 pub mod clone_standalone;
+pub mod doctor;
 pub mod export;
 pub mod flatten;
 pub mod hydrate;
@@ -107,6 +108,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::S3(c) => s3::run(&ctx, c).await,
         Command::Hydrate(a) => hydrate::run(&ctx, a).await,
         Command::Stats(a) => stats::run(&ctx, a).await,
+        Command::Doctor(a) => doctor::run(&ctx, a).await,
     }
 }
 

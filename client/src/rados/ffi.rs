@@ -177,6 +177,36 @@ impl Cluster {
         Ok((outv, stv))
     }
 
+    /// Sends a JSON command to OSD `osd` (what `ceph tell osd.N` does); returns (output
+    /// buffer, status string).
+    pub fn osd_command(&self, osd: i32, cmd: &str) -> Result<(Vec<u8>, String)> {
+        let c = cstr(cmd, "osd command")?;
+        let cmds = [c.as_ptr()];
+        let (mut out, mut out_len, mut st, mut st_len) = (ptr::null_mut(), 0usize, ptr::null_mut(), 0usize);
+        // SAFETY: one valid C string in `cmds`; no input; out-pointers valid; the returned
+        // buffers are freed below with rados_buffer_free.
+        let r = unsafe {
+            sys::rados_osd_command(
+                self.handle,
+                osd,
+                cmds.as_ptr() as *mut *const c_char,
+                1,
+                ptr::null(),
+                0,
+                &mut out,
+                &mut out_len,
+                &mut st,
+                &mut st_len,
+            )
+        };
+        let outv = take_rados_buf(out, out_len);
+        let stv = String::from_utf8_lossy(&take_rados_buf(st, st_len)).into_owned();
+        if r < 0 {
+            return Err(Error::new(Errno(-r), format!("osd.{osd}: command {cmd}: {stv}")));
+        }
+        Ok((outv, stv))
+    }
+
     /// An I/O context on pool `pool`, namespace `namespace` ("" for the default).
     pub fn ioctx(self: &Arc<Self>, pool: &str, namespace: &str) -> Result<IoCtx> {
         let p = cstr(pool, "pool name")?;
