@@ -125,7 +125,7 @@ pub fn run(cluster: &Arc<Cluster>, opts: &Options) -> Result<Report> {
     let mut report = Report {
         pool: opts.pool.clone(),
         expected_version: rbd_ext_cls::VERSION.to_string(),
-        client: cluster.conf_get("name").unwrap_or_else(|_| "client.admin".into()),
+        client: cluster.user().to_string(),
         ..Default::default()
     };
     check_osds(cluster, &md, &mut report)?;

@@ -55,6 +55,8 @@ pub struct ConnectOptions {
 /// A connected cluster handle.
 pub struct Cluster {
     handle: sys::rados_t,
+    /// The client name it connected as (`client.admin`); librados does not report it back.
+    user: String,
 }
 
 // SAFETY: librados cluster handles are documented thread-safe; all access goes through the
@@ -75,7 +77,7 @@ impl Cluster {
             format!("create cluster handle for {user}")
         })?;
         // From here on `c` owns the handle (Drop shuts it down).
-        let c = Cluster { handle };
+        let c = Cluster { handle, user: user.clone() };
         let conf = opts.conf.as_deref().map(|p| cstr(p, "conf path")).transpose()?;
         // SAFETY: handle is valid; a null path means the default search path.
         let r = unsafe { sys::rados_conf_read_file(c.handle, conf.as_ref().map_or(ptr::null(), |p| p.as_ptr())) };
@@ -103,6 +105,11 @@ impl Cluster {
         // SAFETY: valid handle and C strings.
         check(unsafe { sys::rados_conf_set(self.handle, k.as_ptr(), v.as_ptr()) }, || format!("set config {key}"))?;
         Ok(())
+    }
+
+    /// The client name this handle connected as (`client.ID`).
+    pub fn user(&self) -> &str {
+        &self.user
     }
 
     /// Reads a config value of the connected handle (e.g. `mon_host`).
