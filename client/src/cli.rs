@@ -108,6 +108,19 @@ pub enum Command {
     /// Serve an image over NBD (QEMU, nbd-client, libnbd), in the foreground.
     #[command(subcommand)]
     Nbd(NbdCommand),
+    /// Check a pool (-p): the class on every OSD serving it, the class load lists, this
+    /// user's caps, and bookkeeping stock tools left behind; print the fix for each finding.
+    /// Exit status 1 when something is wrong.
+    Doctor(DoctorArgs),
+}
+
+/// `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Apply the safe fixes: remove orphan clone maps, drop stale children entries, lift a
+    /// protection no child holds any more.
+    #[arg(long)]
+    pub fix: bool,
 }
 
 /// A single image spec.

@@ -76,6 +76,8 @@ pub struct Image {
     objects: ObjectGuard,
     /// RADOS ops in flight for this image.
     budget: OpBudget,
+    /// What opening repaired ([`Image::reconciled`]).
+    reconciled: Vec<String>,
 }
 
 impl Drop for Image {
@@ -118,7 +120,16 @@ impl Image {
     pub fn open(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: OpenOptions) -> Result<Image> {
         spec.require_head("image")?;
         let (loc, header) = header::locate(cluster, spec)?;
-        Image::from_location(cluster, loc, header, opts)
+        let reconciled = crate::reconcile::on_open(cluster, &loc, &header);
+        let mut image = Image::from_location(cluster, loc, header, opts)?;
+        image.reconciled.extend(reconciled);
+        Ok(image)
+    }
+
+    /// What opening repaired (orphan clone map, stale children entries, clone-map entries
+    /// behind a stock client's copy-ups), one line each, for the caller to report.
+    pub fn reconciled(&self) -> &[String] {
+        &self.reconciled
     }
 
     fn from_location(cluster: &Arc<Cluster>, loc: ImageLocation, header: ImageHeader, opts: OpenOptions) -> Result<Image> {
@@ -161,6 +172,7 @@ impl Image {
             ));
         }
         let watch = HeaderWatch::start(&loc.md, &spec, &loc.id)?;
+        let mut reconciled = Vec::new();
         let writer = if opts.write {
             let has_om = header.has(features::OBJECT_MAP);
             let lock = WriterLock::acquire(&loc.md, &spec, &loc.id, has_om, &watch)?;
@@ -171,8 +183,17 @@ impl Image {
             } else {
                 None
             };
-            let clone_map = Mutex::new(clone_map::load(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?);
-            Some(Writer { lock, object_map, clone_map })
+            let mut states = clone_map::load(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?;
+            // Objects a stock client copied up since the last rbd-ext writer: the object map
+            // (exact under the lock) says they exist, the clone map still says "parent".
+            if let (Some(cm), Some(om), true) = (states.as_mut(), object_map.as_ref(), header.parent.is_some()) {
+                let om = om.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let n = crate::reconcile::annotate_from_object_map(&loc, &header, cm, Some(&om)).map_err(|e| e.context(format_args!("image {spec}: clone map")))?;
+                if n > 0 {
+                    reconciled.push(format!("clone map: {n} object(s) written by a stock client now counted as copied up"));
+                }
+            }
+            Some(Writer { lock, object_map, clone_map: Mutex::new(states) })
         } else {
             None
         };
@@ -188,6 +209,7 @@ impl Image {
             gate: IoGate::default(),
             objects: ObjectGuard::default(),
             budget: OpBudget::new(opts.max_ops_in_flight),
+            reconciled,
         })
     }
 

@@ -5,6 +5,8 @@
 //! - [`Image`]: an open image, reading through to its parent and copying up on write;
 //! - [`nbd`]: an NBD server over an image;
 //! - [`clone_standalone`], [`children`], [`remove`], [`flatten`]: image management;
+//! - [`reconcile`]: repairs what stock tools left behind (orphan clone maps, stale children,
+//!   stuck protection, clone-map entries behind a stock client's copy-ups);
 //! - [`Error`]: what failed (image, object, operation) and its errno.
 //!
 //! Everything written is what librbd would have written (DESIGN.md §0), so stock clients
@@ -21,6 +23,7 @@ pub mod allocation;
 pub mod backfill;
 pub mod ceph_args;
 pub mod clone_map;
+pub mod doctor;
 pub mod error;
 pub mod extents;
 mod guard;
@@ -32,6 +35,7 @@ mod manage;
 pub mod nbd;
 #[allow(unsafe_code)]
 pub mod rados;
+mod reconcile;
 pub mod remote;
 pub mod s3_finalize;
 pub mod s3_parent;
@@ -45,4 +49,5 @@ pub use manage::{
     check_clone_map, child_entries, children, clone_standalone, flatten, protection, remove, set_protection, CheckReport, Children,
     CloneOptions, Progress, RemoteOptions, Removed,
 };
+pub use reconcile::reconcile;
 pub use spec::ImageSpec;

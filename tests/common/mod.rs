@@ -118,3 +118,34 @@ pub fn osd_panic_lines() -> Vec<String> {
     assert!(osd_logs > 0, "no OSD log in {}", logs.display());
     lines
 }
+
+/// A throwaway pool (8 PGs, initialised for RBD), removed when dropped: tests that scan a
+/// whole pool (`doctor`) must not see other tests' images.
+pub struct TempPool(pub String);
+
+impl TempPool {
+    /// Creates `<prefix>-<unique>`.
+    pub fn new(prefix: &str) -> TempPool {
+        let name = unique(prefix);
+        stock_ok("ceph", &["osd", "pool", "create", &name, "8"]);
+        stock_ok("rbd", &["pool", "init", &name]);
+        TempPool(name)
+    }
+}
+
+impl Drop for TempPool {
+    fn drop(&mut self) {
+        let _ = stock("ceph", &["osd", "pool", "rm", &self.0, &self.0, "--yes-i-really-really-mean-it"]);
+    }
+}
+
+/// Runs the `rbd-ext` binary with `args`; returns (exit code, stdout, stderr).
+pub fn rbd_ext(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(rbd_ext_bin()).args(args).output().unwrap_or_else(|e| panic!("run rbd-ext: {e}"));
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Whether object `oid` exists in `pool` (`rados stat`).
+pub fn object_exists(pool: &str, oid: &str) -> bool {
+    stock("rados", &["-p", pool, "stat", oid]).0
+}

@@ -16,7 +16,7 @@ use rbd_ext::header::{features, HeaderMeta, ImageHeader};
 use rbd_ext_cls::codec::SnapId;
 use rbd_ext::{Errno, Image, ImageSpec, OpenOptions};
 
-use super::{feature_names, human_size, io_err, CmdResult, Ctx};
+use super::{feature_names, human_size, io_err, note, CmdResult, Ctx};
 use crate::cli::ImageArg;
 
 /// What `info` prints, gathered before printing so that plain and JSON say the same.
@@ -43,6 +43,11 @@ struct Facts {
 /// Prints the image's facts.
 pub async fn run(ctx: &Ctx, a: ImageArg) -> CmdResult {
     let spec = ctx.spec(&a.image)?;
+    // Repair what stock tools left behind first, so the facts are current; best effort (a
+    // read-only user may not fix anything, and still gets the facts).
+    for n in rbd_ext::reconcile(&ctx.cluster, &spec).unwrap_or_default() {
+        note(&format!("image {spec}: {n}"));
+    }
     let facts = gather(ctx, &spec)?;
     if ctx.json() {
         ctx.print_json(&to_json(&facts))

@@ -19,6 +19,7 @@ pub mod children;
 pub mod protection;
 pub mod clone_map;
 pub mod clone_standalone;
+pub mod doctor;
 pub mod export;
 pub mod flatten;
 pub mod hydrate;
@@ -127,6 +128,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Hydrate(a) => hydrate::run(&ctx, a).await,
         Command::Stats(a) => stats::run(&ctx, a).await,
         Command::Nbd(c) => nbd::run(&ctx, c).await,
+        Command::Doctor(a) => doctor::run(&ctx, a).await,
     }
 }
 

@@ -60,6 +60,8 @@ pub struct ConnectOptions {
 /// A connected cluster handle.
 pub struct Cluster {
     handle: sys::rados_t,
+    /// The client name it connected as (`client.admin`); librados does not report it back.
+    user: String,
 }
 
 // SAFETY: librados cluster handles are documented thread-safe; all access goes through the
@@ -80,7 +82,7 @@ impl Cluster {
             format!("create cluster handle for {user}")
         })?;
         // From here on `c` owns the handle (Drop shuts it down).
-        let c = Cluster { handle };
+        let c = Cluster { handle, user: user.clone() };
         let conf = opts.conf.as_deref().map(|p| cstr(p, "conf path")).transpose()?;
         // SAFETY: handle is valid; a null path means the default search path.
         let r = unsafe { sys::rados_conf_read_file(c.handle, conf.as_ref().map_or(ptr::null(), |p| p.as_ptr())) };
@@ -126,6 +128,11 @@ impl Cluster {
         // SAFETY: valid handle and C strings.
         check(unsafe { sys::rados_conf_set(self.handle, k.as_ptr(), v.as_ptr()) }, || format!("set config {key}"))?;
         Ok(())
+    }
+
+    /// The client name this handle connected as (`client.ID`).
+    pub fn user(&self) -> &str {
+        &self.user
     }
 
     /// Reads a config value of the connected handle (e.g. `mon_host`).
@@ -196,6 +203,36 @@ impl Cluster {
         if r < 0 {
             let prefix = cmd.split("\"prefix\"").nth(1).unwrap_or(cmd).chars().take(60).collect::<String>();
             return Err(Error::new(Errno(-r), format!("mon command{prefix}: {stv}")));
+        }
+        Ok((outv, stv))
+    }
+
+    /// Sends a JSON command to OSD `osd` (what `ceph tell osd.N` does); returns (output
+    /// buffer, status string).
+    pub fn osd_command(&self, osd: i32, cmd: &str) -> Result<(Vec<u8>, String)> {
+        let c = cstr(cmd, "osd command")?;
+        let cmds = [c.as_ptr()];
+        let (mut out, mut out_len, mut st, mut st_len) = (ptr::null_mut(), 0usize, ptr::null_mut(), 0usize);
+        // SAFETY: one valid C string in `cmds`; no input; out-pointers valid; the returned
+        // buffers are freed below with rados_buffer_free.
+        let r = unsafe {
+            sys::rados_osd_command(
+                self.handle,
+                osd,
+                cmds.as_ptr() as *mut *const c_char,
+                1,
+                ptr::null(),
+                0,
+                &mut out,
+                &mut out_len,
+                &mut st,
+                &mut st_len,
+            )
+        };
+        let outv = take_rados_buf(out, out_len);
+        let stv = String::from_utf8_lossy(&take_rados_buf(st, st_len)).into_owned();
+        if r < 0 {
+            return Err(Error::new(Errno(-r), format!("osd.{osd}: command {cmd}: {stv}")));
         }
         Ok((outv, stv))
     }
