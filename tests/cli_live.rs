@@ -452,7 +452,7 @@ fn info_json_is_a_drop_in_for_stock() {
     assert_eq!(ours_child["clone_map"]["objects"], 4);
     assert_eq!(ours_child["protection"]["protected"], false);
     let ours_parent: serde_json::Value = serde_json::from_slice(&ok(&["info", "--format", "json", &parent])).unwrap();
-    assert_eq!(ours_parent["protection"], serde_json::json!({"protected": true, "children": 1, "remote_children": 0}));
+    assert_eq!(ours_parent["protection"], serde_json::json!({"protected": true, "mode": "clones", "children": 1, "remote_children": 0}));
     let plain = String::from_utf8(ok(&["info", &parent])).unwrap();
     assert!(plain.contains("\tprotected: by 1 standalone children"), "{plain}");
     let plain = String::from_utf8(ok(&["info", &child])).unwrap();

@@ -16,13 +16,13 @@ use rbd_ext_cls::codec::{BufferList, Codec, SnapId, UTime};
 use rbd_ext_cls::methods::WR;
 use rbd_ext_cls::ops::{
     BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp, ParentAttachOp,
-    ParentOverlapSetOp, PingOp, BACKFILL_MAX_TTL_MS,
+    ParentOverlapSetOp, PingOp, ProtectionSetOp, BACKFILL_MAX_TTL_MS,
 };
 use rbd_ext_cls::types::backfill::{BackfillClaim, BACKFILL_CLAIM_KEY};
 use rbd_ext_cls::stubs::Call;
 use rbd_ext_cls::types::features::*;
 use rbd_ext_cls::types::{
-    header, ChildImageSpec, CloneMapLayout, CloneMapState, ParentRecord, ParentType, StateRun,
+    header, ChildImageSpec, CloneMapLayout, CloneMapState, ParentRecord, ParentType, ProtectionMode, StateRun,
     CLONE_MAP_MAX_OBJECT_COUNT,
 };
 use rbd_ext_cls::CLASS_NAME;
@@ -416,6 +416,14 @@ fn rows() -> Vec<Row> {
         r("parent_overlap_set: overlap growth", attached_child(), "parent_overlap_set", ParentOverlapSetOp { overlap: 8 * MIB + 1 }.get_encoding(), err(E::EINVAL)),
         r("parent_overlap_set: stored parent undecodable", hdr_with(header::PARENT, Some(vec![4, 2, 1, 0, 0, 0, 7])), "parent_overlap_set", ParentOverlapSetOp { overlap: 1 }.get_encoding(), err(E::EIO)),
         // ---- child_attach ----
+        // ---- protection_set ----
+        r("protection_set: strict", parent_with_child(), "protection_set", ProtectionSetOp { mode: ProtectionMode::Strict }.get_encoding(), ok),
+        r("protection_set: clones again", parent_with_child(), "protection_set", ProtectionSetOp { mode: ProtectionMode::Clones }.get_encoding(), ok),
+        r("protection_set: garbage input", parent_with_child(), "protection_set", vec![0xfe; 3], err(E::EINVAL)),
+        r("protection_set: missing header object", Fx::Missing, "protection_set", ProtectionSetOp { mode: ProtectionMode::Strict }.get_encoding(), err(E::ENOENT)),
+        r("protection_set: not protected", hdr(), "protection_set", ProtectionSetOp { mode: ProtectionMode::Strict }.get_encoding(), err(E::ENOENT)),
+        r("protection_set: not an RBD header", Fx::NotRbd, "protection_set", ProtectionSetOp { mode: ProtectionMode::Strict }.get_encoding(), err(E::ENOEXEC)),
+        r("protection_set: features undecodable", corrupt_features(), "protection_set", ProtectionSetOp { mode: ProtectionMode::Strict }.get_encoding(), err(E::EIO)),
         r("child_attach: attaches", hdr(), "child_attach", head(kid("child1")), ok),
         r("child_attach: remote child (cluster fsid)", hdr(), "child_attach", child_op(SnapId::NOSNAP, kid("child1"), FSID), ok),
         r("child_attach: garbage input", hdr(), "child_attach", vec![0xfe; 5], err(E::EINVAL)),

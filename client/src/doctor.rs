@@ -461,7 +461,7 @@ fn check_bookkeeping(cluster: &Arc<Cluster>, md: &IoCtx, fix: bool, report: &mut
                 "stuck-protection",
                 Severity::Error,
                 spec.to_string(),
-                format!("image {spec} is protected as a parent (features operations, non-primary) but has no live child: stock rbd rm/resize/write fail with EROFS"),
+                format!("image {spec} is protected as a parent (rbd-ext protection record and its feature bits) but has no live child: stock rbd rm/resize/write fail with EROFS"),
                 if kids.is_empty() {
                     format!("rbd-ext doctor --pool {pool} --fix   (lifts the protection)")
                 } else {

@@ -113,7 +113,9 @@ pub(crate) fn on_open(cluster: &Arc<Cluster>, loc: &ImageLocation, hdr: &ImageHe
             notes.push(n);
         }
     }
-    if hdr.has(features::NON_PRIMARY) {
+    // A parent protected by its children: NON_PRIMARY under the strict protection, MIGRATING
+    // under the clones one (README, "Parent protection").
+    if hdr.has(features::NON_PRIMARY) || hdr.has(features::MIGRATING) {
         if let Ok(r) = crate::manage::reconcile_children(cluster, loc, OPEN_RECONCILE_MAX_CHILDREN) {
             notes.extend(r);
         }

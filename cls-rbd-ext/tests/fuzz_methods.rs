@@ -37,7 +37,7 @@ use rbd_ext_cls::stubs;
 use rbd_ext_cls::types::features::*;
 use rbd_ext_cls::types::backfill::{BackfillClaim, BACKFILL_CLAIM_KEY};
 use rbd_ext_cls::types::{
-    decode_stored_map, header, unpack, ChildImageSpecs, CloneMapState, ParentProtection, ParentRecord, StateRun,
+    decode_stored_map, header, unpack, ChildImageSpecs, CloneMapState, ParentProtection, ParentRecord, ProtectionMode, StateRun,
 };
 use rbd_ext_cls::context::MemObject;
 use rbd_ext_cls::{ClsContext, Errno, MemContext};
@@ -250,9 +250,17 @@ fn sound_state(o: &MemObject, check_map: bool) -> Result<(), String> {
     // A parent with children is protected; protection never outlives the children.
     let features = o.omap.get(header::FEATURES).map(|v| u64::read_bytes(v).unwrap()).unwrap_or(0);
     let op = o.omap.get(header::OP_FEATURES).map(|v| u64::read_bytes(v).unwrap()).unwrap_or(0);
-    let protected = features & PARENT_PROTECTION_FEATURES == PARENT_PROTECTION_FEATURES
-        && op & OP_FEATURE_RBD_EXT_PROTECTED != 0
-        && o.omap.contains_key(header::RBD_EXT_PROTECT);
+    // Protected = the record is there and the bits of the mode it applies are set (strict:
+    // the op-feature bits too; clones: the migration header too).
+    let protected = match o.omap.get(header::RBD_EXT_PROTECT).and_then(|v| ParentProtection::read_bytes(v).ok()) {
+        Some(p) => match p.applied() {
+            ProtectionMode::Strict => {
+                features & PARENT_PROTECTION_FEATURES == PARENT_PROTECTION_FEATURES && op & OP_FEATURE_RBD_EXT_PROTECTED != 0
+            }
+            ProtectionMode::Clones => features & CLONES_PROTECTION_FEATURES == CLONES_PROTECTION_FEATURES && o.omap.contains_key(header::MIGRATION),
+        },
+        None => false,
+    };
     if children != protected && o.omap.contains_key(header::FEATURES) {
         return Err(format!("children {children} but protected {protected}"));
     }

@@ -8,7 +8,6 @@
 
 use std::io::Write;
 
-use rbd_ext_cls::types::features::{OP_FEATURE_RBD_EXT_PROTECTED, PARENT_PROTECTION_FEATURES};
 use rbd_ext_cls::types::{ParentRecord, ParentType};
 use serde_json::{json, Map, Value};
 
@@ -37,7 +36,7 @@ struct Facts {
     parent_trash: bool,
     /// Whether the image carries rbd-ext's parent protection, and the children entries
     /// (here, in other clusters) that hold it.
-    protection: Option<(usize, usize)>,
+    protection: Option<(usize, usize, &'static str)>,
 }
 
 /// Prints the image's facts.
@@ -95,12 +94,14 @@ fn gather(ctx: &Ctx, spec: &ImageSpec) -> CmdResult<Facts> {
         Some(rec) if !rec.is_foreign() => parent_extras(ctx, rec),
         _ => (String::new(), false),
     };
-    let protected = header.features & PARENT_PROTECTION_FEATURES == PARENT_PROTECTION_FEATURES
-        && meta.op_features & OP_FEATURE_RBD_EXT_PROTECTED != 0;
-    let protection = if protected {
-        Some(rbd_ext::child_entries(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}: children")))?)
-    } else {
-        None
+    // The class's protection record says whether (and how) children protect the image, in
+    // either mode (the feature bits differ between `clones` and `strict`).
+    let protection = match rbd_ext::protection(&ctx.cluster, spec)? {
+        Some(p) => {
+            let (here, remote) = rbd_ext::child_entries(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}: children")))?;
+            Some((here, remote, p.applied().name()))
+        }
+        None => None,
     };
     Ok(Facts { spec: spec.clone(), id: loc.id.clone(), header, data_pool, parent, clone_map, meta, parent_snapshot, parent_trash, protection })
 }
@@ -163,9 +164,9 @@ fn to_plain(f: &Facts) -> String {
         let list: Vec<String> = counts.iter().map(|(state, c)| format!("{c} {state}")).collect();
         line(format!("clone map: {n} objects: {}", list.join(", ")));
     }
-    if let Some((here, remote)) = f.protection {
+    if let Some((here, remote, mode)) = f.protection {
         let remote = if remote > 0 { format!(" and {remote} in other clusters") } else { String::new() };
-        line(format!("protected: by {here} standalone children{remote} (stock rm, resize, snap create and writes fail with EROFS)"));
+        line(format!("protected: by {here} standalone children{remote}, protection {mode} (stock tools cannot write, shrink, roll back or remove it)"));
     }
     s
 }
@@ -227,7 +228,7 @@ fn to_json(f: &Facts) -> Value {
     m.insert(
         "protection".into(),
         match f.protection {
-            Some((here, remote)) => json!({ "protected": true, "children": here, "remote_children": remote }),
+            Some((here, remote, mode)) => json!({ "protected": true, "mode": mode, "children": here, "remote_children": remote }),
             None => json!({ "protected": false }),
         },
     );
