@@ -14,7 +14,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use rbd_ext_cls::codec::SnapId;
 use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::stubs::stock::object_map_state as om;
-use rbd_ext_cls::types::{clone_map_object, CloneMapState, ParentRecord, ParentType};
+use rbd_ext_cls::types::{clone_map_object, CloneMapState, ParentRecord, ParentType, SnapContext};
 
 use crate::backfill::{read_filled_range, Backfill, Filled};
 use crate::clone_map;
@@ -23,7 +23,7 @@ use crate::extents::{nonzero_runs, object_extents, ObjectExtent};
 use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
 use crate::lock::WriterLock;
 use crate::remote::{self, RemoteCluster};
-use crate::rados::{Cluster, ReadOp, ReadStep, StepOut, WriteOp, WriteStep};
+use crate::rados::{Cluster, IoCtx, ReadOp, ReadStep, StepOut, WriteOp, WriteStep};
 use crate::spec::ImageSpec;
 
 /// Granularity of the zero detection that keeps copy-ups sparse.
@@ -52,6 +52,18 @@ struct Writer {
     /// Clone map states; `None` when the image has no clone map (not a clone, flattened,
     /// or made by stock tools).
     clone_map: Mutex<Option<Vec<CloneMapState>>>,
+    /// The context every data-object write goes through: it carries the image's snapshot
+    /// context (as librbd's data ioctx), so the OSD preserves stock snapshots. Replaced by a
+    /// new context when the snapshot context changes, never changed in place (see
+    /// [`IoCtx::with_write_snap_context`]). Header, object map and clone map writes go
+    /// through `loc.md`, without one, as librbd's.
+    data: RwLock<(SnapContext, IoCtx)>,
+}
+
+/// The data-write context for `snapc`.
+fn data_write_ctx(loc: &ImageLocation, snapc: &SnapContext) -> Result<IoCtx> {
+    let snaps: Vec<u64> = snapc.snaps.iter().map(|s| s.0).collect();
+    loc.data.with_write_snap_context(snapc.seq.0, &snaps).map_err(|e| e.context(format_args!("image {}", loc.spec)))
 }
 
 /// An open RBD image (format 2, default striping).
@@ -153,7 +165,11 @@ impl Image {
                 None
             };
             let clone_map = Mutex::new(clone_map::load(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?);
-            Some(Writer { lock, object_map, clone_map })
+            // The header was read before the lock was taken: a snapshot created in between
+            // is in this re-read, and any later one is announced on the watch the lock holds.
+            let header = header::read_header(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?;
+            let data = RwLock::new((header.snapc.clone(), data_write_ctx(&loc, &header.snapc)?));
+            Some(Writer { lock, object_map, clone_map, data })
         } else {
             None
         };
@@ -221,6 +237,34 @@ impl Image {
 
     fn writer(&self) -> Result<&Writer> {
         self.writer.as_ref().ok_or_else(|| Error::new(Errno::EROFS, format!("image {}: opened read-only", self.loc.spec)))
+    }
+
+    /// The context for data-object writes (it carries the snapshot context).
+    fn data_w(&self) -> Result<IoCtx> {
+        Ok(self.writer()?.data.read().unwrap_or_else(|e| e.into_inner()).1.clone())
+    }
+
+    /// Before each write request: if the header was announced changed (a stock `rbd snap
+    /// create` notifies the header before it returns), re-read it, snapshot context
+    /// included, as librbd refreshes on its header watch.
+    fn follow_header(&self) -> Result<()> {
+        if self.writer()?.lock.take_notified() {
+            self.refresh_header()?;
+        }
+        Ok(())
+    }
+
+    /// Takes a freshly read header; a writer whose snapshot context changed switches its
+    /// data writes to a context carrying the new one.
+    fn set_header(&self, fresh: ImageHeader) -> Result<()> {
+        if let Some(w) = &self.writer {
+            let mut data = w.data.write().unwrap_or_else(|e| e.into_inner());
+            if data.0 != fresh.snapc {
+                *data = (fresh.snapc.clone(), data_write_ctx(&self.loc, &fresh.snapc)?);
+            }
+        }
+        *self.header.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
     }
 
     fn check_range(&self, off: u64, len: u64) -> Result<()> {
@@ -312,7 +356,7 @@ impl Image {
 
     /// Writes `data` at `off` (within the image).
     pub async fn write_at(&self, off: u64, data: &[u8]) -> Result<()> {
-        self.writer()?;
+        self.follow_header()?;
         self.check_range(off, data.len() as u64)?;
         let hdr = self.header();
         let os = hdr.object_size();
@@ -343,7 +387,7 @@ impl Image {
     }
 
     async fn zero_range(&self, off: u64, len: u64) -> Result<()> {
-        self.writer()?;
+        self.follow_header()?;
         self.check_range(off, len)?;
         let hdr = self.header();
         let os = hdr.object_size();
@@ -375,7 +419,7 @@ impl Image {
         // Nothing inherited: zero the object if it exists; a missing one already reads zeros.
         let oid = hdr.data_oid(e.object_no);
         let op = WriteOp { steps: vec![WriteStep::AssertExists, WriteStep::Zero { off: e.offset, len: e.length }] };
-        let r = self.loc.data.aio_write(&oid, &op, 0)?.await;
+        let r = self.data_w()?.aio_write(&oid, &op, 0)?.await;
         if r.rc < 0 && r.rc != -libc::ENOENT {
             return Err(os_err(&self.loc.spec, e.object_no, "zero", r.rc));
         }
@@ -384,7 +428,7 @@ impl Image {
 
     async fn remove_object(&self, object_no: u64, hdr: &ImageHeader) -> Result<()> {
         self.object_map_update(object_no, om::PENDING, None).await?;
-        let r = self.loc.data.aio_write(&hdr.data_oid(object_no), &WriteOp { steps: vec![WriteStep::Remove] }, 0)?.await;
+        let r = self.data_w()?.aio_write(&hdr.data_oid(object_no), &WriteOp { steps: vec![WriteStep::Remove] }, 0)?.await;
         if r.rc < 0 && r.rc != -libc::ENOENT {
             return Err(os_err(&self.loc.spec, object_no, "remove", r.rc));
         }
@@ -402,10 +446,14 @@ impl Image {
         // calls nonexistent is copied up without first trying the write in place. Were it
         // wrong, nothing breaks: sparse_copyup leaves an existing object alone.
         let known_missing = self.object_map_state(e.object_no) == Some(om::NONEXISTENT);
+        // With snapshots, an inherited object is copied up even when the write replaces it
+        // all, as librbd does: the snapshots then hold the parent's data themselves.
+        let replaces_all = replaces_all && hdr.snapc.snaps.is_empty();
+        let data_w = self.data_w()?;
         // librbd order: the object map says "exists" before any data can appear.
         self.object_map_update(e.object_no, om::EXISTS, None).await?;
         if !self.inherits(hdr, e.object_no) || replaces_all {
-            let r = self.loc.data.aio_write(&oid, &WriteOp { steps }, 0)?.await;
+            let r = data_w.aio_write(&oid, &WriteOp { steps }, 0)?.await;
             if r.rc < 0 {
                 return Err(os_err(spec, e.object_no, "write", r.rc));
             }
@@ -415,7 +463,7 @@ impl Image {
         if !known_missing {
             let mut guarded = vec![WriteStep::AssertExists];
             guarded.extend(steps.iter().cloned());
-            let r = self.loc.data.aio_write(&oid, &WriteOp { steps: guarded }, 0)?.await;
+            let r = data_w.aio_write(&oid, &WriteOp { steps: guarded }, 0)?.await;
             if r.rc >= 0 {
                 return self.clone_map_mark_local(e.object_no, CloneMapState::Exists).await;
             }
@@ -430,11 +478,19 @@ impl Image {
             self.parent_object_data(e.object_no, hdr)
         );
         pending?;
-        let op = WriteOp::default().exec(sparse_copyup_call(&parent_data?));
-        let op = steps.into_iter().fold(op, WriteOp::step);
-        let r = self.loc.data.aio_write(&oid, &op, 0)?.await;
-        if r.rc < 0 {
-            return Err(os_err(spec, e.object_no, "copy-up", r.rc));
+        let copyup = WriteOp::default().exec(sparse_copyup_call(&parent_data?));
+        if hdr.snapc.snaps.is_empty() {
+            let op = steps.into_iter().fold(copyup, WriteOp::step);
+            let r = data_w.aio_write(&oid, &op, 0)?.await;
+            if r.rc < 0 {
+                return Err(os_err(spec, e.object_no, "copy-up", r.rc));
+            }
+        } else {
+            self.copy_up_before_snapshots(e.object_no, &oid, &copyup).await?;
+            let r = data_w.aio_write(&oid, &WriteOp { steps }, 0)?.await;
+            if r.rc < 0 {
+                return Err(os_err(spec, e.object_no, "write", r.rc));
+            }
         }
         self.clone_map_set(e.object_no, CloneMapState::CopiedUp, Some(CloneMapState::Pending)).await
     }
@@ -442,15 +498,33 @@ impl Image {
     /// Copy-on-read of a whole object (flatten): creates object `n` from `parent_data` if it
     /// does not exist, with the same map transitions as a copy-up write.
     pub(crate) async fn copy_up(&self, n: u64, hdr: &ImageHeader, parent_data: Vec<u8>) -> Result<()> {
-        self.writer()?;
+        self.follow_header()?;
         self.object_map_update(n, om::EXISTS, None).await?;
         self.clone_map_set(n, CloneMapState::Pending, None).await?;
         let op = WriteOp::default().exec(sparse_copyup_call(&parent_data));
-        let r = self.loc.data.aio_write(&hdr.data_oid(n), &op, 0)?.await;
-        if r.rc < 0 {
-            return Err(os_err(&self.loc.spec, n, "copy-up", r.rc));
+        let oid = hdr.data_oid(n);
+        if self.header().snapc.snaps.is_empty() {
+            let r = self.data_w()?.aio_write(&oid, &op, 0)?.await;
+            if r.rc < 0 {
+                return Err(os_err(&self.loc.spec, n, "copy-up", r.rc));
+            }
+        } else {
+            self.copy_up_before_snapshots(n, &oid, &op).await?;
         }
         self.clone_map_set(n, CloneMapState::CopiedUp, Some(CloneMapState::Pending)).await
+    }
+
+    /// A copy-up on an image with snapshots, as librbd's CopyupRequest: alone and with an
+    /// empty snapshot context (`loc.data` never carries one), so the object holds the
+    /// parent's data as of before every snapshot and the snapshots stop depending on the
+    /// parent for it; the write that follows carries the snapshot context, so the OSD clones
+    /// the object first. A no-op when the object exists.
+    async fn copy_up_before_snapshots(&self, object_no: u64, oid: &str, copyup: &WriteOp) -> Result<()> {
+        let r = self.loc.data.aio_write(oid, copyup, 0)?.await;
+        if r.rc < 0 {
+            return Err(os_err(&self.loc.spec, object_no, "copy-up", r.rc));
+        }
+        Ok(())
     }
 
     /// The parent's data for object `object_no` of this image (zeros beyond the overlap).
@@ -543,8 +617,7 @@ impl Image {
     /// Re-reads the header (after a resize or flatten changed it).
     pub fn refresh_header(&self) -> Result<()> {
         let fresh = header::read_header(&self.loc.md, &self.loc.id).map_err(|e| e.context(format_args!("image {}", self.loc.spec)))?;
-        *self.header.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-        Ok(())
+        self.set_header(fresh)
     }
 
     /// Nothing is cached: every write is acknowledged by RADOS before it returns.
@@ -555,7 +628,7 @@ impl Image {
     /// Resizes the image. Shrinking removes or truncates the objects past the end and clamps
     /// the parent overlap, so a later grow reads zeros there, not the parent's data.
     pub async fn resize(&self, new_size: u64) -> Result<()> {
-        self.writer()?;
+        self.follow_header()?;
         let spec = self.loc.spec.clone();
         let hdr = self.header();
         let os = hdr.object_size();
@@ -569,7 +642,7 @@ impl Image {
             if new_size % os != 0 {
                 let n = new_size / os;
                 let op = WriteOp { steps: vec![WriteStep::AssertExists, WriteStep::Truncate(new_size % os)] };
-                let r = self.loc.data.aio_write(&hdr.data_oid(n), &op, 0)?.await;
+                let r = self.data_w()?.aio_write(&hdr.data_oid(n), &op, 0)?.await;
                 if r.rc < 0 && r.rc != -libc::ENOENT {
                     return Err(os_err(&spec, n, "truncate", r.rc));
                 }

@@ -3,6 +3,9 @@
 //! watch on the header so the holder is seen as alive; plus, for images with an object map,
 //! the map object's own `rbd_lock` (cookie "", tag ""), as librbd's object-map lock.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use rbd_ext_cls::stubs::stock::{self, lock_type, RBD_LOCK_NAME, RBD_LOCK_TAG};
 
 use crate::error::{Errno, Error, Result};
@@ -46,6 +49,9 @@ pub struct WriterLock {
     cookie: String,
     object_map: bool,
     released: bool,
+    /// Set by every notification on the header (librbd announces snapshot creation and
+    /// every other header change that way), so the writer re-reads the header.
+    notified: Arc<AtomicBool>,
     _watch: Watch,
 }
 
@@ -54,8 +60,14 @@ impl WriterLock {
     pub fn acquire(md: &IoCtx, spec: &ImageSpec, id: &str, object_map: bool) -> Result<WriterLock> {
         let oid = header_oid(id);
         // Acknowledge every notification (header updates, lock requests) at once, so that
-        // notifiers never wait for a timeout on us.
-        let watch = md.watch(&oid, Box::new(|_| Vec::new())).map_err(|e| e.context(format_args!("image {spec}")))?;
+        // notifiers never wait for a timeout on us; remember that one came.
+        let notified = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&notified);
+        let handler = Box::new(move |_: &[u8]| {
+            flag.store(true, Ordering::Release);
+            Vec::new()
+        });
+        let watch = md.watch(&oid, handler).map_err(|e| e.context(format_args!("image {spec}")))?;
         let cookie = stock::rbd_lock_cookie(watch.handle());
         let call = stock::lock(RBD_LOCK_NAME, lock_type::EXCLUSIVE, &cookie, RBD_LOCK_TAG, "");
         if let Err(e) = md.exec_write(&oid, &call) {
@@ -77,7 +89,7 @@ impl WriterLock {
             }
             return Err(e.context(format_args!("image {spec}: take the writer lock")));
         }
-        let mut lock = WriterLock { md: md.clone(), id: id.to_string(), cookie, object_map: false, released: false, _watch: watch };
+        let mut lock = WriterLock { md: md.clone(), id: id.to_string(), cookie, object_map: false, released: false, notified, _watch: watch };
         if object_map {
             lock.lock_object_map(spec)?;
         }
@@ -103,6 +115,13 @@ impl WriterLock {
         }
         self.object_map = true;
         Ok(())
+    }
+
+    /// Whether a notification arrived on the header since the last call (and forgets it).
+    /// The flag is set before the notifier gets our ack, so a header change another client
+    /// finished (`rbd snap create` returns after the acks) is seen by the next request.
+    pub(crate) fn take_notified(&self) -> bool {
+        self.notified.swap(false, Ordering::AcqRel)
     }
 
     /// The header lock's cookie.
