@@ -270,3 +270,191 @@ fn lock_ls_without_writers_is_empty() {
     assert!(ok(&["lock", "ls", &img]).is_empty());
     assert_eq!(ok(&["lock", "ls", "--format", "json", &img]), b"[]\n");
 }
+
+/// Runs `rbd-ext ARGS` with extra environment variables.
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap_or_else(|e| panic!("run rbd-ext {args:?}: {e}"))
+}
+
+/// A cephx user `client.<id>` with `caps` (`["mon", "allow r", "osd", ...]`) and its keyring
+/// file; both removed at the end.
+struct User {
+    id: String,
+    keyring: PathBuf,
+}
+
+impl User {
+    fn new(prefix: &str, caps: &[&str]) -> User {
+        let id = common::unique(prefix);
+        let keyring = std::env::temp_dir().join(format!("{id}.keyring"));
+        let name = format!("client.{id}");
+        let mut args = vec!["auth", "get-or-create", name.as_str()];
+        args.extend_from_slice(caps);
+        args.extend_from_slice(&["-o", keyring.to_str().unwrap()]);
+        common::stock_ok("ceph", &args);
+        User { id, keyring }
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        let _ = common::stock("ceph", &["auth", "rm", &format!("client.{}", self.id)]);
+        let _ = std::fs::remove_file(&self.keyring);
+    }
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_failed_read_or_export_leaves_no_file() {
+    const MIB: usize = 1 << 20;
+    let mut c = Cleanup::new();
+    let parent = c.image("cli-out-parent");
+    let child = c.image("cli-out-child");
+    let data = pseudo_random(8 * MIB, 0x0f11e);
+    let src = c.file("cli-out-parent.raw");
+    std::fs::write(&src, &data).unwrap();
+    common::stock_ok("rbd", &["import", "--no-progress", src.to_str().unwrap(), &parent]);
+    ok(&["clone-standalone", &parent, &child]);
+    let info = common::stock_ok("rbd", &["info", "--format", "json", &child]);
+    let child_id = info.split("\"id\":\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    // A user who may open the child (headers, ids, maps, its own data) but not read the
+    // parent's data: the read fails at the first object that falls through to the parent,
+    // after the output file was opened.
+    let data_cap = format!("allow r pool=rbd object_prefix rbd_data.{child_id}");
+    let osd_caps = [
+        "allow rx pool=rbd object_prefix rbd_id.",
+        "allow rx pool=rbd object_prefix rbd_header.",
+        "allow rx pool=rbd object_prefix rbd_directory",
+        "allow rx pool=rbd object_prefix rbd_clone_map.",
+        "allow rx pool=rbd object_prefix rbd_object_map.",
+        "allow rx pool=rbd object_prefix rbd_trash",
+        &data_cap,
+    ]
+    .join(", ");
+    let user = User::new("cli-out-user", &["mon", "allow r", "osd", &osd_caps]);
+    let as_user = |args: &[&str]| {
+        let mut all = vec!["--id", &user.id, "--keyring", user.keyring.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run(&all)
+    };
+
+    let dir = std::env::temp_dir().join(common::unique("cli-out-dir"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let existing = dir.join("existing.raw");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let o = as_user(&["read", &child, "--offset", "0", "--length", "8M", "--output", existing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "read without the parent's caps: {}", stderr(&o));
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me", "a failed read changed the existing file");
+    let fresh = dir.join("fresh.raw");
+    let o = as_user(&["read", &child, "--offset", "0", "--length", "8M", "--output", fresh.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = as_user(&["export", &child, fresh.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "export without the parent's caps: {}", stderr(&o));
+    assert_eq!(files_in(&dir), ["existing.raw"], "a failed read or export left a file behind");
+
+    // With the caps (admin), the same commands make the files.
+    ok(&["read", &child, "--offset", "0", "--length", "8M", "--output", existing.to_str().unwrap()]);
+    assert!(std::fs::read(&existing).unwrap() == data, "read --output");
+    ok(&["export", &child, fresh.to_str().unwrap()]);
+    assert!(std::fs::read(&fresh).unwrap() == data, "export");
+    // export never overwrites, and its refusal leaves the file as it was.
+    let e = fails(&["export", &child, existing.to_str().unwrap()]);
+    assert!(e.ends_with("(EEXIST)"), "{e}");
+    assert!(std::fs::read(&existing).unwrap() == data);
+    assert_eq!(files_in(&dir), ["existing.raw", "fresh.raw"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ceph_args_choose_the_user_as_for_stock_rbd() {
+    let mut c = Cleanup::new();
+    let in_rbd = c.image("cli-args-rbd");
+    common::stock_ok("rbd", &["create", "--size", "4M", &in_rbd]);
+    let in_rbd2 = format!("rbd2/{}", common::unique("cli-args-rbd2"));
+    common::stock_ok("rbd", &["create", "--size", "4M", &in_rbd2]);
+    // A user who may use pool rbd2 only.
+    let user = User::new("cli-args-user", &["mon", "profile rbd", "osd", "profile rbd pool=rbd2"]);
+    let ceph_args = format!("--id {} --keyring {}", user.id, user.keyring.display());
+    let env = [("CEPH_ARGS", ceph_args.as_str())];
+
+    // Stock rbd honours CEPH_ARGS: rbd2 yes, rbd no.
+    let stock = |img: &str| Command::new("rbd").args(["info", img]).env("CEPH_ARGS", &ceph_args).output().unwrap().status.success();
+    assert!(stock(&in_rbd2) && !stock(&in_rbd), "stock rbd with CEPH_ARGS");
+    // So does rbd-ext: the user of CEPH_ARGS is the one that connects.
+    let o = run_env(&["info", &in_rbd2], &env);
+    assert!(o.status.success(), "rbd-ext info {in_rbd2} as client.{}: {}", user.id, stderr(&o));
+    let o = run_env(&["info", &in_rbd], &env);
+    assert_eq!(o.status.code(), Some(1), "rbd-ext info {in_rbd} as client.{} (no caps on rbd) succeeded", user.id);
+    assert!(stderr(&o).contains("EPERM") || stderr(&o).contains("EACCES"), "{}", stderr(&o));
+    // The command line wins over CEPH_ARGS, as in stock tools.
+    let admin_keyring = format!("{}/keyring", std::env::var("RBD_EXT_CLUSTER_DIR").expect("RBD_EXT_CLUSTER_DIR (qa/cluster up)"));
+    let o = run_env(&["--id", "admin", "--keyring", &admin_keyring, "info", &in_rbd], &env);
+    assert!(o.status.success(), "--id admin over CEPH_ARGS: {}", stderr(&o));
+    // Other Ceph options in CEPH_ARGS reach librados: a bad monitor address is used.
+    let o = run_env(&["info", &in_rbd2], &[("CEPH_ARGS", &format!("{ceph_args} --mon-host 127.0.0.1:1 --client-mount-timeout 2"))]);
+    assert_eq!(o.status.code(), Some(1), "CEPH_ARGS --mon-host was ignored: {}", stderr(&o));
+    common::stock_ok("rbd", &["rm", "--no-progress", &in_rbd2]);
+}
+
+#[test]
+fn info_json_is_a_drop_in_for_stock() {
+    let mut c = Cleanup::new();
+    let parent = c.image("cli-info-parent");
+    let child = c.image("cli-info-child");
+    common::stock_ok("rbd", &["create", "--size", "16M", &parent]);
+    common::stock_ok("rbd", &["bench", "--io-type", "write", "--io-total", "4M", &parent]);
+    ok(&["clone-standalone", &parent, &child]);
+    let stock_json = |img: &str| -> serde_json::Value {
+        let o = Command::new("rbd").args(["info", "--format", "json", img]).env("TZ", "UTC").output().unwrap();
+        assert!(o.status.success(), "rbd info {img}: {}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    for img in [&child, &parent] {
+        let before = stock_json(img);
+        let ours: serde_json::Value = serde_json::from_slice(&ok(&["info", "--format", "json", img])).unwrap();
+        let after = stock_json(img);
+        // Every stock key, with stock's value; keys stock itself changes between two runs
+        // (timestamps touched by its own open) are compared for presence only.
+        let mut checked = 0;
+        let mut check = |path: String, s: &serde_json::Value, o: Option<&serde_json::Value>, varies: bool| {
+            let o = o.unwrap_or_else(|| panic!("{img}: stock key {path} missing from rbd-ext info: {ours}"));
+            if !varies {
+                assert_eq!(o, s, "{img}: key {path}");
+            }
+            checked += 1;
+        };
+        for (k, s) in before.as_object().unwrap() {
+            if k == "parent" {
+                for (pk, ps) in s.as_object().unwrap() {
+                    check(format!("parent.{pk}"), ps, ours["parent"].get(pk), after["parent"][pk] != *ps);
+                }
+            } else {
+                check(k.clone(), s, ours.get(k), after[k] != *s);
+            }
+        }
+        // 15 top-level keys, and the 7 of `parent` for the child.
+        let want = if img == &child { 22 } else { 15 };
+        assert!(checked >= want, "{img}: only {checked} stock keys: {before}");
+    }
+    // Ours, as extra keys: the parent's type, the clone map, the protection.
+    let ours_child: serde_json::Value = serde_json::from_slice(&ok(&["info", "--format", "json", &child])).unwrap();
+    assert_eq!(ours_child["parent"]["type"], "standalone");
+    assert_eq!(ours_child["clone_map"]["objects"], 4);
+    assert_eq!(ours_child["protection"]["protected"], false);
+    let ours_parent: serde_json::Value = serde_json::from_slice(&ok(&["info", "--format", "json", &parent])).unwrap();
+    assert_eq!(ours_parent["protection"], serde_json::json!({"protected": true, "children": 1, "remote_children": 0}));
+    let plain = String::from_utf8(ok(&["info", &parent])).unwrap();
+    assert!(plain.contains("\tprotected: by 1 standalone children"), "{plain}");
+    let plain = String::from_utf8(ok(&["info", &child])).unwrap();
+    assert!(!plain.contains("protected:") && plain.contains("\tsnapshot_count: 0\n"), "{plain}");
+}

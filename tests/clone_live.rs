@@ -50,6 +50,8 @@ fn one_writer_at_a_time_readers_unblocked_and_lock_rm() {
     let e = rt.block_on(w1.write_at(10, b"zombie")).unwrap_err();
     assert_eq!(e.errno(), Errno::EBLOCKLISTED, "{e}");
     drop(w1);
+    // Readers watch the header too (as librbd's do), and removal waits for no watchers.
+    drop(r);
     rbd_ext::remove(&b, &child).unwrap();
     rbd_ext::remove(&b, &parent).unwrap();
 }

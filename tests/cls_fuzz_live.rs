@@ -1,7 +1,10 @@
 //! 10,000 random and mutated inputs to the `rbd_ext` methods through a real OSD (issue 3):
 //! every call must be answered with 0 or a negative errno from the documented set, a read
-//! method's successful output must decode with its client stub, and at the end every OSD is
-//! still up and the class still answers `get_version`.
+//! method's successful output must decode with its client stub, no method may panic (a
+//! caught panic returns EIO like corrupt state does, so the plugin's panic lines are counted
+//! in the OSD logs), and at the end every OSD is still up and the class still answers
+//! `get_version`. Needs the plugin built with `test-methods` (one deliberate panic marks the
+//! end of the run in the log).
 //!
 //! Targets: headers of images made by stock `rbd create` (a plain one, a standalone child
 //! with an rbd_ext parent record, a parent with a HEAD child), a clone map object, an empty
@@ -35,6 +38,7 @@ use rbd_ext_cls::{CLASS_NAME, VERSION};
 const WINDOW: usize = 32;
 
 /// Errnos the method docs list, plus EOPNOTSUPP for the unknown method name mixed in.
+/// EIO is also what a caught panic returns: panics are counted in the OSD logs instead.
 const ALLOWED: [Errno; 7] =
     [Errno::EINVAL, Errno::ENOENT, Errno::ENOEXEC, Errno::EIO, Errno::EEXIST, Errno::EBUSY, Errno::EOPNOTSUPP];
 
@@ -118,6 +122,7 @@ fn ten_thousand_mutated_inputs_leave_the_osd_up() {
     let mut rng = Rng::new(seed);
     let mut rcs: BTreeMap<(&str, i32), u64> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
+    let panics_before = common::osd_panic_lines().len();
     let t0 = Instant::now();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut handle = |method: &'static str, t: &'static str, input: Vec<u8>, r: rbd_ext::rados::OpResult| {
@@ -187,6 +192,25 @@ fn ten_thousand_mutated_inputs_leave_the_osd_up() {
     }
     assert_eq!(total, iters as u64, "every call answered");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // No method panicked. A caught panic returns EIO, which corrupt stored state also returns,
+    // so the plugin's log lines are counted. One deliberate panic (test_panic) after the fuzz
+    // marks the end: once its line is in the log, every earlier one is too, and the count is
+    // shown to see panics at all.
+    let sentinel = io.exec(&empty_oid, &Call { class: CLASS_NAME, method: "test_panic", input: Vec::new() });
+    assert_eq!(sentinel.unwrap_err().errno(), Errno::EIO, "test_panic (the plugin must be built with --features test-methods)");
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let new = loop {
+        let lines = common::osd_panic_lines();
+        let new = lines.get(panics_before..).unwrap_or_default().to_vec();
+        if new.iter().any(|l| l.contains("test_panic")) || Instant::now() > deadline {
+            break new;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(new.iter().any(|l| l.contains("test_panic")), "the sentinel panic never reached the OSD log: panics are not being counted");
+    let fuzz_panics: Vec<&String> = new.iter().filter(|l| !l.contains("test_panic")).collect();
+    assert!(fuzz_panics.is_empty(), "{} method panics during the fuzz (OSD log):\n{}", fuzz_panics.len(), fuzz_panics.iter().take(10).map(|l| l.as_str()).collect::<Vec<_>>().join("\n"));
 
     // The OSD is up and serves the class.
     assert!(common::all_osds_up(), "an OSD went down during the fuzz");

@@ -3,12 +3,13 @@
 //! its copy-up+write (never zeros, never half), whose clone map `check` can repair from the
 //! objects, and whose flatten resumes to the exact content.
 //!
-//! The worker is this same test binary, re-run with `CRASH_WORKER=<mode>` so it can be killed.
+//! The worker is this same test binary, re-run with `CRASH_WORKER=<mode>` so it can be killed;
+//! it is stopped at an exact step by a kill point (`RBD_EXT_KILL_POINT`, rbd-ext's test-only
+//! `kill-points` feature) and then SIGKILLed, so every run kills it mid-way.
 
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use rbd_ext::{check_clone_map, clone_standalone, CloneOptions, Image, ImageSpec, OpenOptions};
 
@@ -26,8 +27,7 @@ fn worker() {
     let spec: ImageSpec = std::env::var("CRASH_IMAGE").unwrap().parse().unwrap();
     let cluster = common::cluster();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let img = Image::open(&cluster, &spec, OpenOptions { write: true, max_in_flight: 8 }).unwrap();
-    println!("ready");
+    let img = Image::open(&cluster, &spec, OpenOptions { write: true, max_in_flight: 8, ..Default::default() }).unwrap();
     match mode.as_str() {
         "copyup" => {
             for n in 0..OBJECTS {
@@ -37,34 +37,44 @@ fn worker() {
         "flatten" => rt.block_on(rbd_ext::flatten(&img, &|_, _| {})).unwrap(),
         m => panic!("unknown worker mode {m}"),
     }
-    println!("done");
+    // Reaching here means the kill point was never reached: the harness reports it.
     std::process::exit(0);
 }
 
-/// Starts the worker and SIGKILLs it `after` once it is ready. Returns whether it finished
-/// before the kill.
-fn run_and_kill(mode: &str, spec: &ImageSpec, test: &str, after: Duration) -> bool {
+/// Starts the worker with kill point `point` armed (`RBD_EXT_KILL_POINT`, feature
+/// `kill-points`), waits until the worker announces it stopped there, and SIGKILLs it: the
+/// kill lands at exactly that step, whatever the machine's speed. Panics if the worker
+/// finished or died without reaching the point.
+fn run_and_kill(mode: &str, spec: &ImageSpec, test: &str, point: &str) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--test-threads", "1"])
         .env("CRASH_WORKER", mode)
         .env("CRASH_IMAGE", spec.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .env("RBD_EXT_KILL_POINT", point)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    // Wait for "ready" (image open, lock taken); the test harness prints its own lines first.
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
     let mut line = String::new();
-    while !line.contains("ready") {
+    while !line.contains("kill point") {
         line.clear();
-        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "worker exited before it was ready");
+        if std::io::BufRead::read_line(&mut err, &mut line).unwrap() == 0 {
+            let _ = child.kill();
+            child.wait().unwrap();
+            panic!("worker {mode} ended without reaching kill point {point}; stderr:\n{seen}");
+        }
+        seen.push_str(&line);
     }
-    std::thread::sleep(after);
     let _ = child.kill(); // SIGKILL
     child.wait().unwrap();
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
-    rest.contains("done")
+}
+
+/// How many of the child's data objects exist.
+fn child_objects(cluster: &std::sync::Arc<rbd_ext::rados::Cluster>, spec: &ImageSpec) -> u64 {
+    let (loc, hdr) = rbd_ext::header::locate(cluster, spec).unwrap();
+    (0..OBJECTS).filter(|&n| loc.data.stat(&hdr.data_oid(n)).is_ok()).count() as u64
 }
 
 fn setup(tag: &str) -> (std::sync::Arc<rbd_ext::rados::Cluster>, ImageSpec, ImageSpec, Vec<u8>) {
@@ -99,8 +109,12 @@ fn read_all(cluster: &std::sync::Arc<rbd_ext::rados::Cluster>, spec: &ImageSpec)
 fn killed_during_copy_ups() {
     worker();
     let (cluster, parent, child, pdata) = setup("copyup");
-    for (round, delay_ms) in [3u64, 15, 40].into_iter().enumerate() {
-        run_and_kill("copyup", &child, "killed_during_copy_ups", Duration::from_millis(delay_ms));
+    // The worker patches objects 0, 1, 2... in order; objects patched in an earlier round are
+    // written in place, so the n-th copy-up of a round is object `before + n - 1`.
+    let mut expected = 0;
+    for (round, nth) in [1u64, 20, 40].into_iter().enumerate() {
+        run_and_kill("copyup", &child, "killed_during_copy_ups", &format!("copyup.written:{nth}"));
+        expected += nth;
         break_dead_lock(&cluster, &child);
         let got = read_all(&cluster, &child);
         let mut patched = 0;
@@ -115,7 +129,18 @@ fn killed_during_copy_ups() {
                 assert!(obj == &pdata[range], "round {round}: object {n} is neither its old nor its new content");
             }
         }
-        eprintln!("round {round}: {patched}/{OBJECTS} objects patched when killed after {delay_ms} ms");
+        eprintln!("round {round}: {patched}/{OBJECTS} objects patched when killed at copy-up #{nth}");
+        assert_eq!(patched, expected, "round {round}: killed after copy-up #{nth} of this round");
+        assert!(0 < patched && patched < OBJECTS, "round {round}: the kill landed mid-way");
+        // The kill landed between the copy-up and its clone-map update: the map still says
+        // pending for the last object, and check finds exactly that.
+        let before = check_clone_map(&cluster, &child, false).unwrap();
+        assert!(
+            before.mismatches.iter().any(|m| m.0 == expected - 1),
+            "round {round}: object {} should disagree with the map: {:?}",
+            expected - 1,
+            before.mismatches
+        );
         // The clone map is repaired from the objects, and then checks clean.
         check_clone_map(&cluster, &child, true).unwrap();
         let again = check_clone_map(&cluster, &child, false).unwrap();
@@ -130,18 +155,23 @@ fn killed_during_copy_ups() {
 fn killed_during_flatten_then_resumed() {
     worker();
     let (cluster, parent, child, pdata) = setup("flatten");
-    let finished = run_and_kill("flatten", &child, "killed_during_flatten_then_resumed", Duration::from_millis(20));
+    // Flatten keeps at most 16 copy-ups in flight, so when the 40th starts at least 24 have
+    // finished; the 40th itself never writes. The kill is mid-way by construction.
+    run_and_kill("flatten", &child, "killed_during_flatten_then_resumed", "flatten.object:40");
     break_dead_lock(&cluster, &child);
+    let copied = child_objects(&cluster, &child);
+    eprintln!("flatten killed with {copied}/{OBJECTS} objects copied up");
+    assert!((24..OBJECTS).contains(&copied), "{copied} objects copied when flatten was killed at object #40");
     assert!(read_all(&cluster, &child) == pdata, "content changed by an interrupted flatten");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let img = Image::open(&cluster, &child, OpenOptions { write: true, ..Default::default() }).unwrap();
-    if img.header().parent.is_some() {
-        rt.block_on(rbd_ext::flatten(&img, &|_, _| {})).unwrap();
-    } else {
-        eprintln!("flatten finished before the kill (finished={finished}); nothing to resume");
-    }
+    assert!(img.header().parent.is_some(), "an interrupted flatten left the parent attached");
+    assert_eq!(rbd_ext::children(&cluster, &parent).unwrap().children.len(), 1);
+    // Resume.
+    rt.block_on(rbd_ext::flatten(&img, &|_, _| {})).unwrap();
     assert!(img.header().parent.is_none());
     img.close().unwrap();
+    assert_eq!(child_objects(&cluster, &child), OBJECTS, "every object copied after the resume");
     assert!(rbd_ext::children(&cluster, &parent).unwrap().children.is_empty());
     rbd_ext::remove(&cluster, &parent).unwrap();
     assert!(read_all(&cluster, &child) == pdata, "content after resumed flatten");

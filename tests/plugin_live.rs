@@ -63,12 +63,21 @@ fn unknown_method_is_eopnotsupp() {
     io.remove(&oid).unwrap();
 }
 
-#[cfg(feature = "test-methods")]
+/// Not behind `cfg(feature = "test-methods")`: a live suite run against a plugin built
+/// without `test_panic` must fail here (EOPNOTSUPP), not skip the only proof that panics
+/// stay inside the OSD.
 #[test]
 fn a_panic_in_a_method_is_eio_and_the_osd_stays_up() {
     let io = common::rbd_pool();
     let oid = new_object(&io);
     let call = Call { class: CLASS_NAME, method: "test_panic", input: Vec::new() };
+    let first = io.exec(&oid, &call).unwrap_err().errno();
+    assert_ne!(
+        first,
+        Errno::EOPNOTSUPP,
+        "the OSD's plugin has no test_panic: build it with `cargo build --release -p cls-rbd-ext-plugin --features test-methods` and restart the OSDs"
+    );
+    assert_eq!(first, Errno::EIO);
     for _ in 0..20 {
         assert_eq!(io.exec(&oid, &call).unwrap_err().errno(), Errno::EIO);
     }

@@ -153,6 +153,8 @@ fn remote_parent_lifecycle() {
     assert!(took.as_secs() < 30, "open took {took:?}");
     let msg = e.to_string();
     assert!(msg.contains(&r.name) && msg.contains("127.0.0.1"), "{msg}");
+    // An open image watches its header (as librbd's do); removal waits for no watchers.
+    drop(c1);
     rbd_ext::remove(&local, &child).unwrap();
     common::stock_ok("ceph", &["config-key", "rm", &format!("rbd-ext/remote/{}/client.admin", r.name)]);
 }
@@ -188,4 +190,40 @@ fn remote_parent_in_the_same_cluster() {
     rbd_ext::remove(&local, &child).unwrap();
     rbd_ext::remove(&local, &parent).unwrap();
     common::stock_ok("ceph", &["config-key", "rm", &format!("rbd-ext/remote/{name}/client.admin")]);
+}
+
+/// The remote cluster's conf file is read by librados as stock tools read it: a `mon host`
+/// in another client's section is not this client's, and the child records the monitors the
+/// cluster's monmap names.
+#[test]
+fn a_remote_conf_is_read_with_its_sections() {
+    let local = common::cluster();
+    let conf = std::env::var("CEPH_CONF").unwrap();
+    let keyring = std::path::Path::new(&conf).parent().unwrap().join("keyring");
+    // A section for another client comes first, with a monitor nobody answers on.
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let sectioned = std::env::temp_dir().join(format!("{}.conf", common::unique("sectioned")));
+    std::fs::write(&sectioned, format!("[client.someone-else]\n\tmon host = 192.0.2.1:6789\n\n{text}")).unwrap();
+    let pname = common::unique("sect-parent");
+    common::stock_ok("rbd", &["create", "--size", "1M", &format!("rbd/{pname}")]);
+    let parent = ImageSpec::new("rbd", &pname);
+    let child = ImageSpec::new("rbd", &common::unique("sect-child"));
+    let name = common::unique("sect");
+    let remote = RemoteOptions {
+        conf: sectioned.to_string_lossy().into(),
+        keyring: Some(keyring.to_string_lossy().into()),
+        cluster_name: Some(name.clone()),
+        ..Default::default()
+    };
+    clone_standalone(&local, &parent, &child, &CloneOptions { remote: Some(remote), ..Default::default() })
+        .unwrap_or_else(|e| panic!("clone through a conf with a [client.someone-else] mon host: {e}"));
+    let p = Image::open(&local, &child, OpenOptions::default()).unwrap().header().parent.unwrap();
+    let dump = common::stock_ok("ceph", &["mon", "dump", "--format", "json"]);
+    let v1 = dump.split("\"type\":\"v1\",\"addr\":\"").nth(1).unwrap().split('"').next().unwrap();
+    assert!(!p.remote_mon_hosts.join(",").contains("192.0.2.1"), "{:?}", p.remote_mon_hosts);
+    assert!(p.remote_mon_hosts.iter().any(|h| h.contains(&format!("v1:{v1}"))), "recorded {:?}, monmap {dump}", p.remote_mon_hosts);
+    rbd_ext::remove(&local, &child).unwrap();
+    rbd_ext::remove(&local, &parent).unwrap();
+    common::stock_ok("ceph", &["config-key", "rm", &format!("rbd-ext/remote/{name}/client.admin")]);
+    std::fs::remove_file(&sectioned).ok();
 }

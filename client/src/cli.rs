@@ -31,15 +31,18 @@ pub struct GlobalArgs {
     /// Keyring file, overriding the configuration.
     #[arg(short = 'k', long, global = true, value_name = "PATH")]
     pub keyring: Option<String>,
-    /// Client id, without `client.`.
-    #[arg(short = 'i', long, global = true, value_name = "ID", default_value = "admin", conflicts_with = "name")]
-    pub id: String,
+    /// Client id, without `client.` (default: `--id` in $CEPH_ARGS, else `admin`).
+    #[arg(short = 'i', long, global = true, value_name = "ID", conflicts_with = "name")]
+    pub id: Option<String>,
     /// Client name (`client.ID`), an alternative to --id.
     #[arg(short = 'n', long, global = true, value_name = "TYPE.ID")]
     pub name: Option<String>,
     /// Cluster name.
     #[arg(long, global = true, value_name = "NAME")]
     pub cluster: Option<String>,
+    /// Monitor address(es), overriding the configuration (`mon_host`).
+    #[arg(short = 'm', long = "mon-host", global = true, value_name = "ADDR")]
+    pub mon_host: Option<String>,
     /// Pool used for image specs that name none.
     #[arg(short = 'p', long, global = true, value_name = "POOL", default_value = rbd_ext::spec::DEFAULT_POOL)]
     pub pool: String,
@@ -102,6 +105,22 @@ pub enum Command {
     Hydrate(HydrateArgs),
     /// Back-fill counters of an S3-backed image, added up over every client.
     Stats(StatsArgs),
+    /// Serve an image over NBD (QEMU, nbd-client, libnbd), in the foreground.
+    #[command(subcommand)]
+    Nbd(NbdCommand),
+    /// Check a pool (-p): the class on every OSD serving it, the class load lists, this
+    /// user's caps, and bookkeeping stock tools left behind; print the fix for each finding.
+    /// Exit status 1 when something is wrong.
+    Doctor(DoctorArgs),
+}
+
+/// `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Apply the safe fixes: remove orphan clone maps, drop stale children entries, lift a
+    /// protection no child holds any more.
+    #[arg(long)]
+    pub fix: bool,
 }
 
 /// A single image spec.
@@ -282,6 +301,36 @@ pub struct LockRmArgs {
     pub cookie: String,
 }
 
+/// `nbd ...`.
+#[derive(Debug, Subcommand)]
+pub enum NbdCommand {
+    /// Serve IMAGE until SIGTERM or SIGINT; prints the NBD URI, logs to stderr.
+    Serve(NbdServeArgs),
+}
+
+/// `nbd serve`.
+#[derive(Debug, Args)]
+pub struct NbdServeArgs {
+    /// Image spec: [pool/[namespace/]]image.
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Listen on this Unix socket.
+    #[arg(long, value_name = "PATH", conflicts_with = "bind")]
+    pub socket: Option<PathBuf>,
+    /// Listen on TCP ADDR:PORT (default, without --socket: 127.0.0.1:10809, NBD's port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub bind: Option<std::net::SocketAddr>,
+    /// Refuse writes, and take no lock (S3-backed parents are always served read-only).
+    #[arg(long)]
+    pub read_only: bool,
+    /// The export's name (default: the image's name).
+    #[arg(long, value_name = "NAME")]
+    pub export_name: Option<String>,
+    /// Requests carried out at once per connection.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_in_flight: usize,
+}
+
 /// `bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -336,6 +385,21 @@ pub enum S3Command {
     /// Check that an S3-backed image's settings work: secrets resolve, the object is
     /// reachable, the manifest matches, a sample GET verifies.
     Verify(ImageArg),
+    /// Once every object is filled (`hydrate`) and matches the manifest: make PARENT a plain
+    /// local image and its children type-1 standalone clones that stock librbd, QEMU and
+    /// rbd-nbd serve. Refused, with the count of missing objects, while any is missing.
+    Finalize(S3FinalizeArgs),
+}
+
+/// `s3 finalize`.
+#[derive(Debug, Args)]
+pub struct S3FinalizeArgs {
+    /// Image spec of an S3-backed parent.
+    #[arg(value_name = "PARENT")]
+    pub image: String,
+    /// Objects checked at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub parallel: u32,
 }
 
 /// Where S3 is and who we are there (publish). Each falls back to the standard AWS sources
@@ -533,6 +597,7 @@ pub const FEATURE_NAMES: &[(&str, u64)] = {
         ("operations", f::OPERATIONS),
         ("migrating", 1 << 9),
         ("non-primary", f::NON_PRIMARY),
+        ("dirty-cache", 1 << 11),
     ]
 };
 

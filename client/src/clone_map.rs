@@ -61,9 +61,11 @@ pub fn summary(states: &[CloneMapState]) -> Vec<(CloneMapState, u64)> {
 pub fn expected_state(child_exists: bool, current: CloneMapState, inherited: bool) -> CloneMapState {
     use CloneMapState::*;
     if child_exists {
-        // A local object: keep the finer distinction the map had, else say EXISTS.
+        // A local object: keep the finer distinction the map had; one the map still called
+        // inherited was copied up (by a stock client); else say EXISTS.
         match current {
             Exists | ExistsClean | CopiedUp => current,
+            ExistsParent => CopiedUp,
             _ => Exists,
         }
     } else if inherited {
@@ -82,6 +84,8 @@ mod tests {
     fn expected_states() {
         assert_eq!(expected_state(true, Pending, true), Exists);
         assert_eq!(expected_state(true, CopiedUp, true), CopiedUp);
+        assert_eq!(expected_state(true, ExistsParent, true), CopiedUp);
+        assert_eq!(expected_state(true, NonExistent, false), Exists);
         assert_eq!(expected_state(false, Pending, true), ExistsParent);
         assert_eq!(expected_state(false, Exists, false), NonExistent);
         assert_eq!(summary(&[Exists, Exists, NonExistent]), [(NonExistent, 1), (Exists, 2)]);

@@ -214,3 +214,52 @@ pub fn locate(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<(ImageLocation
     };
     Ok((ImageLocation { spec: spec.clone(), id, md, data }, header))
 }
+
+/// The header keys `rbd info` shows beyond the layout: op features, flags, timestamps and
+/// the snapshot count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderMeta {
+    /// `op_features` (0 when absent).
+    pub op_features: u64,
+    /// `flags` of HEAD (0 when absent).
+    pub flags: u64,
+    /// `create_timestamp`, `access_timestamp`, `modify_timestamp` in seconds since the epoch
+    /// (`None` when absent or zero, as `rbd info` then omits them).
+    pub timestamps: [Option<u64>; 3],
+    /// `snapshot_*` keys.
+    pub snapshot_count: u64,
+}
+
+/// Reads [`HeaderMeta`] of image `id` from its header's omap.
+pub fn read_meta(md: &IoCtx, id: &str) -> Result<HeaderMeta> {
+    let oid = header_oid(id);
+    let mut m = HeaderMeta::default();
+    let u64_of = |k: &str, v: &[u8]| -> Result<u64> {
+        let b: [u8; 8] = v.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| Error::new(Errno::EIO, format!("object {oid}: corrupt {k}")))?;
+        Ok(u64::from_le_bytes(b))
+    };
+    for (k, v) in md.omap_list(&oid, "")? {
+        match k.as_str() {
+            "op_features" => m.op_features = u64_of(&k, &v)?,
+            "flags" => m.flags = u64_of(&k, &v)?,
+            // utime_t: u32 seconds, u32 nanoseconds.
+            "create_timestamp" | "access_timestamp" | "modify_timestamp" => {
+                let i = ["create_timestamp", "access_timestamp", "modify_timestamp"].iter().position(|n| *n == k).unwrap_or(0);
+                let secs = u64_of(&k, &v)? & 0xffff_ffff;
+                m.timestamps[i] = (secs != 0).then_some(secs);
+            }
+            _ if k.starts_with("snapshot_") => m.snapshot_count += 1,
+            _ => {}
+        }
+    }
+    Ok(m)
+}
+
+/// The name of snapshot `snap_id` of image `id` (`None` if it has none by that id).
+pub fn snapshot_name(md: &IoCtx, id: &str, snap_id: u64) -> Result<Option<String>> {
+    let Some(v) = md.omap_get(&header_oid(id), &format!("snapshot_{snap_id:016x}"))? else { return Ok(None) };
+    // cls_rbd_snap: ENCODE_START header (u8 v, u8 compat, u32 len), u64 id, string name.
+    let mut r = rbd_ext_cls::codec::Reader::new(v.get(6..).unwrap_or_default());
+    let name = u64::read(&mut r).and_then(|_| String::read(&mut r));
+    Ok(name.ok())
+}

@@ -21,9 +21,10 @@ use crate::clone_map;
 use crate::error::{Errno, Error, Result};
 use crate::extents::{nonzero_runs, object_extents, ObjectExtent};
 use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
-use crate::lock::WriterLock;
+use crate::guard::{IoGate, ObjectGuard, OpBudget};
+use crate::lock::{HeaderWatch, WriterLock};
 use crate::remote::{self, RemoteCluster};
-use crate::rados::{Cluster, IoCtx, ReadOp, ReadStep, StepOut, WriteOp, WriteStep};
+use crate::rados::{blocking, Cluster, IoCtx, OpResult, ReadOp, ReadStep, StepOut, WriteOp, WriteStep};
 use crate::spec::ImageSpec;
 
 /// Granularity of the zero detection that keeps copy-ups sparse.
@@ -36,11 +37,14 @@ pub struct OpenOptions {
     pub write: bool,
     /// Most RADOS ops in flight per request.
     pub max_in_flight: usize,
+    /// Most RADOS ops in flight for the whole image, all requests together (a server with
+    /// many clients must not flood the OSDs with one image's ops).
+    pub max_ops_in_flight: usize,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { write: false, max_in_flight: 16 }
+        OpenOptions { write: false, max_in_flight: 16, max_ops_in_flight: 64 }
     }
 }
 
@@ -76,11 +80,30 @@ pub struct Image {
     max_in_flight: usize,
     /// For an S3-backed parent: fills missing objects from S3.
     backfill: Option<Backfill>,
+    /// The header watch: lock requests, header updates, blocklisting (lock.rs).
+    watch: HeaderWatch,
+    /// Held shared by every request, exclusively by a resize.
+    gate: IoGate,
+    /// Held while a request re-reads an announced header update: a request that finds the
+    /// re-read under way waits for it (it may bring the snapshot context its writes need).
+    refreshing: tokio::sync::Mutex<()>,
+    /// Requests that change one object run one at a time.
+    objects: ObjectGuard,
+    /// RADOS ops in flight for this image.
+    budget: OpBudget,
+    /// What opening repaired ([`Image::reconciled`]).
+    reconciled: Vec<String>,
 }
 
 impl Drop for Image {
+    /// Never waits for RADOS: the stats write, the lock release and the unwatch run on a
+    /// blocking thread when inside an async runtime ([`Image::close_async`] awaits them).
     fn drop(&mut self) {
-        self.flush_stats();
+        let work = self.take_closing();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(work)),
+            Err(_) => drop(work()),
+        }
     }
 }
 
@@ -112,7 +135,16 @@ impl Image {
     pub fn open(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: OpenOptions) -> Result<Image> {
         spec.require_head("image")?;
         let (loc, header) = header::locate(cluster, spec)?;
-        Image::from_location(cluster, loc, header, opts)
+        let reconciled = crate::reconcile::on_open(cluster, &loc, &header);
+        let mut image = Image::from_location(cluster, loc, header, opts)?;
+        image.reconciled.extend(reconciled);
+        Ok(image)
+    }
+
+    /// What opening repaired (orphan clone map, stale children entries, clone-map entries
+    /// behind a stock client's copy-ups), one line each, for the caller to report.
+    pub fn reconciled(&self) -> &[String] {
+        &self.reconciled
     }
 
     fn from_location(cluster: &Arc<Cluster>, loc: ImageLocation, header: ImageHeader, opts: OpenOptions) -> Result<Image> {
@@ -154,9 +186,11 @@ impl Image {
                 format!("image {spec} is read-only: it is the parent of standalone clones (or a non-primary mirror image, or being migrated); flatten or remove its children first"),
             ));
         }
+        let watch = HeaderWatch::start(&loc.md, &spec, &loc.id)?;
+        let mut reconciled = Vec::new();
         let writer = if opts.write {
             let has_om = header.has(features::OBJECT_MAP);
-            let lock = WriterLock::acquire(&loc.md, &spec, &loc.id, has_om)?;
+            let lock = WriterLock::acquire(&loc.md, &spec, &loc.id, has_om, &watch)?;
             let object_map = if has_om {
                 let out = loc.md.exec(&object_map_oid(&loc.id), &stock::object_map_load()).map_err(|e| e.context(format_args!("image {spec}")))?;
                 let states = stock::decode_object_map(&out).map_err(|e| Error::new(e, format!("image {spec}: object map")))?;
@@ -164,16 +198,39 @@ impl Image {
             } else {
                 None
             };
-            let clone_map = Mutex::new(clone_map::load(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?);
+            let mut states = clone_map::load(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?;
+            // Objects a stock client copied up since the last rbd-ext writer: the object map
+            // (exact under the lock) says they exist, the clone map still says "parent".
+            if let (Some(cm), Some(om), true) = (states.as_mut(), object_map.as_ref(), header.parent.is_some()) {
+                let om = om.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let n = crate::reconcile::annotate_from_object_map(&loc, &header, cm, Some(&om)).map_err(|e| e.context(format_args!("image {spec}: clone map")))?;
+                if n > 0 {
+                    reconciled.push(format!("clone map: {n} object(s) written by a stock client now counted as copied up"));
+                }
+            }
             // The header was read before the lock was taken: a snapshot created in between
-            // is in this re-read, and any later one is announced on the watch the lock holds.
-            let header = header::read_header(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?;
-            let data = RwLock::new((header.snapc.clone(), data_write_ctx(&loc, &header.snapc)?));
-            Some(Writer { lock, object_map, clone_map, data })
+            // is in this re-read, and any later one is announced on the header watch.
+            let fresh = header::read_header(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?;
+            let data = RwLock::new((fresh.snapc.clone(), data_write_ctx(&loc, &fresh.snapc)?));
+            Some(Writer { lock, object_map, clone_map: Mutex::new(states), data })
         } else {
             None
         };
-        Ok(Image { loc, header: RwLock::new(header), parent, parent_name, writer, max_in_flight: opts.max_in_flight.max(1), backfill })
+        Ok(Image {
+            loc,
+            header: RwLock::new(header),
+            parent,
+            parent_name,
+            writer,
+            max_in_flight: opts.max_in_flight.max(1),
+            backfill,
+            watch,
+            gate: IoGate::default(),
+            refreshing: tokio::sync::Mutex::new(()),
+            objects: ObjectGuard::default(),
+            budget: OpBudget::new(opts.max_ops_in_flight),
+            reconciled,
+        })
     }
 
     /// Opens the parent named by a child's record, read-only: in this cluster, or for a
@@ -244,12 +301,21 @@ impl Image {
         Ok(self.writer()?.data.read().unwrap_or_else(|e| e.into_inner()).1.clone())
     }
 
-    /// Before each write request: if the header was announced changed (a stock `rbd snap
-    /// create` notifies the header before it returns), re-read it, snapshot context
-    /// included, as librbd refreshes on its header watch.
-    fn follow_header(&self) -> Result<()> {
-        if self.writer()?.lock.take_notified() {
-            self.refresh_header()?;
+    /// Whether this handle holds the writer lock.
+    pub fn is_writable(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Before each request: stop if this client was blocklisted or lost its lock, and
+    /// re-read the header if a header update was announced (a resize by the writer, or a
+    /// stock `rbd snap create`, which notifies before it returns: the snapshot context
+    /// that writes carry is re-read with it, as librbd refreshes on its header watch).
+    async fn ready(&self) -> Result<()> {
+        self.watch.check()?;
+        let _refreshing = self.refreshing.lock().await;
+        if let Some(stale) = self.watch.take_stale() {
+            self.refresh_header_async().await?;
+            stale.done();
         }
         Ok(())
     }
@@ -267,6 +333,37 @@ impl Image {
         Ok(())
     }
 
+    /// One read op within the image's budget of ops in flight.
+    async fn rados_read(&self, io: &IoCtx, oid: &str, op: &ReadOp) -> Result<OpResult> {
+        let _slot = self.budget.acquire().await;
+        let r = io.aio_read(oid, op, 0)?.await;
+        self.watch.note_errno(r.rc);
+        Ok(r)
+    }
+
+    /// One write op within the image's budget; refused once the client was blocklisted.
+    async fn rados_write(&self, io: &IoCtx, oid: &str, op: &WriteOp) -> Result<OpResult> {
+        self.watch.check()?;
+        let _slot = self.budget.acquire().await;
+        let r = io.aio_write(oid, op, 0)?.await;
+        self.watch.note_errno(r.rc);
+        if r.rc == -libc::ESHUTDOWN {
+            self.watch.check()?;
+        }
+        Ok(r)
+    }
+
+    /// Stats one data object (within the budget).
+    pub(crate) async fn stat_object(&self, oid: &str) -> Result<OpResult> {
+        self.rados_read(&self.loc.data, oid, &ReadOp { steps: vec![ReadStep::Stat] }).await
+    }
+
+    /// The most RADOS ops this image had in flight at once (bounded by
+    /// [`OpenOptions::max_ops_in_flight`]).
+    pub fn ops_in_flight_peak(&self) -> usize {
+        self.budget.peak()
+    }
+
     fn check_range(&self, off: u64, len: u64) -> Result<()> {
         let size = self.size();
         if off.checked_add(len).is_none_or(|end| end > size) {
@@ -281,6 +378,8 @@ impl Image {
     /// Reads `len` bytes at `off` (the range must lie within the image).
     pub fn read_at(&self, off: u64, len: u64) -> BoxFuture<'_, Result<Vec<u8>>> {
         Box::pin(async move {
+            self.ready().await?;
+            let _req = self.gate.request().await;
             self.check_range(off, len)?;
             let hdr = self.header();
             let os = hdr.object_size();
@@ -325,7 +424,7 @@ impl Image {
             return Ok((e, data));
         }
         let op = ReadOp { steps: vec![ReadStep::Read { off: e.offset, len: e.length as usize }] };
-        let r = self.loc.data.aio_read(&oid, &op, 0)?.await;
+        let r = self.rados_read(&self.loc.data, &oid, &op).await?;
         if r.rc == -libc::ENOENT {
             let data = self.read_parent(e.image_offset(hdr.object_size()), e.length, hdr).await?;
             return Ok((e, data));
@@ -356,7 +455,9 @@ impl Image {
 
     /// Writes `data` at `off` (within the image).
     pub async fn write_at(&self, off: u64, data: &[u8]) -> Result<()> {
-        self.follow_header()?;
+        self.writer()?;
+        self.ready().await?;
+        let _req = self.gate.request().await;
         self.check_range(off, data.len() as u64)?;
         let hdr = self.header();
         let os = hdr.object_size();
@@ -368,7 +469,11 @@ impl Image {
                 } else {
                     WriteStep::Write { off: e.offset, data: bytes.to_vec() }
                 };
-                self.mutate(e, &hdr, vec![step], e.is_whole(os))
+                let hdr = &hdr;
+                async move {
+                    let _object = self.objects.lock(e.object_no).await;
+                    self.mutate(e, hdr, vec![step], e.is_whole(os)).await
+                }
             })
             .buffer_unordered(self.max_in_flight)
             .try_collect::<()>()
@@ -387,12 +492,20 @@ impl Image {
     }
 
     async fn zero_range(&self, off: u64, len: u64) -> Result<()> {
-        self.follow_header()?;
+        self.writer()?;
+        self.ready().await?;
+        let _req = self.gate.request().await;
         self.check_range(off, len)?;
         let hdr = self.header();
         let os = hdr.object_size();
         stream::iter(object_extents(off, len, os))
-            .map(|e| self.zero_extent(e, &hdr))
+            .map(|e| {
+                let hdr = &hdr;
+                async move {
+                    let _object = self.objects.lock(e.object_no).await;
+                    self.zero_extent(e, hdr).await
+                }
+            })
             .buffer_unordered(self.max_in_flight)
             .try_collect::<()>()
             .await
@@ -419,7 +532,7 @@ impl Image {
         // Nothing inherited: zero the object if it exists; a missing one already reads zeros.
         let oid = hdr.data_oid(e.object_no);
         let op = WriteOp { steps: vec![WriteStep::AssertExists, WriteStep::Zero { off: e.offset, len: e.length }] };
-        let r = self.data_w()?.aio_write(&oid, &op, 0)?.await;
+        let r = self.rados_write(&self.data_w()?, &oid, &op).await?;
         if r.rc < 0 && r.rc != -libc::ENOENT {
             return Err(os_err(&self.loc.spec, e.object_no, "zero", r.rc));
         }
@@ -428,7 +541,7 @@ impl Image {
 
     async fn remove_object(&self, object_no: u64, hdr: &ImageHeader) -> Result<()> {
         self.object_map_update(object_no, om::PENDING, None).await?;
-        let r = self.data_w()?.aio_write(&hdr.data_oid(object_no), &WriteOp { steps: vec![WriteStep::Remove] }, 0)?.await;
+        let r = self.rados_write(&self.data_w()?, &hdr.data_oid(object_no), &WriteOp { steps: vec![WriteStep::Remove] }).await?;
         if r.rc < 0 && r.rc != -libc::ENOENT {
             return Err(os_err(&self.loc.spec, object_no, "remove", r.rc));
         }
@@ -453,7 +566,7 @@ impl Image {
         // librbd order: the object map says "exists" before any data can appear.
         self.object_map_update(e.object_no, om::EXISTS, None).await?;
         if !self.inherits(hdr, e.object_no) || replaces_all {
-            let r = data_w.aio_write(&oid, &WriteOp { steps }, 0)?.await;
+            let r = self.rados_write(&data_w, &oid, &WriteOp { steps }).await?;
             if r.rc < 0 {
                 return Err(os_err(spec, e.object_no, "write", r.rc));
             }
@@ -463,7 +576,7 @@ impl Image {
         if !known_missing {
             let mut guarded = vec![WriteStep::AssertExists];
             guarded.extend(steps.iter().cloned());
-            let r = data_w.aio_write(&oid, &WriteOp { steps: guarded }, 0)?.await;
+            let r = self.rados_write(&data_w, &oid, &WriteOp { steps: guarded }).await?;
             if r.rc >= 0 {
                 return self.clone_map_mark_local(e.object_no, CloneMapState::Exists).await;
             }
@@ -481,30 +594,34 @@ impl Image {
         let copyup = WriteOp::default().exec(sparse_copyup_call(&parent_data?));
         if hdr.snapc.snaps.is_empty() {
             let op = steps.into_iter().fold(copyup, WriteOp::step);
-            let r = data_w.aio_write(&oid, &op, 0)?.await;
+            let r = self.rados_write(&data_w, &oid, &op).await?;
             if r.rc < 0 {
                 return Err(os_err(spec, e.object_no, "copy-up", r.rc));
             }
         } else {
             self.copy_up_before_snapshots(e.object_no, &oid, &copyup).await?;
-            let r = data_w.aio_write(&oid, &WriteOp { steps }, 0)?.await;
+            let r = self.rados_write(&data_w, &oid, &WriteOp { steps }).await?;
             if r.rc < 0 {
                 return Err(os_err(spec, e.object_no, "write", r.rc));
             }
         }
+        crate::kill_point::reached("copyup.written");
         self.clone_map_set(e.object_no, CloneMapState::CopiedUp, Some(CloneMapState::Pending)).await
     }
 
     /// Copy-on-read of a whole object (flatten): creates object `n` from `parent_data` if it
     /// does not exist, with the same map transitions as a copy-up write.
     pub(crate) async fn copy_up(&self, n: u64, hdr: &ImageHeader, parent_data: Vec<u8>) -> Result<()> {
-        self.follow_header()?;
+        self.writer()?;
+        self.ready().await?;
+        let _req = self.gate.request().await;
+        let _object = self.objects.lock(n).await;
         self.object_map_update(n, om::EXISTS, None).await?;
         self.clone_map_set(n, CloneMapState::Pending, None).await?;
         let op = WriteOp::default().exec(sparse_copyup_call(&parent_data));
         let oid = hdr.data_oid(n);
         if self.header().snapc.snaps.is_empty() {
-            let r = self.data_w()?.aio_write(&oid, &op, 0)?.await;
+            let r = self.rados_write(&self.data_w()?, &oid, &op).await?;
             if r.rc < 0 {
                 return Err(os_err(&self.loc.spec, n, "copy-up", r.rc));
             }
@@ -520,7 +637,7 @@ impl Image {
     /// parent for it; the write that follows carries the snapshot context, so the OSD clones
     /// the object first. A no-op when the object exists.
     async fn copy_up_before_snapshots(&self, object_no: u64, oid: &str, copyup: &WriteOp) -> Result<()> {
-        let r = self.loc.data.aio_write(oid, copyup, 0)?.await;
+        let r = self.rados_write(&self.loc.data, oid, copyup).await?;
         if r.rc < 0 {
             return Err(os_err(&self.loc.spec, object_no, "copy-up", r.rc));
         }
@@ -558,7 +675,7 @@ impl Image {
         let op = WriteOp::default()
             .exec(&stock::assert_locked(stock::RBD_LOCK_NAME, stock::lock_type::EXCLUSIVE, "", ""))
             .exec(&stock::object_map_update(object_no, object_no + 1, new, current));
-        let r = self.loc.md.aio_write(&object_map_oid(&self.loc.id), &op, 0)?.await;
+        let r = self.rados_write(&self.loc.md, &object_map_oid(&self.loc.id), &op).await?;
         if r.rc < 0 {
             return Err(os_err(&self.loc.spec, object_no, "object map update", r.rc));
         }
@@ -590,7 +707,7 @@ impl Image {
             _ => {}
         }
         let op = WriteOp::default().exec(&stubs::clone_map_update(object_no, 1, new, expected));
-        let r = self.loc.md.aio_write(&clone_map_object(&self.loc.id), &op, 0)?.await;
+        let r = self.rados_write(&self.loc.md, &clone_map_object(&self.loc.id), &op).await?;
         let mut m = w.clone_map.lock().unwrap_or_else(|e| e.into_inner());
         if r.rc == -libc::ENOENT {
             // The map went away (flatten, or removal by another tool): stop maintaining it.
@@ -608,10 +725,27 @@ impl Image {
         Ok(())
     }
 
-    fn flush_stats(&mut self) {
-        if let Some(bf) = self.backfill.take() {
-            bf.flush_stats(&self.loc.md, &header_oid(&self.loc.id));
+    /// What closing has to do (save back-fill stats, release the lock, unwatch), as one
+    /// blocking job; the handle keeps nothing of it.
+    fn take_closing(&mut self) -> impl FnOnce() -> Result<()> + Send + 'static {
+        let stats = self.backfill.take().map(|bf| (bf, self.loc.md.clone(), header_oid(&self.loc.id)));
+        let writer = self.writer.take();
+        let watch = self.watch.take_watch();
+        move || {
+            if let Some((bf, md, oid)) = stats {
+                bf.flush_stats(&md, &oid);
+            }
+            let released = writer.map_or(Ok(()), |w| w.lock.release());
+            drop(watch);
+            released
         }
+    }
+
+    /// [`Image::refresh_header`] without blocking the caller's thread.
+    pub async fn refresh_header_async(&self) -> Result<()> {
+        let (md, id) = (self.loc.md.clone(), self.loc.id.clone());
+        let fresh = blocking(move || header::read_header(&md, &id)).await.map_err(|e| e.context(format_args!("image {}", self.loc.spec)))?;
+        self.set_header(fresh)
     }
 
     /// Re-reads the header (after a resize or flatten changed it).
@@ -627,8 +761,11 @@ impl Image {
 
     /// Resizes the image. Shrinking removes or truncates the objects past the end and clamps
     /// the parent overlap, so a later grow reads zeros there, not the parent's data.
+    /// Waits for the requests in flight and holds new ones back until it is done.
     pub async fn resize(&self, new_size: u64) -> Result<()> {
-        self.follow_header()?;
+        self.writer()?;
+        self.ready().await?;
+        let exclusive = self.gate.exclusive().await;
         let spec = self.loc.spec.clone();
         let hdr = self.header();
         let os = hdr.object_size();
@@ -642,37 +779,45 @@ impl Image {
             if new_size % os != 0 {
                 let n = new_size / os;
                 let op = WriteOp { steps: vec![WriteStep::AssertExists, WriteStep::Truncate(new_size % os)] };
-                let r = self.data_w()?.aio_write(&hdr.data_oid(n), &op, 0)?.await;
+                let r = self.rados_write(&self.data_w()?, &hdr.data_oid(n), &op).await?;
                 if r.rc < 0 && r.rc != -libc::ENOENT {
                     return Err(os_err(&spec, n, "truncate", r.rc));
                 }
             }
             if hdr.parent.is_some() && hdr.overlap() > new_size {
-                self.loc.md.exec_write(&header_oid(&self.loc.id), &stubs::parent_overlap_set(new_size)).map_err(|e| e.context(format_args!("image {spec}")))?;
+                self.loc.md.exec_write_async(&header_oid(&self.loc.id), &stubs::parent_overlap_set(new_size)).await.map_err(|e| e.context(format_args!("image {spec}")))?;
             }
         }
         let hoid = header_oid(&self.loc.id);
-        self.loc.md.exec_write(&hoid, &stubs::set_size(new_size)).map_err(|e| e.context(format_args!("image {spec}")))?;
+        self.loc.md.exec_write_async(&hoid, &stubs::set_size(new_size)).await.map_err(|e| e.context(format_args!("image {spec}")))?;
         if let Some(map) = self.writer.as_ref().and_then(|w| w.object_map.as_ref()) {
             let op = WriteOp::default()
                 .exec(&stock::assert_locked(stock::RBD_LOCK_NAME, stock::lock_type::EXCLUSIVE, "", ""))
                 .exec(&stock::object_map_resize(new_count, om::NONEXISTENT));
-            self.loc.md.write(&object_map_oid(&self.loc.id), &op).map_err(|e| e.context(format_args!("image {spec}: object map resize")))?;
+            let r = self.rados_write(&self.loc.md, &object_map_oid(&self.loc.id), &op).await?;
+            if r.rc < 0 {
+                return Err(Error::new(Errno(-r.rc), format!("image {spec}: object map resize")));
+            }
             map.lock().unwrap_or_else(|e| e.into_inner()).resize(new_count as usize, om::NONEXISTENT);
         }
-        if let Some(w) = &self.writer {
+        let keeps_clone_map = self.writer.as_ref().is_some_and(|w| w.clone_map.lock().unwrap_or_else(|e| e.into_inner()).is_some());
+        if let (Some(w), true) = (&self.writer, keeps_clone_map) {
+            let r = self.loc.md.exec_write_async(&clone_map_object(&self.loc.id), &stubs::clone_map_resize(new_count, CloneMapState::NonExistent)).await;
             let mut m = w.clone_map.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(states) = m.as_mut() {
-                match self.loc.md.exec_write(&clone_map_object(&self.loc.id), &stubs::clone_map_resize(new_count, CloneMapState::NonExistent)) {
-                    Ok(()) => states.resize(new_count as usize, CloneMapState::NonExistent),
-                    Err(e) if e.is_not_found() => *m = None,
-                    Err(e) => return Err(e.context(format_args!("image {spec}: clone map resize"))),
+            match r {
+                Ok(()) => {
+                    if let Some(states) = m.as_mut() {
+                        states.resize(new_count as usize, CloneMapState::NonExistent)
+                    }
                 }
+                Err(e) if e.is_not_found() => *m = None,
+                Err(e) => return Err(e.context(format_args!("image {spec}: clone map resize"))),
             }
         }
-        self.refresh_header()?;
-        // Open librbd clients refresh their view of the size.
-        let _ = self.loc.md.notify(&hoid, &stock::header_update_notification(), 5000);
+        self.refresh_header_async().await?;
+        drop(exclusive);
+        // Open librbd clients and other rbd-ext handles refresh their view of the size.
+        let _ = self.loc.md.notify_async(&hoid, stock::header_update_notification(), 5000).await;
         Ok(())
     }
 
@@ -681,17 +826,26 @@ impl Image {
         self.backfill.as_ref().map(|b| b.stats_json())
     }
 
+    /// The S3 back-fill of an S3-backed image.
+    pub(crate) fn backfill(&self) -> Option<&Backfill> {
+        self.backfill.as_ref()
+    }
+
     /// Whether the image is S3-backed.
     pub fn is_s3_backed(&self) -> bool {
         self.backfill.is_some()
     }
 
-    /// Closes the image, releasing the writer lock.
+    /// Closes the image, releasing the writer lock (blocks: for async code, use
+    /// [`Image::close_async`]).
     pub fn close(mut self) -> Result<()> {
-        self.flush_stats();
-        match self.writer.take() {
-            Some(w) => w.lock.release(),
-            None => Ok(()),
-        }
+        self.take_closing()()
+    }
+
+    /// Closes the image without blocking the async runtime: saves the back-fill stats,
+    /// releases the writer lock and ends the watch, and says whether the release worked.
+    pub async fn close_async(mut self) -> Result<()> {
+        let work = self.take_closing();
+        blocking(work).await
     }
 }

@@ -3,26 +3,41 @@
 //! - [`rados`]: the safe librados wrapper (cluster, I/O contexts, compound and aio ops,
 //!   class calls, watch/notify, locks) and the few librbd calls delegated to stock code;
 //! - [`Image`]: an open image, reading through to its parent and copying up on write;
+//! - [`nbd`]: an NBD server over an image;
 //! - [`clone_standalone`], [`children`], [`remove`], [`flatten`]: image management;
+//! - [`reconcile`]: repairs what stock tools left behind (orphan clone maps, stale children,
+//!   stuck protection, clone-map entries behind a stock client's copy-ups);
 //! - [`Error`]: what failed (image, object, operation) and its errno.
 //!
 //! Everything written is what librbd would have written (DESIGN.md §0), so stock clients
 //! and rbd-ext can take turns on one child.
+//!
+//! Cargo features (both off by default, for tests only): `testproxy` builds
+//! `s3::testproxy`, a fault-injecting S3 proxy; `kill-points` arms the crash points of
+//! `kill_point.rs` (`RBD_EXT_KILL_POINT`).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod allocation;
 pub mod backfill;
+pub mod ceph_args;
 pub mod clone_map;
+pub mod doctor;
 pub mod error;
 pub mod extents;
+mod guard;
 pub mod header;
 mod image;
+mod kill_point;
 pub mod lock;
 mod manage;
+pub mod nbd;
 #[allow(unsafe_code)]
 pub mod rados;
+mod reconcile;
 pub mod remote;
+pub mod s3_finalize;
 pub mod s3_parent;
 pub mod secret;
 pub mod s3;
@@ -31,7 +46,8 @@ pub mod spec;
 pub use error::{Errno, Error, Result};
 pub use image::{Image, ImageInfo, OpenOptions};
 pub use manage::{
-    check_clone_map, children, clone_standalone, flatten, protection, remove, set_protection, CheckReport, Children, CloneOptions, Progress,
-    RemoteOptions, Removed,
+    check_clone_map, child_entries, children, clone_standalone, flatten, protection, remove, set_protection, CheckReport, Children,
+    CloneOptions, Progress, RemoteOptions, Removed,
 };
+pub use reconcile::reconcile;
 pub use spec::ImageSpec;

@@ -2,11 +2,27 @@
 //! `rbd_lock` on the header, EXCLUSIVE, tag `internal`, cookie `auto <watch handle>`, with a
 //! watch on the header so the holder is seen as alive; plus, for images with an object map,
 //! the map object's own `rbd_lock` (cookie "", tag ""), as librbd's object-map lock.
+//!
+//! The header watch ([`HeaderWatch`], every open image has one, as in librbd) keeps the
+//! lock alive over time, as librbd's ImageWatcher does:
+//! - a broken watch is re-established at once (on its own thread), and the lock's cookie
+//!   moved to the new watch handle (`lock.set_cookie`), so lock owners stay recognisable;
+//! - a librbd client asking the owner for the lock (RequestLock), or asking it to run a
+//!   maintenance op (resize, snap create, flatten...), gets librbd's `ResponseMessage`
+//!   with `-EROFS`: the refusal librbd's own owner gives when it will not hand the lock
+//!   over (rbd-nbd `--exclusive`), so that client fails at once with EROFS instead of
+//!   retrying forever;
+//! - a header-update notification marks the header stale; the next request re-reads it
+//!   (a resize by the writer is seen by every reader);
+//! - being blocklisted (the watch or any op failing with `ESHUTDOWN`), or finding the lock
+//!   broken after a re-watch, stops every later request with a clear error: another client
+//!   may own the image by now.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
-use rbd_ext_cls::stubs::stock::{self, lock_type, RBD_LOCK_NAME, RBD_LOCK_TAG};
+use rbd_ext_cls::stubs::stock::{self, lock_type, notify_op, RBD_LOCK_NAME, RBD_LOCK_TAG};
 
 use crate::error::{Errno, Error, Result};
 use crate::header::{header_oid, object_map_oid};
@@ -42,32 +58,220 @@ pub fn break_lock(md: &IoCtx, id: &str, client: &str, cookie: &str) -> Result<()
     md.break_lock(&header_oid(id), RBD_LOCK_NAME, client, cookie)
 }
 
+/// The watch every open image keeps on its header (see the module doc).
+pub(crate) struct HeaderWatch {
+    inner: Arc<WatchInner>,
+}
+
+struct WatchInner {
+    md: IoCtx,
+    oid: String,
+    spec: ImageSpec,
+    watch: Mutex<Option<Watch>>,
+    /// The header lock's cookie while this handle owns the lock (it follows the watch handle).
+    cookie: Mutex<Option<String>>,
+    /// A header-update notification arrived since the header was last read.
+    stale: AtomicBool,
+    /// This client was blocklisted: nothing more may be written through this handle.
+    blocklisted: AtomicBool,
+    /// The lock was found broken (by another client) after a re-watch.
+    lost: AtomicBool,
+    /// A re-watch thread is running.
+    rewatching: AtomicBool,
+}
+
+/// How long a re-watch keeps trying while the OSDs are unreachable (librbd retries too).
+const REWATCH_RETRY: Duration = Duration::from_secs(1);
+
+impl HeaderWatch {
+    /// Watches the image's header.
+    pub(crate) fn start(md: &IoCtx, spec: &ImageSpec, id: &str) -> Result<HeaderWatch> {
+        let inner = Arc::new(WatchInner {
+            md: md.clone(),
+            oid: header_oid(id),
+            spec: spec.clone(),
+            watch: Mutex::new(None),
+            cookie: Mutex::new(None),
+            stale: AtomicBool::new(false),
+            blocklisted: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
+            rewatching: AtomicBool::new(false),
+        });
+        let w = WatchInner::register(&inner).map_err(|e| e.context(format_args!("image {spec}")))?;
+        *inner.watch.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
+        Ok(HeaderWatch { inner })
+    }
+
+    /// The current watch handle (librbd's lock cookie is `auto <handle>`).
+    fn handle(&self) -> u64 {
+        self.inner.watch.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |w| w.handle())
+    }
+
+    /// The watch itself, to be ended (unwatched) elsewhere: closing does it on a blocking
+    /// thread. Notifications are no longer answered afterwards.
+    pub(crate) fn take_watch(&self) -> Option<Watch> {
+        self.inner.watch.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// If a header update was announced since the last call: forgets it, and returns a mark
+    /// that announces it again on drop unless [`StaleMark::done`] is called once the header
+    /// was re-read (so a re-read that failed, or whose request was dropped, is retried).
+    pub(crate) fn take_stale(&self) -> Option<StaleMark<'_>> {
+        self.inner.stale.swap(false, Ordering::AcqRel).then_some(StaleMark(Some(self)))
+    }
+
+    /// Records an op that failed because this client is blocklisted.
+    pub(crate) fn note_errno(&self, rc: i32) {
+        if rc == -libc::ESHUTDOWN {
+            self.inner.blocklisted.store(true, Ordering::Release);
+        }
+    }
+
+    /// Fails once this client was blocklisted or lost its lock: another client may own the
+    /// image by now, so nothing more is read or written through this handle.
+    pub(crate) fn check(&self) -> Result<()> {
+        let spec = &self.inner.spec;
+        if self.inner.blocklisted.load(Ordering::Acquire) {
+            return Err(Error::new(
+                Errno::ESHUTDOWN,
+                format!("image {spec}: this client was blocklisted (its lock was broken, e.g. by `rbd-ext lock rm`); nothing more goes through this handle: close it and open the image again"),
+            ));
+        }
+        if self.inner.lost.load(Ordering::Acquire) {
+            return Err(Error::new(
+                Errno::ESHUTDOWN,
+                format!("image {spec}: its writer lock was broken by another client while this one was disconnected; nothing more is written through this handle: close it and open the image again"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A taken header-update announcement (see [`HeaderWatch::take_stale`]).
+pub(crate) struct StaleMark<'a>(Option<&'a HeaderWatch>);
+
+impl StaleMark<'_> {
+    /// The header was re-read.
+    pub(crate) fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StaleMark<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.0 {
+            w.inner.stale.store(true, Ordering::Release);
+        }
+    }
+}
+
+impl WatchInner {
+    /// A new watch whose callbacks hold only a weak reference (the image may close first).
+    fn register(this: &Arc<WatchInner>) -> Result<Watch> {
+        let (on_notify, on_error) = (Arc::downgrade(this), Arc::downgrade(this));
+        this.md.watch(
+            &this.oid,
+            Box::new(move |payload| on_notify.upgrade().map(|w| w.answer(payload)).unwrap_or_default()),
+            Box::new(move |err| {
+                if let Some(w) = on_error.upgrade() {
+                    w.broken(err)
+                }
+            }),
+        )
+    }
+
+    /// The acknowledgement payload for one notification.
+    fn answer(&self, payload: &[u8]) -> Vec<u8> {
+        let Some(op) = stock::notify_message_op(payload) else { return Vec::new() };
+        if op == notify_op::HEADER_UPDATE {
+            self.stale.store(true, Ordering::Release);
+            return Vec::new();
+        }
+        let owner_request = op == notify_op::REQUEST_LOCK
+            || (notify_op::FIRST_OWNER_REQUEST..=notify_op::LAST_OWNER_REQUEST).contains(&op)
+            || op == notify_op::METADATA_UPDATE;
+        // Only the lock owner answers requests (librbd counts a non-empty ack as the owner's).
+        if owner_request && self.cookie.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            return stock::response_message(-libc::EROFS);
+        }
+        Vec::new()
+    }
+
+    /// The watch broke: blocklisted, or re-watch on a thread of its own (this runs on a
+    /// librados callback thread, which must not wait for RADOS).
+    fn broken(self: Arc<Self>, err: i32) {
+        if err == -libc::ESHUTDOWN {
+            self.blocklisted.store(true, Ordering::Release);
+            return;
+        }
+        if self.rewatching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(&self);
+        drop(self);
+        let _ = std::thread::Builder::new().name("rbd-ext-rewatch".into()).spawn(move || WatchInner::rewatch(&weak));
+    }
+
+    fn rewatch(weak: &Weak<WatchInner>) {
+        loop {
+            let Some(this) = weak.upgrade() else { return };
+            if this.blocklisted.load(Ordering::Acquire) {
+                break;
+            }
+            // Unwatch the broken one first (waits for its callbacks; we are not one).
+            drop(this.watch.lock().unwrap_or_else(|e| e.into_inner()).take());
+            match WatchInner::register(&this) {
+                Ok(w) => {
+                    let handle = w.handle();
+                    *this.watch.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
+                    this.rekey_lock(handle);
+                    // Missed header updates: re-read the header on the next request.
+                    this.stale.store(true, Ordering::Release);
+                    break;
+                }
+                Err(e) if e.errno() == Errno::ESHUTDOWN => {
+                    this.blocklisted.store(true, Ordering::Release);
+                    break;
+                }
+                Err(_) => {
+                    drop(this);
+                    std::thread::sleep(REWATCH_RETRY);
+                }
+            }
+        }
+        if let Some(this) = weak.upgrade() {
+            this.rewatching.store(false, Ordering::Release);
+        }
+    }
+
+    /// Moves the owned lock to the new watch handle's cookie, as librbd's reacquire does;
+    /// a lock that is gone (broken meanwhile) is lost for good.
+    fn rekey_lock(&self, handle: u64) {
+        let mut cookie = self.cookie.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(old) = cookie.clone() else { return };
+        let new = stock::rbd_lock_cookie(handle);
+        match self.md.exec_write(&self.oid, &stock::set_cookie(RBD_LOCK_NAME, lock_type::EXCLUSIVE, &old, RBD_LOCK_TAG, &new)) {
+            Ok(()) => *cookie = Some(new),
+            Err(e) if e.errno() == Errno::ESHUTDOWN => self.blocklisted.store(true, Ordering::Release),
+            Err(_) => self.lost.store(true, Ordering::Release),
+        }
+    }
+}
+
 /// A held writer lock; released on [`WriterLock::release`] or drop.
 pub struct WriterLock {
     md: IoCtx,
     id: String,
-    cookie: String,
+    watch: Arc<WatchInner>,
     object_map: bool,
     released: bool,
-    /// Set by every notification on the header (librbd announces snapshot creation and
-    /// every other header change that way), so the writer re-reads the header.
-    notified: Arc<AtomicBool>,
-    _watch: Watch,
 }
 
 impl WriterLock {
-    /// Watches the header and takes the lock; `EBUSY` naming the holder if another client has it.
-    pub fn acquire(md: &IoCtx, spec: &ImageSpec, id: &str, object_map: bool) -> Result<WriterLock> {
+    /// Takes the lock under the image's header watch; `EBUSY` naming the holder if another
+    /// client has it.
+    pub(crate) fn acquire(md: &IoCtx, spec: &ImageSpec, id: &str, object_map: bool, watch: &HeaderWatch) -> Result<WriterLock> {
         let oid = header_oid(id);
-        // Acknowledge every notification (header updates, lock requests) at once, so that
-        // notifiers never wait for a timeout on us; remember that one came.
-        let notified = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&notified);
-        let handler = Box::new(move |_: &[u8]| {
-            flag.store(true, Ordering::Release);
-            Vec::new()
-        });
-        let watch = md.watch(&oid, handler).map_err(|e| e.context(format_args!("image {spec}")))?;
         let cookie = stock::rbd_lock_cookie(watch.handle());
         let call = stock::lock(RBD_LOCK_NAME, lock_type::EXCLUSIVE, &cookie, RBD_LOCK_TAG, "");
         if let Err(e) = md.exec_write(&oid, &call) {
@@ -89,7 +293,8 @@ impl WriterLock {
             }
             return Err(e.context(format_args!("image {spec}: take the writer lock")));
         }
-        let mut lock = WriterLock { md: md.clone(), id: id.to_string(), cookie, object_map: false, released: false, notified, _watch: watch };
+        *watch.inner.cookie.lock().unwrap_or_else(|e| e.into_inner()) = Some(cookie);
+        let mut lock = WriterLock { md: md.clone(), id: id.to_string(), watch: Arc::clone(&watch.inner), object_map: false, released: false };
         if object_map {
             lock.lock_object_map(spec)?;
         }
@@ -117,19 +322,12 @@ impl WriterLock {
         Ok(())
     }
 
-    /// Whether a notification arrived on the header since the last call (and forgets it).
-    /// The flag is set before the notifier gets our ack, so a header change another client
-    /// finished (`rbd snap create` returns after the acks) is seen by the next request.
-    pub(crate) fn take_notified(&self) -> bool {
-        self.notified.swap(false, Ordering::AcqRel)
+    /// The header lock's cookie (it changes when the watch is re-established).
+    pub fn cookie(&self) -> String {
+        self.watch.cookie.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
     }
 
-    /// The header lock's cookie.
-    pub fn cookie(&self) -> &str {
-        &self.cookie
-    }
-
-    /// Releases both locks (the watch ends on drop).
+    /// Releases both locks (the watch ends with the image).
     pub fn release(mut self) -> Result<()> {
         self.unlock()
     }
@@ -139,10 +337,12 @@ impl WriterLock {
             return Ok(());
         }
         self.released = true;
+        // From now on lock requests are no longer refused: there is nothing to hand over.
+        let Some(cookie) = self.watch.cookie.lock().unwrap_or_else(|e| e.into_inner()).take() else { return Ok(()) };
         if self.object_map {
             let _ = self.md.exec_write(&object_map_oid(&self.id), &stock::unlock(RBD_LOCK_NAME, ""));
         }
-        match self.md.exec_write(&header_oid(&self.id), &stock::unlock(RBD_LOCK_NAME, &self.cookie)) {
+        match self.md.exec_write(&header_oid(&self.id), &stock::unlock(RBD_LOCK_NAME, &cookie)) {
             Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()), // broken by someone else
             Err(e) => Err(e),

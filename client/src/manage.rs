@@ -13,15 +13,16 @@ use rbd_ext_cls::types::header::RBD_EXT_PROTECT;
 use rbd_ext_cls::types::{ChildImageSpec, ChildImageSpecs, CloneMapState, ParentProtection, ParentRecord, ParentType, ProtectionMode, StateRun};
 
 /// Prefix of the parent-header keys holding children in other clusters (one set per fsid).
-const REMOTE_CHILDREN_PREFIX: &str = "rbd_ext_remote_children_";
+pub(crate) const REMOTE_CHILDREN_PREFIX: &str = "rbd_ext_remote_children_";
 
 use crate::clone_map;
+use crate::reconcile;
 use crate::error::{Errno, Error, Result};
 use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
 use crate::image::Image;
 use crate::lock;
 use crate::remote::{self, RemoteCluster};
-use crate::rados::{create_image, remove_image, Cluster, CreateOptions, IoCtx, ReadOp, ReadStep};
+use crate::rados::{blocking, create_image, remove_image, Cluster, CreateOptions, IoCtx};
 use crate::spec::ImageSpec;
 
 /// Options of [`clone_standalone`].
@@ -58,21 +59,23 @@ fn connect_remote(local: &Arc<Cluster>, r: &RemoteOptions) -> Result<(Arc<Cluste
     let name = r.cluster_name.clone().unwrap_or_else(|| {
         std::path::Path::new(&r.conf).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "remote".into())
     });
-    let mut rc = RemoteCluster { name, mon_hosts: remote::conf_mon_hosts(&r.conf)?, client_name, secret_ref: String::new() };
-    match (&r.keyring, &r.secret_ref) {
-        (Some(path), None) => {
-            let key = remote::keyring_key(path, &rc.client_name)?;
-            let conn = remote::connect_with_key(&rc, &key, remote::DEFAULT_CONNECT_TIMEOUT)?;
+    // The key first: the conf file is read by librados on a connection that needs it.
+    let key = match (&r.keyring, &r.secret_ref) {
+        (Some(path), None) => remote::keyring_key(path, &client_name)?,
+        (None, Some(reference)) => crate::secret::resolve_secret(local, &crate::secret::SecretRef::parse(reference)?)?,
+        _ => return Err(Error::new(Errno::EINVAL, "a remote parent needs exactly one of --remote-keyring PATH or a config:// key reference".to_string())),
+    };
+    let (conn, mon_hosts) = remote::connect_with_conf(&name, &r.conf, &client_name, &key, remote::DEFAULT_CONNECT_TIMEOUT)?;
+    let mut rc = RemoteCluster { name, mon_hosts, client_name, secret_ref: String::new() };
+    rc.secret_ref = match &r.secret_ref {
+        Some(reference) => crate::secret::SecretRef::parse(reference)?.to_string(),
+        None => {
             let safe = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect::<String>();
-            rc.secret_ref = crate::secret::store_secret(local, &format!("rbd-ext/remote/{}/{}", safe(&rc.name), safe(&rc.client_name)), key.as_bytes())?.to_string();
-            Ok((conn, rc))
+            crate::secret::store_secret(local, &format!("rbd-ext/remote/{}/{}", safe(&rc.name), safe(&rc.client_name)), key.as_bytes())?.to_string()
         }
-        (None, Some(reference)) => {
-            rc.secret_ref = crate::secret::SecretRef::parse(reference)?.to_string();
-            Ok((remote::connect(local, &rc, remote::DEFAULT_CONNECT_TIMEOUT)?, rc))
-        }
-        _ => Err(Error::new(Errno::EINVAL, "a remote parent needs exactly one of --remote-keyring PATH or a config:// key reference".to_string())),
-    }
+    };
+    remote::remember(&rc, &conn);
+    Ok((conn, rc))
 }
 
 /// Progress callback: (done, total).
@@ -124,6 +127,9 @@ pub fn clone_standalone(cluster: &Arc<Cluster>, parent: &ImageSpec, child: &Imag
             ));
         }
     }
+    // Stale entries left by stock tools go first (best effort: a failure here is not the
+    // clone's); dropping the last one also lifts a stuck protection.
+    let _ = reconcile_children(&home, &ploc, reconcile::OPEN_RECONCILE_MAX_CHILDREN);
     let cmd = header::md_ioctx(cluster, child)?;
     let features = opts.features.unwrap_or(phdr.features & INHERITABLE) | features::LAYERING;
     let data_pool = if phdr.data_pool_id >= 0 { Some(cluster.pool_reverse_lookup(phdr.data_pool_id)?) } else { None };
@@ -307,7 +313,18 @@ pub fn set_protection(cluster: &Arc<Cluster>, spec: &ImageSpec, mode: Protection
     Ok(())
 }
 
-fn list_child_specs(md: &IoCtx, id: &str) -> Result<Vec<ChildImageSpec>> {
+/// How many HEAD children image `id`'s header registers, in this cluster and in others, as
+/// recorded (read only: stale entries are counted; [`children`] drops them).
+pub fn child_entries(md: &IoCtx, id: &str) -> Result<(usize, usize)> {
+    let mut remote = 0;
+    for (key, value) in md.omap_list(&header_oid(id), REMOTE_CHILDREN_PREFIX)? {
+        let set = ChildImageSpecs::read_bytes(&value).map_err(|_| Error::new(Errno::EIO, format!("object {}: corrupt {key}", header_oid(id))))?;
+        remote += set.len();
+    }
+    Ok((list_child_specs(md, id)?.len(), remote))
+}
+
+pub(crate) fn list_child_specs(md: &IoCtx, id: &str) -> Result<Vec<ChildImageSpec>> {
     let oid = header_oid(id);
     let mut all = Vec::new();
     let mut after: Option<ChildImageSpec> = None;
@@ -330,44 +347,73 @@ fn list_child_specs(md: &IoCtx, id: &str) -> Result<Vec<ChildImageSpec>> {
 }
 
 fn children_of(cluster: &Arc<Cluster>, ploc: &ImageLocation) -> Result<Children> {
+    let specs = list_child_specs(&ploc.md, &ploc.id)?;
+    children_from(cluster, ploc, specs)
+}
+
+/// Drops `parent`'s stale children entries (and the orphan clone maps of those children)
+/// unless it has more than `max` children; returns one line per repair. Dropping the last
+/// stale entry lifts the parent's protection (`child_detach` does it in the same call).
+pub(crate) fn reconcile_children(cluster: &Arc<Cluster>, ploc: &ImageLocation, max: usize) -> Result<Vec<String>> {
+    let specs = list_child_specs(&ploc.md, &ploc.id)?;
+    if specs.is_empty() || specs.len() > max {
+        return Ok(Vec::new());
+    }
+    Ok(children_from(cluster, ploc, specs)?.reconciled)
+}
+
+/// Child `c` of the parent at `ploc`: its pool (if that exists), its header (if it exists),
+/// and whether it still points at this parent.
+fn child_state(cluster: &Arc<Cluster>, ploc: &ImageLocation, c: &ChildImageSpec) -> Result<(Option<IoCtx>, Option<ImageHeader>, bool)> {
+    let cmd = match cluster.ioctx_by_id(c.pool_id, &c.pool_namespace) {
+        Ok(m) => m,
+        Err(e) if e.is_not_found() => return Ok((None, None, false)),
+        Err(e) => return Err(e),
+    };
+    let h = match header::read_header(&cmd, &c.image_id) {
+        Ok(h) => h,
+        Err(e) if e.is_not_found() => return Ok((Some(cmd), None, false)),
+        Err(e) => return Err(e),
+    };
+    let points_here = h.parent.as_ref().is_some_and(|p| {
+        p.pool_id == ploc.md.pool_id()
+            && p.pool_namespace == ploc.md.namespace()
+            && p.image_id == ploc.id
+            && p.snap_id == SnapId::NOSNAP
+            && p.head_overlap.is_some()
+    });
+    Ok((Some(cmd), Some(h), points_here))
+}
+
+/// Whether child `c` of the parent at `ploc` still exists and points at it.
+pub(crate) fn child_points_at(cluster: &Arc<Cluster>, ploc: &ImageLocation, c: &ChildImageSpec) -> Result<bool> {
+    Ok(child_state(cluster, ploc, c)?.2)
+}
+
+fn children_from(cluster: &Arc<Cluster>, ploc: &ImageLocation, specs: Vec<ChildImageSpec>) -> Result<Children> {
     let mut out = Children::default();
     for (key, value) in ploc.md.omap_list(&header_oid(&ploc.id), REMOTE_CHILDREN_PREFIX)? {
         let fsid = &key[REMOTE_CHILDREN_PREFIX.len()..];
         let set = ChildImageSpecs::read_bytes(&value).map_err(|_| Error::new(Errno::EIO, format!("object {}: corrupt {key}", header_oid(&ploc.id))))?;
         out.remote.extend(set.iter().map(|c| format!("cluster {fsid} pool {} namespace '{}' image id {}", c.pool_id, c.pool_namespace, c.image_id)));
     }
-    for c in list_child_specs(&ploc.md, &ploc.id)? {
-        let live = match cluster.ioctx_by_id(c.pool_id, &c.pool_namespace) {
-            Ok(cmd) => match header::read_header(&cmd, &c.image_id) {
-                Ok(h) => {
-                    let points_here = h.parent.as_ref().is_some_and(|p| {
-                        p.pool_id == ploc.md.pool_id()
-                            && p.pool_namespace == ploc.md.namespace()
-                            && p.image_id == ploc.id
-                            && p.snap_id == SnapId::NOSNAP
-                            && p.head_overlap.is_some()
-                    });
-                    if points_here {
-                        let name = header::lookup_name(&cmd, &c.image_id).unwrap_or_else(|_| c.image_id.clone());
-                        Some(ImageSpec { pool: cmd.pool().to_string(), namespace: c.pool_namespace.clone(), image: name, snap: None })
-                    } else {
-                        None
-                    }
-                }
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e),
-            },
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e),
-        };
-        match live {
-            Some(s) => out.children.push(s),
-            None => {
-                ploc.md.exec_write(&header_oid(&ploc.id), &stubs::child_detach(&c))?;
-                out.reconciled.push(format!(
-                    "dropped stale child entry pool {} namespace '{}' id {} (image removed or flattened outside rbd-ext)",
-                    c.pool_id, c.pool_namespace, c.image_id
-                ));
+    for c in specs {
+        let (cmd, h, points_here) = child_state(cluster, ploc, &c)?;
+        if points_here {
+            let cmd = cmd.expect("a child that points here has a pool");
+            let name = header::lookup_name(&cmd, &c.image_id).unwrap_or_else(|_| c.image_id.clone());
+            out.children.push(ImageSpec { pool: cmd.pool().to_string(), namespace: c.pool_namespace.clone(), image: name, snap: None });
+            continue;
+        }
+        ploc.md.exec_write(&header_oid(&ploc.id), &stubs::child_detach(&c))?;
+        out.reconciled.push(format!(
+            "dropped stale child entry pool {} namespace '{}' id {} (image removed or flattened outside rbd-ext)",
+            c.pool_id, c.pool_namespace, c.image_id
+        ));
+        // The child's clone map is an orphan too once the child is gone or has no parent.
+        if let Some(cmd) = &cmd {
+            if let Some(note) = reconcile::drop_orphan_clone_map(cmd, &c.image_id, h.as_ref())? {
+                out.reconciled.push(format!("child id {}: {note}", c.image_id));
             }
         }
     }
@@ -447,6 +493,18 @@ pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
     let Some(parent) = hdr.parent.clone() else {
         return Err(Error::new(Errno::EINVAL, format!("image {spec} has no parent: nothing to flatten")));
     };
+    // An S3-backed image's record names its data source, not a parent image: this handle
+    // cannot read the unfilled objects as a parent's, so "flattening" would drop the data.
+    if parent.parent_type == ParentType::S3Source {
+        return Err(Error::new(
+            Errno::EINVAL,
+            format!("image {spec} is S3-backed, not a clone: fill it with `rbd-ext hydrate`, then `rbd-ext s3 finalize` makes it a plain image"),
+        ));
+    }
+    // Copy-ups and the detach need the writer lock (a reader would detach without copying).
+    if !image.is_writable() {
+        return Err(Error::new(Errno::EROFS, format!("image {spec}: opened read-only: flatten needs it opened for writing")));
+    }
     let total = hdr.overlap().div_ceil(hdr.object_size());
     let done = AtomicU64::new(0);
     progress(0, total);
@@ -454,6 +512,7 @@ pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
         .map(|n| {
             let (done, hdr) = (&done, &hdr);
             async move {
+                crate::kill_point::reached("flatten.object");
                 image.copy_up_object(n, hdr).await?;
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 Ok::<(), Error>(())
@@ -463,12 +522,16 @@ pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
         .try_collect::<()>()
         .await?;
     let hoid = header_oid(&loc.id);
-    loc.md.exec_write(&hoid, &stubs::parent_detach()).map_err(|e| e.context(format_args!("image {spec}: detach parent")))?;
-    leave_parent(loc.md.cluster(), &loc.md, &loc.id, &parent)
-        .map_err(|e| e.context(format_args!("image {spec}: flattened, but leaving the parent's children list failed")))?;
-    clone_map::remove(&loc.md, &loc.id)?;
-    image.refresh_header()?;
-    let _ = loc.md.notify(&hoid, &stock::header_update_notification(), 5000);
+    loc.md.exec_write_async(&hoid, &stubs::parent_detach()).await.map_err(|e| e.context(format_args!("image {spec}: detach parent")))?;
+    let (md, id, s) = (loc.md.clone(), loc.id.clone(), spec.clone());
+    blocking(move || {
+        leave_parent(md.cluster(), &md, &id, &parent)
+            .map_err(|e| e.context(format_args!("image {s}: flattened, but leaving the parent's children list failed")))?;
+        clone_map::remove(&md, &id)
+    })
+    .await?;
+    image.refresh_header_async().await?;
+    let _ = loc.md.notify_async(&hoid, stock::header_update_notification(), 5000).await;
     Ok(())
 }
 
@@ -477,17 +540,35 @@ pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
 pub struct CheckReport {
     /// Objects checked.
     pub objects: u64,
-    /// (object, map state, state from the objects) for every disagreement.
+    /// (object, map state, state from the objects) for every real disagreement: the map
+    /// claims a local object that is not there, or disagrees about what the parent holds.
     pub mismatches: Vec<(u64, CloneMapState, CloneMapState)>,
+    /// (object, map state, new state) for entries brought up to date without being a
+    /// disagreement: objects a stock client (librbd) wrote or copied up, which the map
+    /// still counted as inherited, and PENDING entries a crash left, resolved from the
+    /// objects. These are always written, also by a plain check.
+    pub updated: Vec<(u64, CloneMapState, CloneMapState)>,
     /// Whether the map was rewritten.
     pub repaired: bool,
 }
 
-/// Compares the clone map with the objects (child object exists? parent has data?) and, with
-/// `repair`, rewrites it from that ground truth.
+/// Whether a map entry that says `map` while the objects say `actual` is only behind the
+/// objects (a stock client's copy-up, a crash's PENDING), not a disagreement.
+fn only_behind(map: CloneMapState, actual: CloneMapState) -> bool {
+    use CloneMapState::*;
+    let local = |s: CloneMapState| matches!(s, Exists | CopiedUp | ExistsClean);
+    map == Pending || (local(actual) && matches!(map, ExistsParent | NonExistent))
+}
+
+/// Compares the clone map with the objects (child object exists? parent has data?). Entries
+/// only behind the objects ([`CheckReport::updated`]) are brought up to date; with `repair`,
+/// the whole map is rewritten from that ground truth.
 pub fn check_clone_map(cluster: &Arc<Cluster>, spec: &ImageSpec, repair: bool) -> Result<CheckReport> {
     let (loc, hdr) = header::locate(cluster, spec)?;
     let Some(parent) = &hdr.parent else {
+        if let Some(note) = reconcile::drop_orphan_clone_map(&loc.md, &loc.id, Some(&hdr))? {
+            return Err(Error::new(Errno::EINVAL, format!("image {spec} is not a clone (flattened outside rbd-ext): {note}")));
+        }
         return Err(Error::new(Errno::EINVAL, format!("image {spec} is not a clone: it has no clone map")));
     };
     let count = hdr.object_count();
@@ -531,16 +612,31 @@ pub fn check_clone_map(cluster: &Arc<Cluster>, spec: &ImageSpec, repair: bool) -
     for n in 0..count as usize {
         let inherited = (n as u64) < inherited_objects && parent_has[n];
         let want = clone_map::expected_state(child_has[n], fixed[n], inherited);
-        if want != fixed[n] || current.len() != count as usize {
-            if want != fixed[n] {
-                report.mismatches.push((n as u64, fixed[n], want));
-            }
-            fixed[n] = want;
+        if want == fixed[n] {
+            continue;
         }
+        if only_behind(fixed[n], want) {
+            report.updated.push((n as u64, fixed[n], want));
+        } else {
+            report.mismatches.push((n as u64, fixed[n], want));
+        }
+        fixed[n] = want;
     }
-    if repair && (!report.mismatches.is_empty() || current.len() != count as usize) {
+    if current.len() != count as usize && !repair {
+        // A map of the wrong length cannot take per-entry updates: all of it needs rebuild.
+        report.mismatches.append(&mut report.updated);
+        report.mismatches.sort_by_key(|m| m.0);
+    }
+    if repair && (!report.mismatches.is_empty() || !report.updated.is_empty() || current.len() != count as usize) {
         clone_map::init(&loc.md, &loc.id, count, stubs::clone_map_runs(&fixed), true)?;
         report.repaired = true;
+    } else if current.len() == count as usize {
+        // Entries only behind the objects: compare-and-set each, so an rbd-ext writer's
+        // concurrent transition wins over this late news.
+        let oid = rbd_ext_cls::types::clone_map_object(&loc.id);
+        for (n, from, to) in &report.updated {
+            loc.md.exec_write(&oid, &stubs::clone_map_update(*n, 1, *to, Some(*from))).map_err(|e| e.context(format_args!("image {spec}: object {n}: clone map update")))?;
+        }
     }
     Ok(report)
 }
@@ -550,7 +646,7 @@ impl Image {
     /// data there (a parent hole needs no local object: it reads as zeros either way).
     pub(crate) async fn copy_up_object(&self, n: u64, hdr: &ImageHeader) -> Result<()> {
         let oid = hdr.data_oid(n);
-        let r = self.location().data.aio_read(&oid, &ReadOp { steps: vec![ReadStep::Stat] }, 0)?.await;
+        let r = self.stat_object(&oid).await?;
         if r.rc >= 0 {
             return Ok(());
         }
@@ -562,5 +658,24 @@ impl Image {
             return Ok(());
         }
         self.copy_up(n, hdr, data).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CloneMapState::*;
+
+    #[test]
+    fn stock_copy_ups_and_crash_leftovers_are_not_disagreements() {
+        assert!(only_behind(ExistsParent, CopiedUp));
+        assert!(only_behind(NonExistent, Exists));
+        assert!(only_behind(Pending, ExistsParent));
+        assert!(only_behind(Pending, Exists));
+        // The map claims a local object that is not there, or inheritance the parent lacks.
+        assert!(!only_behind(CopiedUp, ExistsParent));
+        assert!(!only_behind(Exists, NonExistent));
+        assert!(!only_behind(ExistsParent, NonExistent));
+        assert!(!only_behind(NonExistent, ExistsParent));
     }
 }

@@ -1,6 +1,7 @@
-//! Parents in another Ceph cluster (DESIGN.md §5): reading the remote cluster's conf and
-//! keyring, keeping its key in the local mon config-key store (only a `config://` reference
-//! goes into the child's header), and one shared, timed connection per remote cluster.
+//! Parents in another Ceph cluster (DESIGN.md §5): connecting through the remote cluster's
+//! conf (read by librados) and keyring, keeping its key in the local mon config-key store
+//! (only a `config://` reference goes into the child's header), and one shared, timed
+//! connection per remote cluster.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -40,50 +41,28 @@ impl RemoteCluster {
     }
 }
 
-/// The `mon host` setting of a Ceph conf file, split into addresses.
-pub fn conf_mon_hosts(conf: &str) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(conf).map_err(|e| Error::new(Errno(e.raw_os_error().unwrap_or(libc::EIO)), format!("read remote conf {conf}")))?;
-    for line in text.lines() {
-        let line = line.trim();
-        let Some((k, v)) = line.split_once('=') else { continue };
-        let k = k.trim().replace([' ', '-'], "_");
-        if k == "mon_host" {
-            let hosts = split_mon_hosts(v);
-            if !hosts.is_empty() {
-                return Ok(hosts);
-            }
+/// The monitors' addresses in a connected cluster's monmap, one entry per monitor as a
+/// `mon host` value writes it (`[v2:ip:3300,v1:ip:6789]`).
+pub fn monmap_addrs(c: &Cluster) -> Result<Vec<String>> {
+    let (out, _) = c.mon_command(r#"{"prefix": "mon dump", "format": "json"}"#, &[])?;
+    let bad = || Error::new(Errno::EBADMSG, "mon dump: unexpected reply".to_string());
+    let v: serde_json::Value = serde_json::from_slice(&out).map_err(|_| bad())?;
+    let mut hosts = Vec::new();
+    for mon in v["mons"].as_array().ok_or_else(bad)? {
+        let addrs: Vec<String> = mon["public_addrs"]["addrvec"]
+            .as_array()
+            .ok_or_else(bad)?
+            .iter()
+            .filter_map(|a| Some(format!("{}:{}", a["type"].as_str()?, a["addr"].as_str()?)))
+            .collect();
+        if !addrs.is_empty() {
+            hosts.push(format!("[{}]", addrs.join(",")));
         }
     }
-    Err(Error::new(Errno::EINVAL, format!("remote conf {conf} has no `mon host` setting")))
-}
-
-/// Splits a `mon host` value on commas and spaces outside `[...]` groups (a monitor with
-/// several addresses is written `[v2:ip:3300,v1:ip:6789]`).
-fn split_mon_hosts(v: &str) -> Vec<String> {
-    let (mut out, mut cur, mut depth) = (Vec::new(), String::new(), 0u32);
-    for ch in v.chars() {
-        match ch {
-            '[' => {
-                depth += 1;
-                cur.push(ch);
-            }
-            ']' => {
-                depth = depth.saturating_sub(1);
-                cur.push(ch);
-            }
-            ',' | ' ' | '\t' if depth == 0 => {
-                if !cur.trim().is_empty() {
-                    out.push(cur.trim().to_string());
-                }
-                cur.clear();
-            }
-            _ => cur.push(ch),
-        }
+    if hosts.is_empty() {
+        return Err(bad());
     }
-    if !cur.trim().is_empty() {
-        out.push(cur.trim().to_string());
-    }
-    out
+    Ok(hosts)
 }
 
 /// The base64 key of `client_name` in a keyring file.
@@ -126,39 +105,59 @@ pub fn connect(local: &Cluster, remote: &RemoteCluster, timeout: Duration) -> Re
 /// Connects to a remote cluster with `key` itself (before it is stored anywhere, to check
 /// it). Error messages name the cluster, monitors and client, never the key.
 pub fn connect_with_key(remote: &RemoteCluster, key: &str, timeout: Duration) -> Result<Arc<Cluster>> {
-    let id = remote.client_name.strip_prefix("client.").unwrap_or(&remote.client_name);
+    // No conf file: everything the connection needs is set here, nothing is read from the
+    // local cluster's conf or keyring.
+    let mut opts = options(&remote.client_name, key, timeout);
+    opts.conf = Some("/dev/null".into());
+    opts.settings.push(("mon_host".into(), remote.mon_hosts.join(",")));
+    Cluster::connect(&opts).map_err(|e| {
+        let key_src = if remote.secret_ref.is_empty() { "given" } else { &remote.secret_ref };
+        connect_error(e, format_args!("'{}' (monitors {}) as {} (key {key_src})", remote.name, remote.mon_hosts.join(","), remote.client_name))
+    })
+}
+
+/// Connects to a remote cluster through its own conf file, which librados reads as stock
+/// tools do (`[global]`, `[client]`, `[client.ID]` sections, `mon host`, DNS SRV records),
+/// as `client_name` with `key`. Returns the connection and its monitors' addresses from the
+/// monmap: what a child records, so that opening it later needs no conf file.
+pub fn connect_with_conf(name: &str, conf: &str, client_name: &str, key: &str, timeout: Duration) -> Result<(Arc<Cluster>, Vec<String>)> {
+    let mut opts = options(client_name, key, timeout);
+    opts.conf = Some(conf.to_string());
+    let c = Cluster::connect(&opts).map_err(|e| connect_error(e, format_args!("'{name}' (conf {conf}) as {client_name}")))?;
+    let hosts = monmap_addrs(&c).map_err(|e| e.context(format_args!("remote cluster '{name}' (conf {conf})")))?;
+    Ok((c, hosts))
+}
+
+/// Makes `c` the shared connection to `remote` (one just opened to check the key).
+pub fn remember(remote: &RemoteCluster, c: &Arc<Cluster>) {
+    connections().lock().unwrap_or_else(|e| e.into_inner()).insert(remote.clone(), Arc::downgrade(c));
+}
+
+/// A connection to another cluster as `client_name` with `key`: no local keyring, no
+/// `CEPH_ARGS` (both describe the local cluster), bounded waits.
+fn options(client_name: &str, key: &str, timeout: Duration) -> ConnectOptions {
+    let id = client_name.strip_prefix("client.").unwrap_or(client_name);
     let secs = timeout.as_secs().max(1).to_string();
-    let opts = ConnectOptions {
-        // No conf file: everything the connection needs is set below, nothing is read from
-        // the local cluster's conf or keyring.
-        conf: Some("/dev/null".into()),
+    ConnectOptions {
+        conf: None,
         keyring: None,
         id: Some(id.to_string()),
         cluster_name: None,
         settings: vec![
-            ("mon_host".into(), remote.mon_hosts.join(",")),
             ("key".into(), key.trim().to_string()),
             ("keyring".into(), String::new()),
             ("client_mount_timeout".into(), secs.clone()),
-            ("rados_mon_op_timeout".into(), secs.clone()),
+            ("rados_mon_op_timeout".into(), secs),
             ("rados_osd_op_timeout".into(), (timeout.as_secs().max(1) * 3).to_string()),
         ],
-    };
-    let c = Cluster::connect(&opts).map_err(|e| {
-        let errno = if e.errno() == Errno::EPERM { Errno::EACCES } else { e.errno() };
-        Error::new(
-            errno,
-            format!(
-                "connect to remote cluster '{}' (monitors {}) as {} (key {}): {}",
-                remote.name,
-                remote.mon_hosts.join(","),
-                remote.client_name,
-                if remote.secret_ref.is_empty() { "given" } else { &remote.secret_ref },
-                e.errno().text()
-            ),
-        )
-    })?;
-    Ok(c)
+        args: Vec::new(),
+        ignore_env: true,
+    }
+}
+
+fn connect_error(e: Error, what: impl std::fmt::Display) -> Error {
+    let errno = if e.errno() == Errno::EPERM { Errno::EACCES } else { e.errno() };
+    Error::new(errno, format!("connect to remote cluster {what}: {}", e.errno().text()))
 }
 
 #[cfg(test)]
@@ -166,12 +165,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_conf_and_keyring() {
+    fn parses_keyring() {
         let dir = std::env::temp_dir().join(format!("rbd-ext-remote-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let conf = dir.join("a.conf");
-        std::fs::write(&conf, "[global]\nfsid = x\nmon host = [v2:127.0.0.1:3300,v1:127.0.0.1:6789], 127.0.0.2\n").unwrap();
-        assert_eq!(conf_mon_hosts(conf.to_str().unwrap()).unwrap(), ["[v2:127.0.0.1:3300,v1:127.0.0.1:6789]", "127.0.0.2"]);
         let kr = dir.join("k");
         std::fs::write(&kr, "[client.other]\n\tkey = AAA\n[client.admin]\n\tkey = AQBsecret==\n\tcaps mon = \"allow *\"\n").unwrap();
         assert_eq!(keyring_key(kr.to_str().unwrap(), "client.admin").unwrap(), "AQBsecret==");

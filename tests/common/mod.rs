@@ -93,3 +93,59 @@ fn newest_mtime(dir: &std::path::Path) -> std::time::SystemTime {
     }
     newest
 }
+
+/// What the plugin logs for every caught panic (`src/dispatch.rs`).
+pub const PANIC_LOG_MARK: &str = "internal error (panic:";
+
+/// The plugin's panic lines in every OSD log of the test cluster
+/// (`$RBD_EXT_CLUSTER_DIR/log/osd.*.log`, exported by `qa/cluster up`).
+pub fn osd_panic_lines() -> Vec<String> {
+    let dir = std::env::var("RBD_EXT_CLUSTER_DIR").unwrap_or_else(|_| {
+        panic!("RBD_EXT_CLUSTER_DIR is not set: run `eval \"$(qa/cluster up)\"` first (the OSD logs are read)")
+    });
+    let logs = std::path::Path::new(&dir).join("log");
+    let mut lines = Vec::new();
+    let mut osd_logs = 0;
+    for e in std::fs::read_dir(&logs).unwrap_or_else(|e| panic!("read {}: {e}", logs.display())).flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with("osd.") && name.ends_with(".log")) {
+            continue;
+        }
+        osd_logs += 1;
+        let text = std::fs::read(e.path()).unwrap();
+        lines.extend(String::from_utf8_lossy(&text).lines().filter(|l| l.contains(PANIC_LOG_MARK)).map(str::to_string));
+    }
+    assert!(osd_logs > 0, "no OSD log in {}", logs.display());
+    lines
+}
+
+/// A throwaway pool (8 PGs, initialised for RBD), removed when dropped: tests that scan a
+/// whole pool (`doctor`) must not see other tests' images.
+pub struct TempPool(pub String);
+
+impl TempPool {
+    /// Creates `<prefix>-<unique>`.
+    pub fn new(prefix: &str) -> TempPool {
+        let name = unique(prefix);
+        stock_ok("ceph", &["osd", "pool", "create", &name, "8"]);
+        stock_ok("rbd", &["pool", "init", &name]);
+        TempPool(name)
+    }
+}
+
+impl Drop for TempPool {
+    fn drop(&mut self) {
+        let _ = stock("ceph", &["osd", "pool", "rm", &self.0, &self.0, "--yes-i-really-really-mean-it"]);
+    }
+}
+
+/// Runs the `rbd-ext` binary with `args`; returns (exit code, stdout, stderr).
+pub fn rbd_ext(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(rbd_ext_bin()).args(args).output().unwrap_or_else(|e| panic!("run rbd-ext: {e}"));
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Whether object `oid` exists in `pool` (`rados stat`).
+pub fn object_exists(pool: &str, oid: &str) -> bool {
+    stock("rados", &["-p", pool, "stat", oid]).0
+}

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use rbd_ext::{CheckReport, Errno};
 
-use super::{io_err, msg, CmdResult, Ctx};
+use super::{io_err, msg, note, CmdResult, Ctx};
 use crate::cli::CloneMapCommand;
 
 /// Runs the sub-verb.
@@ -71,7 +71,17 @@ fn print_report(ctx: &Ctx, r: &CheckReport) -> CmdResult {
             .iter()
             .map(|(n, map, actual)| json!({ "object": n, "map": map.to_string(), "actual": actual.to_string() }))
             .collect();
-        return ctx.print_json(&json!({ "objects": r.objects, "mismatches": list, "repaired": r.repaired }));
+        let updated: Vec<_> =
+            r.updated.iter().map(|(n, from, to)| json!({ "object": n, "was": from.to_string(), "now": to.to_string() })).collect();
+        return ctx.print_json(&json!({ "objects": r.objects, "mismatches": list, "updated": updated, "repaired": r.repaired }));
+    }
+    // Not disagreements: objects a stock client copied up, crash leftovers resolved.
+    if !r.updated.is_empty() {
+        let copied = r.updated.iter().filter(|(_, from, _)| *from != rbd_ext::clone_map::State::Pending).count();
+        note(&format!(
+            "clone map updated from the objects: {copied} object(s) written by a stock client counted as local, {} pending entr(ies) resolved",
+            r.updated.len() - copied
+        ));
     }
     let mut out = std::io::stdout().lock();
     for (n, map, actual) in &r.mismatches {

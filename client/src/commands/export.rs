@@ -1,13 +1,13 @@
 //! `export IMAGE FILE|-`: the whole logical image (as any client reads it) to a file or
 //! stdout, as `rbd export`.
 
-use std::fs::OpenOptions as FileOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
 use rbd_ext::extents::nonzero_runs;
 use rbd_ext::{Image, OpenOptions};
 
+use super::output::{Existing, OutputFile};
 use super::read::copy_range;
 use super::{io_err, is_dash, progress, progress_done, CmdResult, Ctx};
 use crate::cli::ExportArgs;
@@ -35,24 +35,21 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult {
         out.flush().map_err(|e| io_err(e, "write to stdout"))?;
     } else {
         let name = a.path.display().to_string();
-        // As `rbd export`: never overwrite an existing file.
-        let file = FileOptions::new().write(true).create_new(true).open(&a.path).map_err(|e| io_err(e, format_args!("create {name}")))?;
-        let result = copy_range(&image, 0, size, |at, data| {
+        // As `rbd export`: never overwrite an existing file. The file appears only once the
+        // whole image is in it (a failed export leaves none).
+        let out = OutputFile::create(&a.path, Existing::Refuse)?;
+        let file = out.file();
+        copy_range(&image, 0, size, |at, data| {
             for (off, len) in nonzero_runs(&data, SPARSE_SIZE) {
                 file.write_all_at(&data[off as usize..(off + len) as usize], at + off).map_err(|e| io_err(e, format_args!("write to {name}")))?;
             }
             bar.inc(data.len() as u64);
             Ok(())
         })
-        .await;
+        .await?;
         // Holes at the end still count towards the length.
-        let result = result.and_then(|()| file.set_len(size).map_err(|e| io_err(e, format_args!("write to {name}"))));
-        let result = result.and_then(|()| file.sync_all().map_err(|e| io_err(e, format_args!("sync {name}"))));
-        if let Err(e) = result {
-            // Leave no half-written file that looks like an export.
-            let _ = std::fs::remove_file(&a.path);
-            return Err(e);
-        }
+        file.set_len(size).map_err(|e| io_err(e, format_args!("write to {name}")))?;
+        out.commit()?;
     }
     progress_done(&bar, LABEL);
     Ok(())

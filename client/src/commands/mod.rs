@@ -19,16 +19,20 @@ pub mod children;
 pub mod protection;
 pub mod clone_map;
 pub mod clone_standalone;
+pub mod doctor;
 pub mod export;
 pub mod flatten;
 pub mod hydrate;
 pub mod import;
 pub mod info;
 pub mod lock;
+pub mod nbd;
+pub mod output;
 pub mod read;
 pub mod resize;
 pub mod rm;
 pub mod s3;
+pub mod s3_finalize;
 pub mod stats;
 pub mod write;
 
@@ -48,18 +52,32 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Connects as the global options say (librados reads $CEPH_CONF when --conf is absent).
+    /// Connects as stock `rbd` would: the early options (who, which conf, which cluster)
+    /// from the command line, else from `CEPH_ARGS`, else the defaults (`client.admin`,
+    /// `$CEPH_CONF` and the standard search path); every other `CEPH_ARGS` option is applied
+    /// by librados, then the command line's `--keyring` and `-m` (which win).
     fn connect(g: &GlobalArgs) -> CmdResult<Ctx> {
-        let id = match &g.name {
-            Some(n) => n.strip_prefix("client.").ok_or_else(|| msg(format!("--name {n}: expected client.ID")))?.to_string(),
-            None => g.id.clone(),
+        let env = rbd_ext::ceph_args::early_args(&rbd_ext::ceph_args::env_args())?;
+        let id = match (&g.name, &g.id) {
+            (Some(n), _) => rbd_ext::ceph_args::client_id(n).map_err(|_| msg(format!("--name {n}: expected client.ID")))?.to_string(),
+            (None, Some(id)) => id.clone(),
+            (None, None) => env.id.unwrap_or_else(|| "admin".into()),
         };
+        let mut args = Vec::new();
+        if let Some(k) = &g.keyring {
+            args.extend(["--keyring".to_string(), k.clone()]);
+        }
+        if let Some(m) = &g.mon_host {
+            args.extend(["--mon-host".to_string(), m.clone()]);
+        }
         let opts = ConnectOptions {
-            conf: g.conf.clone(),
-            keyring: g.keyring.clone(),
+            conf: g.conf.clone().or(env.conf),
+            keyring: None,
             id: Some(id),
-            cluster_name: g.cluster.clone(),
+            cluster_name: g.cluster.clone().or(env.cluster),
             settings: Vec::new(),
+            args,
+            ignore_env: false,
         };
         let cluster = Cluster::connect(&opts)?;
         Ok(Ctx { cluster, pool: g.pool.clone(), format: g.format, pretty: g.pretty_format })
@@ -109,6 +127,8 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::S3(c) => s3::run(&ctx, c).await,
         Command::Hydrate(a) => hydrate::run(&ctx, a).await,
         Command::Stats(a) => stats::run(&ctx, a).await,
+        Command::Nbd(c) => nbd::run(&ctx, c).await,
+        Command::Doctor(a) => doctor::run(&ctx, a).await,
     }
 }
 

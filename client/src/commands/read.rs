@@ -1,13 +1,13 @@
 //! `read IMAGE --offset N --length N [--output FILE|-]`: a byte range through the clone
 //! (child data, else the parent's, else zeros) to a file or stdout.
 
-use std::fs::File;
 use std::io::{self, Write};
 
 use futures::stream::{self, StreamExt};
 
 use rbd_ext::{Image, OpenOptions};
 
+use super::output::{Existing, OutputFile};
 use super::{io_err, is_dash, CmdResult, Ctx};
 use crate::cli::ReadArgs;
 
@@ -31,15 +31,17 @@ pub async fn run(ctx: &Ctx, a: ReadArgs) -> CmdResult {
             rbd_ext::Errno::EINVAL
         )));
     }
-    let (mut out, what): (Box<dyn Write>, String) = if is_dash(&a.output) {
-        (Box::new(io::stdout().lock()), "write to stdout".into())
-    } else {
-        let f = File::create(&a.output).map_err(|e| io_err(e, format_args!("create {}", a.output.display())))?;
-        (Box::new(f), format!("write to {}", a.output.display()))
-    };
-    copy_range(&image, a.offset, a.length, |_, data| out.write_all(&data).map_err(|e| io_err(e, &what))).await?;
-    out.flush().map_err(|e| io_err(e, &what))?;
-    Ok(())
+    if is_dash(&a.output) {
+        let mut out = io::stdout().lock();
+        copy_range(&image, a.offset, a.length, |_, data| out.write_all(&data).map_err(|e| io_err(e, "write to stdout"))).await?;
+        return out.flush().map_err(|e| io_err(e, "write to stdout"));
+    }
+    // The file appears only when the whole range was read (a failed read leaves none).
+    let what = format!("write to {}", a.output.display());
+    let out = OutputFile::create(&a.output, Existing::Replace)?;
+    let mut file = out.file();
+    copy_range(&image, a.offset, a.length, |_, data| file.write_all(&data).map_err(|e| io_err(e, &what))).await?;
+    out.commit()
 }
 
 /// Reads `[off, off+len)` in object-aligned chunks, a few ahead, and hands each to `sink`

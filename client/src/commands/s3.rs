@@ -26,6 +26,7 @@ pub async fn run(ctx: &Ctx, c: S3Command) -> CmdResult {
         S3Command::Attach(a) => attach(ctx, a).await,
         S3Command::Show(a) => show(ctx, a),
         S3Command::Verify(a) => verify(ctx, a).await,
+        S3Command::Finalize(a) => super::s3_finalize::run(ctx, a).await,
     }
 }
 

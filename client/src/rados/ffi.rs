@@ -50,11 +50,18 @@ pub struct ConnectOptions {
     pub cluster_name: Option<String>,
     /// Extra `key=value` config settings applied after the conf file.
     pub settings: Vec<(String, String)>,
+    /// Ceph command-line options (`--keyring F`, `-m HOST`, `--debug-ms 1`), parsed by
+    /// librados after `CEPH_ARGS`, so the command line wins as in stock tools.
+    pub args: Vec<String>,
+    /// Leave `CEPH_ARGS` out: it describes the local cluster, not another one.
+    pub ignore_env: bool,
 }
 
 /// A connected cluster handle.
 pub struct Cluster {
     handle: sys::rados_t,
+    /// The client name it connected as (`client.admin`); librados does not report it back.
+    user: String,
 }
 
 // SAFETY: librados cluster handles are documented thread-safe; all access goes through the
@@ -64,7 +71,7 @@ unsafe impl Send for Cluster {}
 unsafe impl Sync for Cluster {}
 
 impl Cluster {
-    /// Connects, reading the conf and `CEPH_ARGS` like the `rbd` CLI.
+    /// Connects, reading the conf, `CEPH_ARGS` and [`ConnectOptions::args`] like the `rbd` CLI.
     pub fn connect(opts: &ConnectOptions) -> Result<Arc<Cluster>> {
         let user = format!("client.{}", opts.id.as_deref().unwrap_or("admin"));
         let cuser = cstr(&user, "client name")?;
@@ -75,15 +82,20 @@ impl Cluster {
             format!("create cluster handle for {user}")
         })?;
         // From here on `c` owns the handle (Drop shuts it down).
-        let c = Cluster { handle };
+        let c = Cluster { handle, user: user.clone() };
         let conf = opts.conf.as_deref().map(|p| cstr(p, "conf path")).transpose()?;
         // SAFETY: handle is valid; a null path means the default search path.
         let r = unsafe { sys::rados_conf_read_file(c.handle, conf.as_ref().map_or(ptr::null(), |p| p.as_ptr())) };
         if r < 0 && opts.conf.is_some() {
             check(r, || format!("read conf {}", opts.conf.as_deref().unwrap_or("")))?;
         }
-        // SAFETY: valid handle; null reads CEPH_ARGS.
-        unsafe { sys::rados_conf_parse_env(c.handle, ptr::null()) };
+        if !opts.ignore_env {
+            // SAFETY: valid handle; null reads CEPH_ARGS.
+            check(unsafe { sys::rados_conf_parse_env(c.handle, ptr::null()) }, || "parse CEPH_ARGS".to_string())?;
+        }
+        if !opts.args.is_empty() {
+            c.parse_argv(&opts.args)?;
+        }
         if let Some(k) = &opts.keyring {
             c.conf_set("keyring", k)?;
         }
@@ -97,12 +109,30 @@ impl Cluster {
         Ok(Arc::new(c))
     }
 
+    /// Applies Ceph command-line options to a not-yet-connected handle.
+    fn parse_argv(&self, args: &[String]) -> Result<()> {
+        // argv[0] is the program name, skipped by librados.
+        let owned: Vec<CString> =
+            std::iter::once("rbd-ext").chain(args.iter().map(String::as_str)).map(|a| cstr(a, "argument")).collect::<Result<_>>()?;
+        let ptrs: Vec<*const c_char> = owned.iter().map(|a| a.as_ptr()).collect();
+        // SAFETY: valid handle; `ptrs` holds argc valid C strings that outlive the call.
+        check(unsafe { sys::rados_conf_parse_argv(self.handle, ptrs.len() as c_int, ptrs.as_ptr() as *mut *const c_char) }, || {
+            format!("parse options {}", args.join(" "))
+        })?;
+        Ok(())
+    }
+
     /// Sets a config option on a not-yet-connected handle.
     fn conf_set(&self, key: &str, value: &str) -> Result<()> {
         let (k, v) = (cstr(key, "config key")?, cstr(value, "config value")?);
         // SAFETY: valid handle and C strings.
         check(unsafe { sys::rados_conf_set(self.handle, k.as_ptr(), v.as_ptr()) }, || format!("set config {key}"))?;
         Ok(())
+    }
+
+    /// The client name this handle connected as (`client.ID`).
+    pub fn user(&self) -> &str {
+        &self.user
     }
 
     /// Reads a config value of the connected handle (e.g. `mon_host`).
@@ -173,6 +203,36 @@ impl Cluster {
         if r < 0 {
             let prefix = cmd.split("\"prefix\"").nth(1).unwrap_or(cmd).chars().take(60).collect::<String>();
             return Err(Error::new(Errno(-r), format!("mon command{prefix}: {stv}")));
+        }
+        Ok((outv, stv))
+    }
+
+    /// Sends a JSON command to OSD `osd` (what `ceph tell osd.N` does); returns (output
+    /// buffer, status string).
+    pub fn osd_command(&self, osd: i32, cmd: &str) -> Result<(Vec<u8>, String)> {
+        let c = cstr(cmd, "osd command")?;
+        let cmds = [c.as_ptr()];
+        let (mut out, mut out_len, mut st, mut st_len) = (ptr::null_mut(), 0usize, ptr::null_mut(), 0usize);
+        // SAFETY: one valid C string in `cmds`; no input; out-pointers valid; the returned
+        // buffers are freed below with rados_buffer_free.
+        let r = unsafe {
+            sys::rados_osd_command(
+                self.handle,
+                osd,
+                cmds.as_ptr() as *mut *const c_char,
+                1,
+                ptr::null(),
+                0,
+                &mut out,
+                &mut out_len,
+                &mut st,
+                &mut st_len,
+            )
+        };
+        let outv = take_rados_buf(out, out_len);
+        let stv = String::from_utf8_lossy(&take_rados_buf(st, st_len)).into_owned();
+        if r < 0 {
+            return Err(Error::new(Errno(-r), format!("osd.{osd}: command {cmd}: {stv}")));
         }
         Ok((outv, stv))
     }
@@ -585,17 +645,38 @@ impl Prepared {
 struct AioState {
     done: bool,
     waker: Option<Waker>,
+    /// An op whose future was dropped before it completed: its buffers and completion,
+    /// freed by the callback (so that dropping the future never waits for the OSD).
+    /// The ioctx is kept too: it must outlive the op.
+    orphan: Option<(Prepared, Completion, Arc<IoCtxInner>)>,
+}
+
+/// A completion handle, released once.
+struct Completion(sys::rados_completion_t);
+
+// SAFETY: a librados completion may be released from any thread.
+unsafe impl Send for Completion {}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        // SAFETY: released exactly once, after the op completed (or was never submitted);
+        // librados holds its own reference while it runs the callback, so this is also
+        // allowed from inside the callback.
+        unsafe { sys::rados_aio_release(self.0) }
+    }
 }
 
 extern "C" fn aio_callback(_c: sys::rados_completion_t, arg: *mut c_void) {
     // SAFETY: `arg` is the Arc leaked for this completion in `AioOp::start`; librados calls
     // the callback exactly once per submitted op, so it is reclaimed exactly once.
     let state = unsafe { Arc::from_raw(arg as *const Mutex<AioState>) };
-    let waker = {
+    let (waker, orphan) = {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         st.done = true;
-        st.waker.take()
+        (st.waker.take(), st.orphan.take())
     };
+    // An abandoned op: librados is done with its buffers now, free them.
+    drop(orphan);
     if let Some(w) = waker {
         w.wake();
     }
@@ -614,7 +695,7 @@ unsafe impl Send for AioOp {}
 
 impl AioOp {
     fn start(io: &IoCtx, prepared: Prepared, flags: u32) -> Result<AioOp> {
-        let state = Arc::new(Mutex::new(AioState { done: false, waker: None }));
+        let state = Arc::new(Mutex::new(AioState { done: false, waker: None, orphan: None }));
         let arg = Arc::into_raw(Arc::clone(&state)) as *mut c_void;
         let mut completion: sys::rados_completion_t = ptr::null_mut();
         // SAFETY: valid out-pointer; the callback is a 'static extern fn; `arg` stays valid
@@ -667,15 +748,18 @@ impl Future for AioOp {
 
 impl Drop for AioOp {
     fn drop(&mut self) {
-        // SAFETY: if the future is dropped early, wait until librados is done with the slots
-        // and the callback has run before freeing anything; then release the completion once.
-        unsafe {
-            if self.prepared.is_some() {
-                sys::rados_aio_wait_for_complete_and_cb(self.completion);
-            }
-            sys::rados_aio_release(self.completion);
+        let completion = Completion(self.completion);
+        let Some(prepared) = self.prepared.take() else { return }; // finished: release now
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.done {
+            // The callback already ran: nothing uses the slots any more.
+            drop(st);
+            drop((prepared, completion));
+            return;
         }
-        // `prepared` (the op and its slots) drops after this, once librados is done with it.
+        // Still in flight: hand the slots and the completion to the callback, which frees
+        // them when librados is done (the same lock orders this against the callback).
+        st.orphan = Some((prepared, completion, Arc::clone(&self._io)));
     }
 }
 
@@ -689,10 +773,15 @@ pub struct Watch {
 /// Called for each notification with its payload; returns the acknowledgement payload.
 pub type NotifyHandler = Box<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
 
+/// Called when the watch breaks, with the negative errno (`-ENOTCONN`, `-ESHUTDOWN` when
+/// this client was blocklisted...). Runs on a librados thread: it must not block on RADOS.
+pub type WatchErrorHandler = Box<dyn Fn(i32) + Send + Sync>;
+
 struct WatchCtx {
     io: Arc<IoCtxInner>,
     oid: CString,
     handler: NotifyHandler,
+    on_error: WatchErrorHandler,
     cookie: std::sync::atomic::AtomicU64,
 }
 
@@ -713,8 +802,12 @@ extern "C" fn watch_callback(arg: *mut c_void, notify_id: u64, handle: u64, _not
     }
 }
 
-extern "C" fn watch_error_callback(_arg: *mut c_void, _cookie: u64, _err: c_int) {
-    // The watch is re-established by the owner on its next check (`Watch::check`).
+extern "C" fn watch_error_callback(arg: *mut c_void, _cookie: u64, err: c_int) {
+    // SAFETY: as in `watch_callback`: the boxed WatchCtx outlives every callback.
+    let ctx = unsafe { &*(arg as *const WatchCtx) };
+    // The owner re-establishes the watch (or learns it was blocklisted); a panic in its
+    // handler must not unwind into librados.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (ctx.on_error)(err)));
 }
 
 impl Watch {
@@ -856,12 +949,13 @@ impl IoCtx {
     }
 
     /// Watches `oid`; `handler` answers each notification (its return value is the ack
-    /// payload). Unwatched on drop.
-    pub fn watch(&self, oid: &str, handler: NotifyHandler) -> Result<Watch> {
+    /// payload), `on_error` hears that the watch broke. Unwatched on drop.
+    pub fn watch(&self, oid: &str, handler: NotifyHandler, on_error: WatchErrorHandler) -> Result<Watch> {
         let ctx = Box::new(WatchCtx {
             io: Arc::clone(&self.inner),
             oid: cstr(oid, "object name")?,
             handler,
+            on_error,
             cookie: std::sync::atomic::AtomicU64::new(0),
         });
         let mut cookie = 0u64;

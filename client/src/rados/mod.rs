@@ -5,12 +5,22 @@
 mod ffi;
 mod rbd_ffi;
 
-pub use ffi::{AioOp, Cluster, ConnectOptions, IoCtx, NotifyHandler, OpResult, ReadOp, ReadStep, StepOut, Watch, WriteOp, WriteStep};
+pub use ffi::{AioOp, Cluster, ConnectOptions, IoCtx, NotifyHandler, OpResult, ReadOp, ReadStep, StepOut, Watch, WatchErrorHandler, WriteOp, WriteStep};
 pub use rbd_ffi::{create_image, remove_image, CreateOptions};
 
 use rbd_ext_cls::stubs::Call;
 
 use crate::error::{Errno, Error, Result};
+
+/// Runs a librados call that has no aio form off the async runtime's worker threads (as
+/// tokio's `fs::asyncify`), so a slow OSD or a slow watcher never stalls other requests.
+/// Outside a runtime it runs in place.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => rt.spawn_blocking(f).await.map_err(|e| Error::new(Errno::EIO, format!("blocking RADOS call failed: {e}")))?,
+        Err(_) => f(),
+    }
+}
 
 fn fail(rc: i32, oid: &str, what: impl std::fmt::Display) -> Error {
     Error::new(Errno(-rc), format!("object {oid}: {what}"))
@@ -58,6 +68,21 @@ impl IoCtx {
         self.write(oid, &WriteOp::default().exec(call)).map_err(|e| {
             Error::new(e.errno(), format!("object {oid}: {}.{}", call.class, call.method))
         })
+    }
+
+    /// Calls a write method without blocking the caller's thread.
+    pub async fn exec_write_async(&self, oid: &str, call: &Call) -> Result<()> {
+        let r = self.aio_write(oid, &WriteOp::default().exec(call.clone()), 0)?.await;
+        if r.rc < 0 {
+            return Err(fail(r.rc, oid, format_args!("{}.{}", call.class, call.method)));
+        }
+        Ok(())
+    }
+
+    /// [`IoCtx::notify`] on a blocking thread: notifying waits for every watcher's ack.
+    pub async fn notify_async(&self, oid: &str, payload: Vec<u8>, timeout_ms: u64) -> Result<()> {
+        let (io, oid) = (self.clone(), oid.to_string());
+        blocking(move || io.notify(&oid, &payload, timeout_ms)).await
     }
 
     /// Applies a write op, failing with the op's errno.

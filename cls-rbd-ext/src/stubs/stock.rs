@@ -215,6 +215,20 @@ pub fn assert_locked(name: &str, ty: u8, cookie: &str, tag: &str) -> Call {
     }))
 }
 
+/// `lock.set_cookie`: v1/1 name · type · cookie · tag · new_cookie (`ENOENT` unless the
+/// caller holds the lock with `cookie`). librbd re-keys its lock this way after re-watching.
+pub fn set_cookie(name: &str, ty: u8, cookie: &str, tag: &str, new_cookie: &str) -> Call {
+    call("lock", "set_cookie", enc(|o| {
+        encode_envelope(o, 1, 1, |o| {
+            name.to_string().encode(o);
+            ty.encode(o);
+            cookie.to_string().encode(o);
+            tag.to_string().encode(o);
+            new_cookie.to_string().encode(o);
+        })
+    }))
+}
+
 /// The lock librbd takes on an image header (and rbd-ext's writers with it).
 pub const RBD_LOCK_NAME: &str = "rbd_lock";
 /// librbd's tag for the header's exclusive lock.
@@ -229,6 +243,39 @@ pub fn rbd_lock_cookie(watch_handle: u64) -> String {
 /// the image refresh their header on receiving it.
 pub fn header_update_notification() -> Vec<u8> {
     enc(|o| encode_envelope(o, 2, 1, |o| 3u32.encode(o)))
+}
+
+/// librbd's watch-notify op codes (`WatchNotifyTypes.h`, `NotifyOp`) that rbd-ext acts on.
+pub mod notify_op {
+    /// A client asks the lock owner to release the exclusive lock.
+    pub const REQUEST_LOCK: u32 = 2;
+    /// The header changed (size, features, parent): watchers re-read it.
+    pub const HEADER_UPDATE: u32 = 3;
+    /// First of the maintenance requests a client sends the lock owner to carry out
+    /// (flatten 6, resize 7, snap create 8 ... sparsify 17).
+    pub const FIRST_OWNER_REQUEST: u32 = 6;
+    /// Last of them in Pacific (sparsify).
+    pub const LAST_OWNER_REQUEST: u32 = 17;
+    /// Metadata set/remove, also carried out by the lock owner (Pacific).
+    pub const METADATA_UPDATE: u32 = 20;
+}
+
+/// The op code of a librbd `NotifyMessage` (envelope, then a u32 op), or `None` for a
+/// payload that is not one (empty, truncated, or another application's).
+pub fn notify_message_op(payload: &[u8]) -> Option<u32> {
+    // u8 struct_v, u8 compat, u32 length, then the op.
+    let len = u32::from_le_bytes(payload.get(2..6)?.try_into().ok()?) as usize;
+    if len < 4 || payload.len() < 6 + len {
+        return None;
+    }
+    Some(u32::from_le_bytes(payload.get(6..10)?.try_into().ok()?))
+}
+
+/// librbd's `ResponseMessage` (v1/1: i32 result): the lock owner's answer to a request,
+/// e.g. `-EROFS` to refuse a RequestLock, as librbd's own owner does when it will not
+/// release the lock.
+pub fn response_message(result: i32) -> Vec<u8> {
+    enc(|o| encode_envelope(o, 1, 1, |o| o.extend_from_slice(&result.to_le_bytes())))
 }
 
 #[cfg(test)]
@@ -287,5 +334,17 @@ mod tests {
     #[test]
     fn header_update_payload() {
         assert_eq!(header_update_notification(), [2, 1, 4, 0, 0, 0, 3, 0, 0, 0]);
+    }
+
+    #[test]
+    fn notify_op_and_response() {
+        assert_eq!(notify_message_op(&header_update_notification()), Some(notify_op::HEADER_UPDATE));
+        // RequestLock v7 as Pacific sends it: op, ClientId (gid, handle), force flag.
+        let mut req = vec![7, 1, 21, 0, 0, 0, 2, 0, 0, 0];
+        req.extend_from_slice(&[0; 17]);
+        assert_eq!(notify_message_op(&req), Some(notify_op::REQUEST_LOCK));
+        assert_eq!(notify_message_op(&[]), None);
+        assert_eq!(notify_message_op(&[2, 1, 4, 0, 0, 0, 3]), None);
+        assert_eq!(response_message(-30), [1, 1, 4, 0, 0, 0, 0xe2, 0xff, 0xff, 0xff]);
     }
 }

@@ -86,4 +86,13 @@ mod tests {
         assert_eq!(CLONES_PROTECTION_FEATURES, 0x200);
         assert_eq!(OP_FEATURE_RBD_EXT_PROTECTED, 0x100000);
     }
+
+    #[test]
+    fn parent_protection_bits_are_pinned() {
+        // Literal values, not the constants again: a child's protection is on disk in
+        // existing parents, so changing these bits is a format change (and stock's reaction
+        // to them is what protects the parent).
+        assert_eq!(PARENT_PROTECTION_FEATURES, 0x100 | 0x400, "OPERATIONS | NON_PRIMARY");
+        assert_eq!(OP_FEATURE_RBD_EXT_PROTECTED, 0x10_0000, "op-feature bit 20");
+    }
 }

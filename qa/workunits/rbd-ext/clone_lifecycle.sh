@@ -4,6 +4,7 @@
 # children, parent protection, flatten, rm. Needs rbd-ext on PATH (qa/run-workunits puts
 # target/release there) and CEPH_CONF.
 set -euxo pipefail
+PY=${RBD_EXT_PY:-/usr/bin/python3} # qa/run --release R: R's python3-rados, in its chroot
 
 tmp=$(mktemp -d)
 parent=rbd/wu-clone-parent-$$
@@ -27,7 +28,7 @@ rbd-ext clone-standalone "$parent" "$child"
 
 # info: a standalone parent whose overlap is the whole image.
 rbd-ext info --format json "$child" >"$tmp/info.json"
-/usr/bin/python3 - "$tmp/info.json" "$size" "$parent" <<'PY'
+"$PY" - "$tmp/info.json" "$size" "$parent" <<'PY'
 import json, sys
 info = json.load(open(sys.argv[1]))
 size, parent = int(sys.argv[2]), sys.argv[3]

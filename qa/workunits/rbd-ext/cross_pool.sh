@@ -20,7 +20,7 @@ test "$(stock_parent_of "$child")" = "$parent@"
 rbd-ext info --format json "$child" | "$PY" -c '
 import json, sys
 p = json.load(sys.stdin)["parent"]
-assert (p["pool"], p["namespace"], p["type"]) == ("rbd", "", "standalone"), p'
+assert (p["pool"], p["pool_namespace"], p["type"]) == ("rbd", "", "standalone"), p'
 
 # A copy-up write into the child (a parent is read-only once it has children, so before
 # the grandchild exists).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The plugin as any librados user sees it: stock python3-rados calls rbd_ext methods.
 set -euxo pipefail
-/usr/bin/python3 - <<'PY'
+PY=${RBD_EXT_PY:-/usr/bin/python3} # qa/run --release R: R's python3-rados, in its chroot
+"$PY" - <<'PY'
 import errno, os, rados
 c = rados.Rados(conffile=os.environ["CEPH_CONF"])
 c.connect()
@@ -22,4 +23,4 @@ except rados.InvalidArgumentError:
 io.remove_object(obj)
 PY
 # The OSD is still up.
-ceph osd stat --format json | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["num_up_osds"] == d["num_osds"] > 0, d'
+ceph osd stat --format json | "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert d["num_up_osds"] == d["num_osds"] > 0, d'

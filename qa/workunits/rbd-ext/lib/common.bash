@@ -15,7 +15,9 @@ command -v rbd-ext >/dev/null || { echo "rbd-ext is not on PATH (build: cargo bu
 WU_TMP=$(mktemp -d "${TMPDIR:-/tmp}/wu-$WU.XXXXXX")
 WU_IMAGES=()
 WU_NAMESPACES=()
-PY=/usr/bin/python3 # Debian's python3-rbd / python3-rados are built for this interpreter only
+# Debian's python3-rbd / python3-rados are built for /usr/bin/python3 only; with
+# `qa/run --release R`, RBD_EXT_PY runs R's interpreter (and bindings) in its chroot.
+PY=${RBD_EXT_PY:-/usr/bin/python3}
 
 # Sets VAR to a unique image spec for this run, removed (children before parents, i.e. in
 # reverse order of wu_image calls) when the script exits. Not `$(...)`: the list of images
