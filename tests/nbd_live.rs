@@ -303,7 +303,7 @@ fn s3_parent(c: &mut Cleanup, file: &Path, parent: &str) {
     let bucket = common::unique("nbd-s3").to_lowercase();
     let secret = std::fs::read_to_string(&e.secret_file).unwrap().trim().to_string();
     let mut cfg = S3Config::new(&e.endpoint, &e.region, &bucket);
-    cfg.credentials = Some(Credentials { access_key: e.access_key.clone(), secret_key: secret });
+    cfg.credentials = Some(Credentials { access_key: e.access_key.clone(), secret_key: secret, session_token: None });
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(S3Client::new(cfg).unwrap().create_bucket(&bucket)).unwrap();
     let keys = ["--access-key", &e.access_key, "--secret-key-file", &e.secret_file];

@@ -89,7 +89,7 @@ fn s3_parent(c: &mut Cleanup, data: &[u8], prefix: &str) -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut cfg = rbd_ext::s3::S3Config::new(&endpoint, region.clone(), &bucket);
     let secret = std::fs::read_to_string(&secret_file).unwrap().trim().to_string();
-    cfg.credentials = Some(rbd_ext::s3::Credentials { access_key: access.clone(), secret_key: secret });
+    cfg.credentials = Some(rbd_ext::s3::Credentials { access_key: access.clone(), secret_key: secret, session_token: None });
     rt.block_on(rbd_ext::s3::S3Client::new(cfg).unwrap().create_bucket(&bucket)).unwrap();
     let mut args = vec!["s3", "publish", file.to_str().unwrap(), &dest, "--endpoint", &endpoint];
     args.extend(creds);

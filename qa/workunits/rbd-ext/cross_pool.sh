@@ -33,7 +33,7 @@ test "$(stock_parent_of "$grand")" = "$child@"
 rbd-ext info --format json "$grand" | "$PY" -c '
 import json, sys
 p = json.load(sys.stdin)["parent"]
-assert (p["pool"], p["namespace"]) == ("rbd2", sys.argv[1]), p' "${ns#rbd2/}"
+assert (p["pool"], p["pool_namespace"]) == ("rbd2", sys.argv[1]), p' "${ns#rbd2/}"
 test "$(rbd-ext children "$parent")" = "$child"
 test "$(rbd-ext children "$child")" = "$grand"
 printf '%s\n' "$child" "$grand" | diff - <(rbd-ext children --descendants "$parent")
