@@ -2,7 +2,7 @@
 
 use rbd_ext_cls::codec::{Codec, SnapId};
 use rbd_ext_cls::stubs::{self, stock};
-use rbd_ext_cls::types::{ParentRecord, ParentType};
+use rbd_ext_cls::types::{ParentRecord, ParentType, SnapContext};
 
 use crate::error::{Errno, Error, Result};
 use crate::rados::{Cluster, IoCtx, ReadOp, StepOut};
@@ -73,6 +73,9 @@ pub struct ImageHeader {
     pub stripe_count: u64,
     /// The parent record, when the image is a clone.
     pub parent: Option<ParentRecord>,
+    /// The snapshot context every data-object write must carry (so stock snapshots are
+    /// preserved by the OSD cloning objects before they are overwritten).
+    pub snapc: SnapContext,
 }
 
 impl ImageHeader {
@@ -144,7 +147,8 @@ pub fn md_ioctx(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<IoCtx> {
     })
 }
 
-/// Reads the header of image `id` in one RADOS read op (plus one for fancy striping).
+/// Reads the header of image `id`, snapshot context included, in one RADOS read op (plus
+/// one for fancy striping).
 pub fn read_header(md: &IoCtx, id: &str) -> Result<ImageHeader> {
     let oid = header_oid(id);
     let op = ReadOp::default()
@@ -152,7 +156,8 @@ pub fn read_header(md: &IoCtx, id: &str) -> Result<ImageHeader> {
         .exec(&stock::get_object_prefix())
         .exec(&stock::get_features(SnapId::NOSNAP, false))
         .exec(&stock::get_data_pool())
-        .exec(&stubs::parent_get());
+        .exec(&stubs::parent_get())
+        .exec(&stock::get_snapcontext());
     let r = md.operate_read(&oid, &op, 0)?;
     if r.rc < 0 {
         return Err(Error::new(Errno(-r.rc), format!("object {oid}: read image header")));
@@ -171,6 +176,11 @@ pub fn read_header(md: &IoCtx, id: &str) -> Result<ImageHeader> {
     let features = stock::reply(&outs[2], u64::read).map_err(|e| bad(e, "features"))?;
     let data_pool_id = stock::reply(&outs[3], i64::read).map_err(|e| bad(e, "data pool"))?;
     let parent = stubs::decode_reply::<ParentRecord>(&outs[4]).map_err(|e| bad(e, "parent record"))?;
+    let snapc = stubs::decode_reply::<SnapContext>(&outs[5]).map_err(|e| bad(e, "snap context"))?;
+    if !snapc.is_valid() {
+        // As librbd's refresh: writing with it would damage the snapshots.
+        return Err(bad(Errno::EIO, &format!("invalid snap context {snapc:?}")));
+    }
     let (mut stripe_unit, mut stripe_count) = (1u64 << order, 1u64);
     if features & features::STRIPINGV2 != 0 {
         let out = md.exec(&oid, &stock::get_stripe_unit_count())?;
@@ -188,6 +198,7 @@ pub fn read_header(md: &IoCtx, id: &str) -> Result<ImageHeader> {
         // An S3 source record names no image (pool -1, no id) but is a parent all the same:
         // it makes the image S3-backed.
         parent: (parent.exists() || parent.parent_type == ParentType::S3Source).then_some(parent),
+        snapc,
     })
 }
 

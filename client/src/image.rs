@@ -14,7 +14,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use rbd_ext_cls::codec::SnapId;
 use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::stubs::stock::object_map_state as om;
-use rbd_ext_cls::types::{clone_map_object, CloneMapState, ParentRecord, ParentType};
+use rbd_ext_cls::types::{clone_map_object, CloneMapState, ParentRecord, ParentType, SnapContext};
 
 use crate::backfill::{read_filled_range, Backfill, Filled};
 use crate::clone_map;
@@ -56,6 +56,18 @@ struct Writer {
     /// Clone map states; `None` when the image has no clone map (not a clone, flattened,
     /// or made by stock tools).
     clone_map: Mutex<Option<Vec<CloneMapState>>>,
+    /// The context every data-object write goes through: it carries the image's snapshot
+    /// context (as librbd's data ioctx), so the OSD preserves stock snapshots. Replaced by a
+    /// new context when the snapshot context changes, never changed in place (see
+    /// [`IoCtx::with_write_snap_context`]). Header, object map and clone map writes go
+    /// through `loc.md`, without one, as librbd's.
+    data: RwLock<(SnapContext, IoCtx)>,
+}
+
+/// The data-write context for `snapc`.
+fn data_write_ctx(loc: &ImageLocation, snapc: &SnapContext) -> Result<IoCtx> {
+    let snaps: Vec<u64> = snapc.snaps.iter().map(|s| s.0).collect();
+    loc.data.with_write_snap_context(snapc.seq.0, &snaps).map_err(|e| e.context(format_args!("image {}", loc.spec)))
 }
 
 /// An open RBD image (format 2, default striping).
@@ -72,6 +84,9 @@ pub struct Image {
     watch: HeaderWatch,
     /// Held shared by every request, exclusively by a resize.
     gate: IoGate,
+    /// Held while a request re-reads an announced header update: a request that finds the
+    /// re-read under way waits for it (it may bring the snapshot context its writes need).
+    refreshing: tokio::sync::Mutex<()>,
     /// Requests that change one object run one at a time.
     objects: ObjectGuard,
     /// RADOS ops in flight for this image.
@@ -193,7 +208,11 @@ impl Image {
                     reconciled.push(format!("clone map: {n} object(s) written by a stock client now counted as copied up"));
                 }
             }
-            Some(Writer { lock, object_map, clone_map: Mutex::new(states) })
+            // The header was read before the lock was taken: a snapshot created in between
+            // is in this re-read, and any later one is announced on the header watch.
+            let fresh = header::read_header(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?;
+            let data = RwLock::new((fresh.snapc.clone(), data_write_ctx(&loc, &fresh.snapc)?));
+            Some(Writer { lock, object_map, clone_map: Mutex::new(states), data })
         } else {
             None
         };
@@ -207,6 +226,7 @@ impl Image {
             backfill,
             watch,
             gate: IoGate::default(),
+            refreshing: tokio::sync::Mutex::new(()),
             objects: ObjectGuard::default(),
             budget: OpBudget::new(opts.max_ops_in_flight),
             reconciled,
@@ -276,18 +296,40 @@ impl Image {
         self.writer.as_ref().ok_or_else(|| Error::new(Errno::EROFS, format!("image {}: opened read-only", self.loc.spec)))
     }
 
+    /// The context for data-object writes (it carries the snapshot context).
+    fn data_w(&self) -> Result<IoCtx> {
+        Ok(self.writer()?.data.read().unwrap_or_else(|e| e.into_inner()).1.clone())
+    }
+
     /// Whether this handle holds the writer lock.
     pub fn is_writable(&self) -> bool {
         self.writer.is_some()
     }
 
     /// Before each request: stop if this client was blocklisted or lost its lock, and
-    /// re-read the header if a header update was announced (a resize by the writer).
+    /// re-read the header if a header update was announced (a resize by the writer, or a
+    /// stock `rbd snap create`, which notifies before it returns: the snapshot context
+    /// that writes carry is re-read with it, as librbd refreshes on its header watch).
     async fn ready(&self) -> Result<()> {
         self.watch.check()?;
-        if self.watch.take_stale() {
+        let _refreshing = self.refreshing.lock().await;
+        if let Some(stale) = self.watch.take_stale() {
             self.refresh_header_async().await?;
+            stale.done();
         }
+        Ok(())
+    }
+
+    /// Takes a freshly read header; a writer whose snapshot context changed switches its
+    /// data writes to a context carrying the new one.
+    fn set_header(&self, fresh: ImageHeader) -> Result<()> {
+        if let Some(w) = &self.writer {
+            let mut data = w.data.write().unwrap_or_else(|e| e.into_inner());
+            if data.0 != fresh.snapc {
+                *data = (fresh.snapc.clone(), data_write_ctx(&self.loc, &fresh.snapc)?);
+            }
+        }
+        *self.header.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
     }
 
@@ -490,7 +532,7 @@ impl Image {
         // Nothing inherited: zero the object if it exists; a missing one already reads zeros.
         let oid = hdr.data_oid(e.object_no);
         let op = WriteOp { steps: vec![WriteStep::AssertExists, WriteStep::Zero { off: e.offset, len: e.length }] };
-        let r = self.rados_write(&self.loc.data, &oid, &op).await?;
+        let r = self.rados_write(&self.data_w()?, &oid, &op).await?;
         if r.rc < 0 && r.rc != -libc::ENOENT {
             return Err(os_err(&self.loc.spec, e.object_no, "zero", r.rc));
         }
@@ -499,7 +541,7 @@ impl Image {
 
     async fn remove_object(&self, object_no: u64, hdr: &ImageHeader) -> Result<()> {
         self.object_map_update(object_no, om::PENDING, None).await?;
-        let r = self.rados_write(&self.loc.data, &hdr.data_oid(object_no), &WriteOp { steps: vec![WriteStep::Remove] }).await?;
+        let r = self.rados_write(&self.data_w()?, &hdr.data_oid(object_no), &WriteOp { steps: vec![WriteStep::Remove] }).await?;
         if r.rc < 0 && r.rc != -libc::ENOENT {
             return Err(os_err(&self.loc.spec, object_no, "remove", r.rc));
         }
@@ -517,10 +559,14 @@ impl Image {
         // calls nonexistent is copied up without first trying the write in place. Were it
         // wrong, nothing breaks: sparse_copyup leaves an existing object alone.
         let known_missing = self.object_map_state(e.object_no) == Some(om::NONEXISTENT);
+        // With snapshots, an inherited object is copied up even when the write replaces it
+        // all, as librbd does: the snapshots then hold the parent's data themselves.
+        let replaces_all = replaces_all && hdr.snapc.snaps.is_empty();
+        let data_w = self.data_w()?;
         // librbd order: the object map says "exists" before any data can appear.
         self.object_map_update(e.object_no, om::EXISTS, None).await?;
         if !self.inherits(hdr, e.object_no) || replaces_all {
-            let r = self.rados_write(&self.loc.data, &oid, &WriteOp { steps }).await?;
+            let r = self.rados_write(&data_w, &oid, &WriteOp { steps }).await?;
             if r.rc < 0 {
                 return Err(os_err(spec, e.object_no, "write", r.rc));
             }
@@ -530,7 +576,7 @@ impl Image {
         if !known_missing {
             let mut guarded = vec![WriteStep::AssertExists];
             guarded.extend(steps.iter().cloned());
-            let r = self.rados_write(&self.loc.data, &oid, &WriteOp { steps: guarded }).await?;
+            let r = self.rados_write(&data_w, &oid, &WriteOp { steps: guarded }).await?;
             if r.rc >= 0 {
                 return self.clone_map_mark_local(e.object_no, CloneMapState::Exists).await;
             }
@@ -545,11 +591,19 @@ impl Image {
             self.parent_object_data(e.object_no, hdr)
         );
         pending?;
-        let op = WriteOp::default().exec(sparse_copyup_call(&parent_data?));
-        let op = steps.into_iter().fold(op, WriteOp::step);
-        let r = self.rados_write(&self.loc.data, &oid, &op).await?;
-        if r.rc < 0 {
-            return Err(os_err(spec, e.object_no, "copy-up", r.rc));
+        let copyup = WriteOp::default().exec(sparse_copyup_call(&parent_data?));
+        if hdr.snapc.snaps.is_empty() {
+            let op = steps.into_iter().fold(copyup, WriteOp::step);
+            let r = self.rados_write(&data_w, &oid, &op).await?;
+            if r.rc < 0 {
+                return Err(os_err(spec, e.object_no, "copy-up", r.rc));
+            }
+        } else {
+            self.copy_up_before_snapshots(e.object_no, &oid, &copyup).await?;
+            let r = self.rados_write(&data_w, &oid, &WriteOp { steps }).await?;
+            if r.rc < 0 {
+                return Err(os_err(spec, e.object_no, "write", r.rc));
+            }
         }
         crate::kill_point::reached("copyup.written");
         self.clone_map_set(e.object_no, CloneMapState::CopiedUp, Some(CloneMapState::Pending)).await
@@ -559,17 +613,35 @@ impl Image {
     /// does not exist, with the same map transitions as a copy-up write.
     pub(crate) async fn copy_up(&self, n: u64, hdr: &ImageHeader, parent_data: Vec<u8>) -> Result<()> {
         self.writer()?;
-        self.watch.check()?;
+        self.ready().await?;
         let _req = self.gate.request().await;
         let _object = self.objects.lock(n).await;
         self.object_map_update(n, om::EXISTS, None).await?;
         self.clone_map_set(n, CloneMapState::Pending, None).await?;
         let op = WriteOp::default().exec(sparse_copyup_call(&parent_data));
-        let r = self.rados_write(&self.loc.data, &hdr.data_oid(n), &op).await?;
-        if r.rc < 0 {
-            return Err(os_err(&self.loc.spec, n, "copy-up", r.rc));
+        let oid = hdr.data_oid(n);
+        if self.header().snapc.snaps.is_empty() {
+            let r = self.rados_write(&self.data_w()?, &oid, &op).await?;
+            if r.rc < 0 {
+                return Err(os_err(&self.loc.spec, n, "copy-up", r.rc));
+            }
+        } else {
+            self.copy_up_before_snapshots(n, &oid, &op).await?;
         }
         self.clone_map_set(n, CloneMapState::CopiedUp, Some(CloneMapState::Pending)).await
+    }
+
+    /// A copy-up on an image with snapshots, as librbd's CopyupRequest: alone and with an
+    /// empty snapshot context (`loc.data` never carries one), so the object holds the
+    /// parent's data as of before every snapshot and the snapshots stop depending on the
+    /// parent for it; the write that follows carries the snapshot context, so the OSD clones
+    /// the object first. A no-op when the object exists.
+    async fn copy_up_before_snapshots(&self, object_no: u64, oid: &str, copyup: &WriteOp) -> Result<()> {
+        let r = self.rados_write(&self.loc.data, oid, copyup).await?;
+        if r.rc < 0 {
+            return Err(os_err(&self.loc.spec, object_no, "copy-up", r.rc));
+        }
+        Ok(())
     }
 
     /// The parent's data for object `object_no` of this image (zeros beyond the overlap).
@@ -673,15 +745,13 @@ impl Image {
     pub async fn refresh_header_async(&self) -> Result<()> {
         let (md, id) = (self.loc.md.clone(), self.loc.id.clone());
         let fresh = blocking(move || header::read_header(&md, &id)).await.map_err(|e| e.context(format_args!("image {}", self.loc.spec)))?;
-        *self.header.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-        Ok(())
+        self.set_header(fresh)
     }
 
     /// Re-reads the header (after a resize or flatten changed it).
     pub fn refresh_header(&self) -> Result<()> {
         let fresh = header::read_header(&self.loc.md, &self.loc.id).map_err(|e| e.context(format_args!("image {}", self.loc.spec)))?;
-        *self.header.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-        Ok(())
+        self.set_header(fresh)
     }
 
     /// Nothing is cached: every write is acknowledged by RADOS before it returns.
@@ -709,7 +779,7 @@ impl Image {
             if new_size % os != 0 {
                 let n = new_size / os;
                 let op = WriteOp { steps: vec![WriteStep::AssertExists, WriteStep::Truncate(new_size % os)] };
-                let r = self.rados_write(&self.loc.data, &hdr.data_oid(n), &op).await?;
+                let r = self.rados_write(&self.data_w()?, &hdr.data_oid(n), &op).await?;
                 if r.rc < 0 && r.rc != -libc::ENOENT {
                     return Err(os_err(&spec, n, "truncate", r.rc));
                 }

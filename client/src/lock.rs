@@ -113,9 +113,11 @@ impl HeaderWatch {
         self.inner.watch.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
-    /// Whether a header update was announced since the last call (and forgets it).
-    pub(crate) fn take_stale(&self) -> bool {
-        self.inner.stale.swap(false, Ordering::AcqRel)
+    /// If a header update was announced since the last call: forgets it, and returns a mark
+    /// that announces it again on drop unless [`StaleMark::done`] is called once the header
+    /// was re-read (so a re-read that failed, or whose request was dropped, is retried).
+    pub(crate) fn take_stale(&self) -> Option<StaleMark<'_>> {
+        self.inner.stale.swap(false, Ordering::AcqRel).then_some(StaleMark(Some(self)))
     }
 
     /// Records an op that failed because this client is blocklisted.
@@ -142,6 +144,24 @@ impl HeaderWatch {
             ));
         }
         Ok(())
+    }
+}
+
+/// A taken header-update announcement (see [`HeaderWatch::take_stale`]).
+pub(crate) struct StaleMark<'a>(Option<&'a HeaderWatch>);
+
+impl StaleMark<'_> {
+    /// The header was re-read.
+    pub(crate) fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StaleMark<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.0 {
+            w.inner.stale.store(true, Ordering::Release);
+        }
     }
 }
 

@@ -171,6 +171,7 @@ mod tests {
             stripe_unit: 0,
             stripe_count: 1,
             parent: None,
+            snapc: Default::default(),
         };
         assert!(clone_map_is_orphan(Some(&h)));
         let with_parent = ImageHeader { parent: Some(Default::default()), ..h };

@@ -899,6 +899,22 @@ impl IoCtx {
         self.inner.cluster.ioctx(&self.pool, namespace)
     }
 
+    /// A new context on the same pool and namespace whose writes carry the self-managed
+    /// snapshot context `seq`/`snaps` (ids descending), as librbd's data ioctx: the OSD then
+    /// clones an object before the first write after a snapshot. A fresh context, because
+    /// librados reads an ioctx's snap context unlocked when it submits an op: setting it on
+    /// one that is shared would race with ops in flight. `EINVAL` if the context is invalid.
+    pub fn with_write_snap_context(&self, seq: u64, snaps: &[u64]) -> Result<IoCtx> {
+        let io = self.inner.cluster.ioctx(&self.pool, &self.namespace)?;
+        let mut ids: Vec<sys::rados_snap_t> = snaps.to_vec();
+        let n = c_int::try_from(ids.len()).map_err(|_| Error::new(Errno::EINVAL, format!("snap context of {} snapshots", ids.len())))?;
+        // SAFETY: `io` is a valid ioctx no other thread can see yet (so no op reads its snap
+        // context concurrently); `ids` is valid for `n` elements and librados copies them.
+        let r = unsafe { sys::rados_ioctx_selfmanaged_snap_set_write_ctx(io.inner.ctx, seq, ids.as_mut_ptr(), n) };
+        check(r, || format!("pool {}: set write snap context seq {seq}, {} snapshot(s)", self.pool, snaps.len()))?;
+        Ok(io)
+    }
+
     pub(crate) fn raw(&self) -> sys::rados_ioctx_t {
         self.inner.ctx
     }

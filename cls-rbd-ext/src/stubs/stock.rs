@@ -56,6 +56,11 @@ pub fn get_data_pool() -> Call {
     call("rbd", "get_data_pool", Vec::new())
 }
 
+/// `rbd.get_snapcontext`: reply [`crate::types::SnapContext`] (`ENOENT` without `snap_seq`).
+pub fn get_snapcontext() -> Call {
+    call("rbd", "get_snapcontext", Vec::new())
+}
+
 /// `rbd.get_stripe_unit_count`: reply u64 unit · u64 count (`ENOEXEC` without STRIPINGV2).
 pub fn get_stripe_unit_count() -> Call {
     call("rbd", "get_stripe_unit_count", Vec::new())

@@ -9,6 +9,7 @@ pub mod features;
 pub mod header;
 mod parent;
 mod protect;
+mod snap_context;
 
 pub use child::{snap_children_key, ChildImageSpec, ChildImageSpecs};
 pub use clone_map::{
@@ -20,4 +21,5 @@ pub use clone_map::{
 pub use crc32c::ceph_crc32c;
 pub use parent::{ParentImageSpec, ParentRecord, ParentType};
 pub use protect::{migration_header, ParentProtection, ProtectionMode};
+pub use snap_context::SnapContext;
 pub(crate) use child_set::ChildSetView;
