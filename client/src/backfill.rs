@@ -451,7 +451,10 @@ impl Backfill {
     /// Saves this process's counters on the image header (key `rbd_ext_stats.<owner>`), so
     /// `rbd-ext stats` can add up every client's.
     pub(crate) fn flush_stats(&self, md: &IoCtx, header_oid: &str) {
-        if self.client.stats().requests == 0 && self.counters.cache_hits.load(Ordering::Relaxed) == 0 {
+        // A process that only waited for other clients' fills used the image too: its waits
+        // count (skipping it undercounted clients when others filled every object first).
+        let c = &self.counters;
+        if self.client.stats().requests == 0 && c.cache_hits.load(Ordering::Relaxed) == 0 && c.waits.load(Ordering::Relaxed) == 0 {
             return;
         }
         let key = format!("{STATS_KEY_PREFIX}{}", self.owner);

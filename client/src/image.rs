@@ -95,13 +95,35 @@ pub struct Image {
     reconciled: Vec<String>,
 }
 
+/// Closes handed to a blocking thread by [`Image`]'s drop and not finished yet.
+static PENDING_CLOSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Waits until every close that an [`Image`] dropped inside an async runtime handed to a
+/// blocking thread (stats write, lock release, unwatch) has finished. Call it from outside
+/// the runtime, before the runtime is dropped: a runtime that shuts down discards blocking
+/// tasks that have not started yet, which would lose those writes (a short-lived program
+/// such as the CLI exits right after its last image is dropped).
+pub fn wait_for_pending_closes() {
+    while PENDING_CLOSES.load(std::sync::atomic::Ordering::Acquire) > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 impl Drop for Image {
     /// Never waits for RADOS: the stats write, the lock release and the unwatch run on a
-    /// blocking thread when inside an async runtime ([`Image::close_async`] awaits them).
+    /// blocking thread when inside an async runtime ([`Image::close_async`] awaits them;
+    /// [`wait_for_pending_closes`] waits for them before a program ends).
     fn drop(&mut self) {
         let work = self.take_closing();
         match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn_blocking(work)),
+            Ok(rt) => {
+                PENDING_CLOSES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                drop(rt.spawn_blocking(move || {
+                    let r = work();
+                    PENDING_CLOSES.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                    r
+                }))
+            }
             Err(_) => drop(work()),
         }
     }

@@ -44,7 +44,7 @@ pub mod s3;
 pub mod spec;
 
 pub use error::{Errno, Error, Result};
-pub use image::{Image, ImageInfo, OpenOptions};
+pub use image::{wait_for_pending_closes, Image, ImageInfo, OpenOptions};
 pub use manage::{
     check_clone_map, child_entries, children, clone_standalone, flatten, protection, remove, set_protection, CheckReport, Children,
     CloneOptions, Progress, RemoteOptions, Removed,

@@ -36,7 +36,11 @@ fn try_main() -> commands::CmdResult {
         .thread_name("rbd-ext")
         .build()
         .map_err(|e| commands::io_err(e, "start the async runtime"))?;
-    runtime.block_on(commands::run(cli))
+    let result = runtime.block_on(commands::run(cli));
+    // Images dropped inside the runtime close on blocking threads; a runtime that shuts down
+    // discards those not yet started, so wait for them while it still runs.
+    rbd_ext::wait_for_pending_closes();
+    result
 }
 
 /// Whether the error (or one of its causes) is EPIPE: the reader went away.
