@@ -51,18 +51,6 @@ fn tool_ok(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(n + 8);
-    while v.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(n);
-    v
-}
 
 /// What a test made, removed at the end (children before parents).
 #[derive(Default)]
@@ -225,7 +213,7 @@ fn local_child_over_nbd() {
     let _s = serial();
     let mut c = Cleanup::default();
     // 8 objects of 1 MiB; the parent holds 0, 2, 5 (half) and 7.
-    let mut data = random(8 * MIB, 0x4e42);
+    let mut data = common::random(8 * MIB, 0x4e42);
     for n in [1, 3, 4, 6] {
         data[n * MIB..(n + 1) * MIB].fill(0);
     }
@@ -322,7 +310,7 @@ fn s3_child_and_parent_over_nbd() {
     let _s = serial();
     let mut c = Cleanup::default();
     // 6 objects of 4 MiB; 1 and 4 are zero (manifest holes, never fetched).
-    let mut data = random(24 * MIB, 0x53);
+    let mut data = common::random(24 * MIB, 0x53);
     for n in [1, 4] {
         data[n * 4 * MIB..(n + 1) * 4 * MIB].fill(0);
     }
@@ -503,7 +491,7 @@ impl Fuzz {
 fn protocol_fuzz_leaves_the_server_up_and_the_data_intact() {
     let _s = serial();
     let mut c = Cleanup::default();
-    let data = random(4 * MIB, 0xf022);
+    let data = common::random(4 * MIB, 0xf022);
     let src = c.file("nbd-fuzz-src", &data);
     let image = c.image("nbd-fuzz");
     common::stock_ok("rbd", &["import", "--no-progress", "--object-size", "1M", src.to_str().unwrap(), &image]);
@@ -590,7 +578,7 @@ fn remote_child_over_nbd() {
     let mut c = Cleanup::default();
     c.config_keys.push(format!("rbd-ext/remote/{}/client.admin", remote.name));
     // 8 objects of 1 MiB in the other cluster; 1 and 3 are zero (never written by import).
-    let mut data = random(8 * MIB, 0x7e30);
+    let mut data = common::random(8 * MIB, 0x7e30);
     for n in [1, 3] {
         data[n * MIB..(n + 1) * MIB].fill(0);
     }

@@ -119,19 +119,6 @@ fn one_error_line(args: &[&str], o: &Output) -> String {
     lines[0].to_string()
 }
 
-/// Deterministic pseudo-random bytes.
-fn random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(n + 8);
-    while v.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(n);
-    v
-}
 
 /// `"key":"value"` in flat JSON output.
 fn json_str(s: &str, key: &str) -> String {
@@ -366,7 +353,7 @@ async fn eight_children_read_at_once_cost_one_get_per_object() {
     let e = env();
     let mut c = Cleanup::new();
     let bucket = new_bucket("s3acc-dense").await;
-    let data = random(64 * MIB, 0xacc);
+    let data = common::random(64 * MIB, 0xacc);
     let file = c.file("s3acc-dense.raw", &data);
     let out = publish(&file, &bucket, "images/base.raw", &[]);
     assert!(out.starts_with(&format!("published s3://{bucket}/images/base.raw: 64 MiB in 16 objects of 4 MiB (0 all zero)")), "{out}");
@@ -404,7 +391,7 @@ async fn eight_children_read_at_once_cost_one_get_per_object() {
     // Sparse: objects 1, 3, 5... all zero. The manifest marks them; they are never fetched
     // (nor written: they stay holes in RADOS).
     let bucket2 = new_bucket("s3acc-sparse").await;
-    let mut sparse = random(64 * MIB, 0x5a5);
+    let mut sparse = common::random(64 * MIB, 0x5a5);
     for n in (1..16).step_by(2) {
         sparse[n * OS..(n + 1) * OS].fill(0);
     }
@@ -442,7 +429,7 @@ async fn waiters_wake_promptly_when_the_fill_lands() {
     let e = env();
     let mut c = Cleanup::new();
     let bucket = new_bucket("s3acc-wait").await;
-    let data = random(64 * MIB, 0x3a17);
+    let data = common::random(64 * MIB, 0x3a17);
     let file = c.file("s3acc-wait.raw", &data);
     publish(&file, &bucket, "wait.raw", &["--object-size", "1M"]);
     let proxy = TestProxy::start(&e.endpoint).await.unwrap();
@@ -570,7 +557,7 @@ impl Fixture {
         let mut c = Cleanup::new();
         let bucket = new_bucket(name).await;
         let key = "disk.raw".to_string();
-        let data = random(16 * MIB, name.len() as u64 * 7919);
+        let data = common::random(16 * MIB, name.len() as u64 * 7919);
         let file = c.file(name, &data);
         publish(&file, &bucket, &key, &[]);
         let proxy = TestProxy::start(&env().endpoint).await.unwrap();
@@ -815,7 +802,7 @@ async fn the_secret_appears_nowhere() {
     let e = env();
     let mut c = Cleanup::new();
     let bucket = new_bucket("s3acc-secret").await;
-    let data = random(8 * MIB, 0x5ec);
+    let data = common::random(8 * MIB, 0x5ec);
     let file = c.file("s3acc-secret.raw", &data);
     let parent = c.image("s3acc-secret-parent");
     let child = c.image("s3acc-secret-child");
@@ -908,7 +895,7 @@ async fn anonymous_parent_on_a_public_object() {
     let e = env();
     let mut c = Cleanup::new();
     let bucket = new_bucket("s3acc-anon").await;
-    let data = random(8 * MIB + 4096 * 3, 0xa407);
+    let data = common::random(8 * MIB + 4096 * 3, 0xa407);
     let file = c.file("s3acc-anon.raw", &data);
     publish(&file, &bucket, "private.raw", &[]);
     // `s3 publish` uploads private objects: put a public-read copy and its manifest.
@@ -950,7 +937,7 @@ async fn show_verify_hydrate_and_stats() {
     let e = env();
     let mut c = Cleanup::new();
     let bucket = new_bucket("s3acc-cli").await;
-    let mut data = random(64 * MIB, 0xc11);
+    let mut data = common::random(64 * MIB, 0xc11);
     for n in [3, 4, 10] {
         data[n * OS..(n + 1) * OS].fill(0);
     }
@@ -1030,7 +1017,7 @@ async fn prefix_mode_fetches_one_object_per_rados_object() {
     let mut c = Cleanup::new();
     let bucket = new_bucket("s3acc-prefix").await;
     let size = 2 * OS + 5000;
-    let data = random(size, 0x9f1e);
+    let data = common::random(size, 0x9f1e);
     let client = s3(&bucket);
     for (n, chunk) in data.chunks(OS).enumerate() {
         client.put(&format!("disk/{n:016x}"), chunk.to_vec()).await.unwrap();
@@ -1075,7 +1062,7 @@ async fn a_failed_attach_changes_nothing() {
     let e = env();
     let mut c = Cleanup::new();
     let bucket = new_bucket("s3-14-1").await;
-    let data = random(3 * OS, 0x141);
+    let data = common::random(3 * OS, 0x141);
     let file = c.file("s3-14-1.raw", &data);
     publish(&file, &bucket, "img.raw", &[]);
     let parent = c.image("s3-14-1-parent");
@@ -1129,7 +1116,7 @@ async fn a_replaced_object_fails_instead_of_mixing() {
     let e = env();
     let mut c = Cleanup::new();
     let bucket = new_bucket("s3-14-2").await;
-    let old = random(3 * OS, 0x142);
+    let old = common::random(3 * OS, 0x142);
     let client = s3(&bucket);
     let old_etag = client.put("plain.raw", old.clone()).await.unwrap();
     let parent = c.image("s3-14-2-parent");
@@ -1139,7 +1126,7 @@ async fn a_replaced_object_fails_instead_of_mixing() {
     let len = OS.to_string();
     assert!(ok(&["read", &child, "--offset", "0", "--length", &len]) == old[..OS]);
 
-    let new = random(3 * OS, 0x241);
+    let new = common::random(3 * OS, 0x241);
     let new_etag = client.put("plain.raw", new.clone()).await.unwrap();
     assert_ne!(old_etag, new_etag);
     let line = fails(&["read", &child, "--offset", &OS.to_string(), "--length", &len]);
@@ -1163,7 +1150,7 @@ async fn clone_of_an_unreadable_s3_parent_is_refused() {
     let e = env();
     let mut c = Cleanup::new();
     let bucket = new_bucket("s3-14-3").await;
-    let data = random(2 * OS, 0x143);
+    let data = common::random(2 * OS, 0x143);
     let file = c.file("s3-14-3.raw", &data);
     publish(&file, &bucket, "img.raw", &[]);
     let key = format!("rbd-ext/test/{}", common::unique("s3-14-3"));
@@ -1248,7 +1235,7 @@ async fn tls_with_a_private_ca() {
     let ca = ca.to_str().unwrap();
 
     let bucket = new_bucket("s3-tls").await;
-    let data = random(2 * OS, 0x716);
+    let data = common::random(2 * OS, 0x716);
     let file = c.file("s3-tls.raw", &data);
     let dest = format!("s3://{bucket}/img.raw");
     let creds = ["--access-key", e.access_key.as_str(), "--secret-key-file", e.secret_file.as_str()];
@@ -1317,7 +1304,7 @@ async fn readme_caps_read_an_s3_child() {
     println!("README caps: mon '{mon}' osd '{osd}'");
 
     let bucket = new_bucket("s3-caps").await;
-    let data = random(2 * OS, 0xca95);
+    let data = common::random(2 * OS, 0xca95);
     let file = c.file("s3-caps.raw", &data);
     publish(&file, &bucket, "img.raw", &[]);
     let parent = c.image("s3-caps-parent");
@@ -1358,7 +1345,7 @@ async fn publish_reads_the_standard_aws_sources() {
     let e = env();
     let mut c = Cleanup::new();
     let bucket = new_bucket("s3-aws").await;
-    let data = random(OS + 4096, 0xa35);
+    let data = common::random(OS + 4096, 0xa35);
     let file = c.file("s3-aws.raw", &data);
     let f = file.to_str().unwrap();
     let home = std::env::temp_dir().join(common::unique("s3-aws-home"));

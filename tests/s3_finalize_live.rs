@@ -31,19 +31,6 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Deterministic pseudo-random bytes.
-fn random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(n + 8);
-    while v.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(n);
-    v
-}
 
 /// Images (removed newest first) and files made by one test.
 struct Cleanup {
@@ -115,7 +102,7 @@ fn qemu_img() -> Command {
 fn finalize_makes_hydrated_children_stock_readable() {
     let mut c = Cleanup { images: Vec::new(), files: Vec::new() };
     // Three objects of 4 MiB, the middle one all zeros (a manifest hole).
-    let mut data = random(12 * MIB, 0xf1a1);
+    let mut data = common::random(12 * MIB, 0xf1a1);
     data[4 * MIB..8 * MIB].fill(0);
     let parent = s3_parent(&mut c, &data, "s3fin");
     let children: Vec<String> = (0..2).map(|i| c.image(&format!("s3fin-child{i}"))).collect();
@@ -161,7 +148,7 @@ fn finalize_makes_hydrated_children_stock_readable() {
 #[test]
 fn flatten_never_drops_an_s3_source() {
     let mut c = Cleanup { images: Vec::new(), files: Vec::new() };
-    let data = random(8 * MIB, 0xf1a2);
+    let data = common::random(8 * MIB, 0xf1a2);
     let parent = s3_parent(&mut c, &data, "s3flat");
     let cluster = common::cluster();
     let spec: ImageSpec = parent.parse().unwrap();

@@ -50,23 +50,11 @@ async fn fresh_bucket(prefix: &str) -> (S3Client, String) {
     (c, bucket)
 }
 
-fn random(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(n + 8);
-    while v.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(n);
-    v
-}
 
 #[tokio::test]
 async fn put_then_ranged_gets_of_a_9mib_object() {
     let (c, _) = fresh_bucket("s3-range").await;
-    let body = random(9 * MIB, 1);
+    let body = common::random(9 * MIB, 1);
     let etag = c.put("images/base.raw", body.clone()).await.unwrap();
     let info = c.head("images/base.raw").await.unwrap();
     assert_eq!(info.size, body.len() as u64);
@@ -92,7 +80,7 @@ async fn put_then_ranged_gets_of_a_9mib_object() {
 #[tokio::test]
 async fn put_large_goes_multipart() {
     let (c, _) = fresh_bucket("s3-mp").await;
-    let body = random(2 * MIN_PART_SIZE + 123, 2);
+    let body = common::random(2 * MIN_PART_SIZE + 123, 2);
     let etag = c.put_large("big.raw", &body[..], MIN_PART_SIZE).await.unwrap();
     assert!(etag.ends_with("-3"), "a 3-part upload's ETag: {etag}");
     let info = c.head("big.raw").await.unwrap();
@@ -159,12 +147,12 @@ async fn missing_key_is_enoent() {
 async fn anonymous_reads_public_objects_only() {
     let (c, bucket) = fresh_bucket("s3-anon").await;
     let public = PutOptions { acl: Some("public-read".into()), ..Default::default() };
-    c.put_with("public.raw", random(10_000, 3), &public).await.unwrap();
-    c.put("private.raw", random(10_000, 4)).await.unwrap();
+    c.put_with("public.raw", common::random(10_000, 3), &public).await.unwrap();
+    c.put("private.raw", common::random(10_000, 4)).await.unwrap();
     let mut cfg = config(&env().endpoint, &bucket);
     cfg.credentials = None;
     let anon = S3Client::new(cfg).unwrap();
-    assert_eq!(anon.get_range("public.raw", 100, 900).await.unwrap(), random(10_000, 3)[100..1000]);
+    assert_eq!(anon.get_range("public.raw", 100, 900).await.unwrap(), common::random(10_000, 3)[100..1000]);
     assert_eq!(anon.head("public.raw").await.unwrap().size, 10_000);
     let e = anon.get_range("private.raw", 0, 10).await.unwrap_err();
     assert_eq!((e.errno(), e.http_status()), (Errno::EACCES, Some(403)));
@@ -174,7 +162,7 @@ async fn anonymous_reads_public_objects_only() {
 #[tokio::test]
 async fn five_hundreds_are_retried_through_the_proxy() {
     let (c, bucket) = fresh_bucket("s3-500").await;
-    let body = random(MIB, 5);
+    let body = common::random(MIB, 5);
     c.put("k", body.clone()).await.unwrap();
     let proxy = TestProxy::start(&env().endpoint).await.unwrap();
     let pc = S3Client::new(config(&proxy.endpoint(), &bucket)).unwrap();
@@ -195,7 +183,7 @@ async fn five_hundreds_are_retried_through_the_proxy() {
 #[tokio::test]
 async fn keep_alive_connections_are_reused() {
     let (c, bucket) = fresh_bucket("s3-pool").await;
-    c.put("k", random(64 << 10, 6)).await.unwrap();
+    c.put("k", common::random(64 << 10, 6)).await.unwrap();
     let proxy = TestProxy::start(&env().endpoint).await.unwrap();
     let pc = S3Client::new(config(&proxy.endpoint(), &bucket)).unwrap();
     for i in 0..20 {
@@ -207,7 +195,7 @@ async fn keep_alive_connections_are_reused() {
 #[tokio::test]
 async fn slow_server_times_out() {
     let (c, bucket) = fresh_bucket("s3-slow").await;
-    c.put("k", random(4096, 7)).await.unwrap();
+    c.put("k", common::random(4096, 7)).await.unwrap();
     let proxy = TestProxy::start(&env().endpoint).await.unwrap();
     proxy.add(Rule::new(Fault::Delay(Duration::from_secs(5))).method("GET"));
     let mut cfg = config(&proxy.endpoint(), &bucket);
@@ -227,7 +215,7 @@ async fn slow_server_times_out() {
 #[tokio::test]
 async fn truncated_body_is_eio() {
     let (c, bucket) = fresh_bucket("s3-trunc").await;
-    c.put("k", random(64 << 10, 8)).await.unwrap();
+    c.put("k", common::random(64 << 10, 8)).await.unwrap();
     let proxy = TestProxy::start(&env().endpoint).await.unwrap();
     proxy.add(Rule::new(Fault::Truncate(1000)).method("GET"));
     let pc = S3Client::new(config(&proxy.endpoint(), &bucket)).unwrap();
@@ -240,7 +228,7 @@ async fn truncated_body_is_eio() {
 async fn flipped_bytes_fail_manifest_verification() {
     let (c, bucket) = fresh_bucket("s3-flip").await;
     let os = 4 * MIB;
-    let mut img = random(9 * MIB, 9);
+    let mut img = common::random(9 * MIB, 9);
     img[os..2 * os].fill(0); // a hole
     let etag = c.put_large("img.raw", &img[..], MIN_PART_SIZE).await.unwrap();
     let mut m = Manifest::build(&img[..], os as u64).unwrap();

@@ -149,3 +149,17 @@ pub fn rbd_ext(args: &[&str]) -> (i32, String, String) {
 pub fn object_exists(pool: &str, oid: &str) -> bool {
     stock("rados", &["-p", pool, "stat", oid]).0
 }
+
+/// Deterministic pseudo-random bytes (xorshift64), the same for the same seed.
+pub fn random(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(n + 8);
+    while v.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(n);
+    v
+}
