@@ -960,10 +960,12 @@ impl IoCtx {
         });
         let mut cookie = 0u64;
         let arg = &*ctx as *const WatchCtx as *mut c_void;
+        // Timeout 0: the OSD's `osd_client_watch_timeout` (30 s by default), as librbd's
+        // watches, so operators tune both in one place.
         // SAFETY: valid ioctx and name; `arg` points to the boxed ctx, which the returned Watch
         // keeps until after unwatch + flush; callbacks are 'static extern fns.
         let r = unsafe {
-            sys::rados_watch3(self.inner.ctx, ctx.oid.as_ptr(), &mut cookie, Some(watch_callback), Some(watch_error_callback), 30, arg)
+            sys::rados_watch3(self.inner.ctx, ctx.oid.as_ptr(), &mut cookie, Some(watch_callback), Some(watch_error_callback), 0, arg)
         };
         check(r, || format!("object {oid}: watch"))?;
         ctx.cookie.store(cookie, std::sync::atomic::Ordering::Relaxed);
