@@ -409,12 +409,13 @@ fn sigkill_mid_writes_leaves_every_block_old_or_new() {
     let mut s = Server::start(&child, &[]);
     let acked = c.path("nbd-kill-acked");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nbd/mix.py");
-    let writer = Command::new(PYTHON)
+    let mut writer = Command::new(PYTHON)
         .args([script.to_str().unwrap(), "acked", &s.uri, acked.to_str().unwrap(), &BLOCK.to_string()])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_acks(&mut writer, 128);
     s.signal("-KILL");
     let st = s.child.wait().unwrap();
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9), "{st}");
@@ -684,6 +685,13 @@ fn protocol_fuzz_leaves_the_server_up_and_the_data_intact() {
     assert!(ok(&["export", &image, "-"]) == data, "a fuzz frame changed the image");
 }
 
+/// Returns once the `mix.py acked` writer has `n` writes acknowledged (its progress lines), so
+/// that a signal sent next lands mid-writes however fast the machine is.
+fn wait_for_acks(writer: &mut Child, n: usize) {
+    let mut progress = BufReader::new(writer.stdout.take().unwrap()).lines();
+    while progress.next().and_then(|l| l.ok()).is_some_and(|l| l.trim().parse::<usize>().unwrap() < n) {}
+}
+
 #[test]
 fn sigterm_mid_writes_keeps_every_acknowledged_write() {
     let _s = serial();
@@ -694,12 +702,13 @@ fn sigterm_mid_writes_keeps_every_acknowledged_write() {
     let s = Server::start(&image, &[]);
     let acked = c.path("nbd-acked");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nbd/mix.py");
-    let writer = Command::new(PYTHON)
+    let mut writer = Command::new(PYTHON)
         .args([script.to_str().unwrap(), "acked", &s.uri, acked.to_str().unwrap(), &BLOCK.to_string()])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_acks(&mut writer, 256);
     let (st, log) = s.stop();
     let w = writer.wait_with_output().unwrap();
     assert!(st.success(), "exit status {st} after SIGTERM:\n{log}");
