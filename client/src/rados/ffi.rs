@@ -126,8 +126,9 @@ impl Cluster {
             return Err(Error::new(Errno::EINVAL, "null cluster handle"));
         }
         let mut c = Cluster { handle: handle as sys::rados_t, user: String::new(), owned: false };
-        // librados keeps the entity name in its config as `name` (e.g. `client.admin`).
-        c.user = c.conf_get("name")?;
+        // librados does not report the entity name of a handle it made; `user()` is then
+        // empty (only `doctor` reports it).
+        c.user = c.conf_get("name").unwrap_or_default();
         Ok(Arc::new(c))
     }
 
@@ -152,7 +153,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// The client name this handle connected as (`client.ID`).
+    /// The client name this handle connected as (`client.ID`); empty for a borrowed handle
+    /// whose librados does not say.
     pub fn user(&self) -> &str {
         &self.user
     }

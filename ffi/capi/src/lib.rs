@@ -142,11 +142,18 @@ pub struct rbd_ext_s3_attach_opts_t {
     pub retries: u32,
 }
 
-/// Runs an entry point: its error as a negative errno, a panic as `-EIO`.
+/// Runs an entry point: its error as a negative errno, a panic as `-EIO`. With
+/// `RBD_EXT_CAPI_DEBUG` set in the environment, each error's full text (image, object,
+/// operation; never a secret) goes to stderr, since C callers get only the errno.
 fn guard(f: impl FnOnce() -> Result<c_int>) -> c_int {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => e.to_neg(),
+        Ok(Err(e)) => {
+            if std::env::var_os("RBD_EXT_CAPI_DEBUG").is_some() {
+                eprintln!("librbd_ext: {e}");
+            }
+            e.to_neg()
+        }
         Err(_) => -libc::EIO,
     }
 }
