@@ -3,7 +3,7 @@
  * and an error case checked for the exact negative errno. Built against the INSTALLED
  * header and pkg-config file and run under LeakSanitizer by tests/capi_live.rs:
  *
- *   cc -fsanitize=address -o capi_test tests/capi/capi_test.c $(pkg-config --cflags --libs rbd-ext)
+ *   cc -fsanitize=address -pthread -o capi_test tests/capi/capi_test.c $(pkg-config --cflags --libs rbd-ext)
  *
  * Environment: CEPH_CONF (the local cluster), RBD_EXT_CAPI_REMOTE_CONF and
  * RBD_EXT_CAPI_REMOTE_KEYRING (a second cluster), RBD_EXT_S3_ENDPOINT, RBD_EXT_S3_REGION,
@@ -12,6 +12,7 @@
  * argv[1] is a unique prefix for image names. Prints "capi_test: ok" and exits 0 on success.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,6 +251,60 @@ static void test_remote(rados_ioctx_t io, const char *prefix) {
     rados_shutdown(rc);
 }
 
+struct worker {
+    rados_ioctx_t io;
+    const char *parent;
+    char child[160];
+    const char *data;
+    size_t len;
+};
+
+/* One thread's clone, parent lookup, listing, flatten and removal, concurrent with others
+ * on the same parent and the same cluster handle. */
+static void *worker_run(void *arg) {
+    struct worker *w = arg;
+    EXPECT(0, rbd_ext_clone_standalone(w->io, w->parent, w->io, w->child, NULL));
+    rbd_ext_parent_info_t pi;
+    EXPECT(0, rbd_ext_get_parent(w->io, w->child, &pi));
+    CHECK(strcmp(pi.image_name, w->parent) == 0, "parent %s", pi.image_name);
+    rbd_ext_parent_info_cleanup(&pi);
+    rbd_ext_linked_image_spec_t kids[8];
+    size_t max = 8;
+    EXPECT(0, rbd_ext_list_children(w->io, w->parent, kids, &max));
+    int mine = 0;
+    for (size_t i = 0; i < max; i++)
+        mine += strcmp(kids[i].image_name, w->child) == 0;
+    rbd_ext_linked_image_spec_list_cleanup(kids, max);
+    CHECK(mine == 1, "%s listed %d times among %zu", w->child, mine, max);
+    struct progress p = {0};
+    EXPECT(0, rbd_ext_flatten_with_progress(w->io, w->child, on_progress, &p));
+    CHECK(reads_as(w->io, w->child, w->data, w->len), "flattened %s", w->child);
+    EXPECT(0, rbd_ext_remove(w->io, w->child));
+    return NULL;
+}
+
+static void test_threads(rados_ioctx_t io, const char *prefix) {
+    enum { N = 4 };
+    char parent[128];
+    name(parent, sizeof parent, prefix, "tparent");
+    const size_t len = 2 * 65536 + 3;
+    char *data = pattern(len, 4);
+    make_image(io, parent, data, len, 16);
+    struct worker w[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = (struct worker){.io = io, .parent = parent, .data = data, .len = len};
+        snprintf(w[i].child, sizeof w[i].child, "%s-tchild%d", prefix, i);
+        CHECK(pthread_create(&t[i], NULL, worker_run, &w[i]) == 0, "pthread_create");
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    size_t max = 0;
+    EXPECT(0, rbd_ext_list_children(io, parent, NULL, &max));
+    EXPECT(0, rbd_ext_remove(io, parent));
+    free(data);
+}
+
 static char *read_file(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -347,6 +402,7 @@ int main(int argc, char **argv) {
     EXPECT(0, rados_ioctx_create(c, "rbd", &io));
     test_version();
     test_local(io, argv[1]);
+    test_threads(io, argv[1]);
     test_remote(io, argv[1]);
     test_s3(io, argv[1]);
     rados_ioctx_destroy(io);
