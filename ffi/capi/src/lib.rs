@@ -158,6 +158,11 @@ fn guard(f: impl FnOnce() -> Result<c_int>) -> c_int {
     }
 }
 
+/// Runs an entry point that returns nothing: a panic is swallowed, never unwound into C.
+fn guard_void(f: impl FnOnce()) {
+    let _ = catch_unwind(AssertUnwindSafe(f));
+}
+
 fn inval(what: impl Into<String>) -> CallError {
     CallError::here(Errno::EINVAL, what)
 }
@@ -349,13 +354,15 @@ unsafe fn free_string(p: &mut *mut c_char) {
 /// Each pointer is NULL or valid for writing an `int`.
 #[no_mangle]
 pub unsafe extern "C" fn rbd_ext_version(major: *mut c_int, minor: *mut c_int, extra: *mut c_int) {
-    let parse = |s: &str| s.parse::<c_int>().unwrap_or(0);
-    for (p, v) in [(major, env!("CARGO_PKG_VERSION_MAJOR")), (minor, env!("CARGO_PKG_VERSION_MINOR")), (extra, env!("CARGO_PKG_VERSION_PATCH"))] {
-        if !p.is_null() {
-            // SAFETY: non-null, valid for writing per the caller.
-            unsafe { *p = parse(v) };
+    guard_void(|| {
+        let parse = |s: &str| s.parse::<c_int>().unwrap_or(0);
+        for (p, v) in [(major, env!("CARGO_PKG_VERSION_MAJOR")), (minor, env!("CARGO_PKG_VERSION_MINOR")), (extra, env!("CARGO_PKG_VERSION_PATCH"))] {
+            if !p.is_null() {
+                // SAFETY: non-null, valid for writing per the caller.
+                unsafe { *p = parse(v) };
+            }
         }
-    }
+    })
 }
 
 /// Creates `c_name` in `c_ioctx` as a standalone copy-on-write clone of the HEAD of
@@ -514,16 +521,18 @@ pub unsafe extern "C" fn rbd_ext_linked_image_spec_list_cleanup(images: *mut rbd
     if images.is_null() {
         return;
     }
-    for i in 0..num_images {
-        // SAFETY: in bounds per the caller; strings from c_string.
-        unsafe {
-            let s = &mut *images.add(i);
-            free_string(&mut s.pool_name);
-            free_string(&mut s.pool_namespace);
-            free_string(&mut s.image_id);
-            free_string(&mut s.image_name);
+    guard_void(|| {
+        for i in 0..num_images {
+            // SAFETY: in bounds per the caller; strings from c_string.
+            unsafe {
+                let s = &mut *images.add(i);
+                free_string(&mut s.pool_name);
+                free_string(&mut s.pool_namespace);
+                free_string(&mut s.image_id);
+                free_string(&mut s.image_name);
+            }
         }
-    }
+    })
 }
 
 /// Removes image `name`. A parent with standalone children is refused with `-EBUSY`
@@ -602,16 +611,18 @@ pub unsafe extern "C" fn rbd_ext_parent_info_cleanup(info: *mut rbd_ext_parent_i
     if info.is_null() {
         return;
     }
-    // SAFETY: filled by rbd_ext_get_parent per the caller.
-    unsafe {
-        let i = &mut *info;
-        free_string(&mut i.pool_name);
-        free_string(&mut i.pool_namespace);
-        free_string(&mut i.image_id);
-        free_string(&mut i.image_name);
-        free_string(&mut i.snap_name);
-        free_string(&mut i.source);
-    }
+    guard_void(|| {
+        // SAFETY: filled by rbd_ext_get_parent per the caller.
+        unsafe {
+            let i = &mut *info;
+            free_string(&mut i.pool_name);
+            free_string(&mut i.pool_namespace);
+            free_string(&mut i.image_id);
+            free_string(&mut i.image_name);
+            free_string(&mut i.snap_name);
+            free_string(&mut i.source);
+        }
+    })
 }
 
 /// Creates image `name` as an S3-backed parent of the raw image described by `opts`
@@ -718,6 +729,7 @@ mod tests {
         assert_eq!(guard(|| panic!("boom")), -libc::EIO);
         assert_eq!(guard(|| Err(CallError::here(Errno::EBUSY, "x"))), -libc::EBUSY);
         assert_eq!(guard(|| Ok(3)), 3);
+        guard_void(|| panic!("boom"));
     }
 
     #[test]
