@@ -109,12 +109,14 @@ fn c_program_drives_every_function_without_leaks() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(rbd_ext::s3::S3Client::new(cfg).unwrap().create_bucket(&bucket)).unwrap();
 
+    let data_pool = common::TempPool::new("capi-data");
     let remote = Remote::up();
     let out = Command::new(&exe)
         .arg(common::unique("capi"))
         .env("LD_LIBRARY_PATH", prefix.0.join("lib"))
         .env("RBD_EXT_CAPI_VERSION", version.trim())
         .env("RBD_EXT_CAPI_BUCKET", &bucket)
+        .env("RBD_EXT_CAPI_DATA_POOL", &data_pool.0)
         .env("RBD_EXT_CAPI_REMOTE_CONF", &remote.conf)
         .env("RBD_EXT_CAPI_REMOTE_KEYRING", remote.keyring())
         // No suppressions: neither librados nor librbd leaks anything this program reaches.

@@ -6,7 +6,7 @@
  *   cc -fsanitize=address -pthread -o capi_test tests/capi/capi_test.c $(pkg-config --cflags --libs rbd-ext)
  *
  * Environment: CEPH_CONF (the local cluster), RBD_EXT_CAPI_REMOTE_CONF and
- * RBD_EXT_CAPI_REMOTE_KEYRING (a second cluster), RBD_EXT_S3_ENDPOINT, RBD_EXT_S3_REGION,
+ * RBD_EXT_CAPI_REMOTE_KEYRING (a second cluster), RBD_EXT_CAPI_DATA_POOL (an RBD pool), RBD_EXT_S3_ENDPOINT, RBD_EXT_S3_REGION,
  * RBD_EXT_S3_ACCESS_KEY, RBD_EXT_S3_SECRET_FILE (radosgw), RBD_EXT_CAPI_BUCKET (an
  * existing, empty bucket), RBD_EXT_CAPI_VERSION (the expected "major.minor.extra").
  * argv[1] is a unique prefix for image names. Prints "capi_test: ok" and exits 0 on success.
@@ -156,6 +156,22 @@ static void test_local(rados_ioctx_t io, const char *prefix) {
     EXPECT(-EINVAL, rbd_ext_clone_standalone(io, parent, io, other, o));
     rbd_image_options_destroy(o);
     EXPECT(-ENOENT, rbd_ext_clone_standalone(io, other, io, "never-made", NULL));
+
+    /* A data pool from the options; removing a child detaches it from its parent. */
+    const char *data_pool = env("RBD_EXT_CAPI_DATA_POOL");
+    char dchild[128];
+    name(dchild, sizeof dchild, prefix, "dchild");
+    rbd_image_options_create(&o);
+    rbd_image_options_set_string(o, RBD_IMAGE_OPTION_DATA_POOL, data_pool);
+    EXPECT(0, rbd_ext_clone_standalone(io, parent, io, dchild, o));
+    rbd_image_options_destroy(o);
+    rbd_image_t img;
+    EXPECT(0, rbd_open_read_only(io, dchild, &img, NULL));
+    int64_t want = rados_pool_lookup(rados_ioctx_get_cluster(io), data_pool);
+    CHECK(want >= 0 && rbd_get_data_pool_id(img) == want, "data pool id %lld, not %lld", (long long)rbd_get_data_pool_id(img), (long long)want);
+    rbd_close(img);
+    CHECK(reads_as(io, dchild, data, len), "clone %s with a data pool reads as its parent", dchild);
+    EXPECT(0, rbd_ext_remove(io, dchild));
 
     /* list children, librbd's two-call protocol. */
     size_t max = 0;
