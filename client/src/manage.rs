@@ -34,6 +34,12 @@ pub struct CloneOptions {
     pub force: bool,
     /// The parent is in another cluster.
     pub remote: Option<RemoteOptions>,
+    /// Object size exponent of the child (librbd's `order`); it must equal the parent's:
+    /// the clone map has one entry per parent object (`EINVAL` otherwise).
+    pub order: Option<u8>,
+    /// Pool for the child's data objects (librbd's `data_pool`); default: the parent's
+    /// data pool, if it has one.
+    pub data_pool: Option<String>,
 }
 
 /// Where a remote parent's cluster is and how to reach it.
@@ -131,8 +137,21 @@ pub fn clone_standalone(cluster: &Arc<Cluster>, parent: &ImageSpec, child: &Imag
     // clone's); dropping the last one also lifts a stuck protection.
     let _ = reconcile_children(&home, &ploc, reconcile::OPEN_RECONCILE_MAX_CHILDREN);
     let cmd = header::md_ioctx(cluster, child)?;
-    let features = opts.features.unwrap_or(phdr.features & INHERITABLE) | features::LAYERING;
-    let data_pool = if phdr.data_pool_id >= 0 { Some(cluster.pool_reverse_lookup(phdr.data_pool_id)?) } else { None };
+    if let Some(order) = opts.order.filter(|o| *o != phdr.order) {
+        return Err(Error::new(
+            Errno::EINVAL,
+            format!("child {child}: order {order} differs from parent {parent}'s {}: a standalone clone keeps its parent's object size", phdr.order),
+        ));
+    }
+    let mut features = opts.features.unwrap_or(phdr.features & INHERITABLE) | features::LAYERING;
+    let data_pool = match &opts.data_pool {
+        Some(p) => {
+            features |= features::DATA_POOL;
+            Some(p.clone())
+        }
+        None if phdr.data_pool_id >= 0 => Some(cluster.pool_reverse_lookup(phdr.data_pool_id)?),
+        None => None,
+    };
     let create = CreateOptions {
         order: Some(phdr.order),
         features: Some(features),

@@ -20,7 +20,7 @@ pub async fn run(ctx: &Ctx, a: CloneArgs) -> CmdResult {
         // its first read: refuse it now.
         rbd_ext::s3_parent::check_s3_parent(&ctx.cluster, &parent).await?;
     }
-    let opts = rbd_ext::CloneOptions { features: feature_bits(&a.image_feature)?, force: a.force, remote };
+    let opts = rbd_ext::CloneOptions { features: feature_bits(&a.image_feature)?, force: a.force, remote, ..Default::default() };
     rbd_ext::clone_standalone(&ctx.cluster, &parent, &child, &opts)?;
     Ok(())
 }
