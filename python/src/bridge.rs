@@ -6,6 +6,11 @@
 //! arguments: each is already wrapped in an `async` block here, so that change is an
 //! `.await` per call. (A sync call inside `block_on` runs on the calling thread, which is not
 //! a runtime worker, so it blocks nothing the runtime needs.)
+//!
+//! Option structs are filled field by field from `Default` rather than with struct literals:
+//! that still compiles when the library makes them `#[non_exhaustive]`.
+
+#![allow(clippy::field_reassign_with_default)]
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};

@@ -1,9 +1,9 @@
 //! `rbd_ext._native`: the extension module under the Python package `rbd_ext`.
 //!
 //! The package (`rbd_ext/__init__.py`) turns python3-rados objects into connection settings
-//! and image specs and calls the [`Connection`] methods here; this file converts arguments and
+//! and image specs and calls the `Connection` methods here; this file converts arguments and
 //! results between Python and Rust, maps errors to the package's exceptions and wraps Python
-//! progress callbacks. Every library call goes through [`bridge`], which runs it on a tokio
+//! progress callbacks. Every library call goes through `bridge`, which runs it on a tokio
 //! runtime with the GIL released. Panics do not cross into Python: PyO3 turns a panic in a
 //! function it exports into `pyo3_runtime.PanicException`.
 
