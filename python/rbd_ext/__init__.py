@@ -269,18 +269,20 @@ class RBDExt(object):
     def info(self, ioctx, name):
         """The image's facts: python-rbd ``stat()``'s keys (``size``, ``obj_size``,
         ``num_objs``, ``order``, ``block_name_prefix``) and ``name``, ``id``, ``features``,
-        ``data_pool``, ``parent`` (``None``, or as :meth:`parent_info` returns it)."""
+        ``data_pool``, ``s3_backed`` (filled from S3 on demand: see :meth:`s3_attach`) and
+        ``parent`` (``None``, or as :meth:`parent_info` returns it)."""
         conn, pool, ns = _where(ioctx)
         return conn.info(pool, ns, _name(name))
 
     def parent_info(self, ioctx, name):
         """The parent of a clone: a dict with ``pool_name``, ``pool_namespace``,
         ``image_name``, ``image_id``, ``snap_name`` (``None`` for a standalone parent),
-        ``type`` (``standalone``, ``remote-standalone``, ``s3``, ``snapshot``) and
+        ``type`` (``standalone``, ``remote-standalone``, ``snapshot``) and
         ``overlap`` (bytes).
 
         :raises: :class:`ImageNotFound` when the image has no parent (as python-rbd's
-            ``get_parent_image_spec``)
+            ``get_parent_image_spec``); an image back-filled from S3 has none (its ``info``
+            says ``s3_backed``)
         """
         parent = self.info(ioctx, name)["parent"]
         if parent is None:
@@ -315,14 +317,17 @@ class RBDExt(object):
         return conn.hydrate(pool, ns, _name(name), parallel=parallel, on_progress=on_progress)
 
     def s3_publish(self, ioctx, name, endpoint, bucket, key, path=None, region=None, access_key=None,
-                   secret_key_file=None, secret_key_ref=None, object_size=4 << 20, ca_file=None, on_progress=None):
+                   secret_key_file=None, secret_key_ref=None, object_size=4 << 20, ca_file=None,
+                   create_bucket=False, on_progress=None):
         """Upload image ``name`` (its logical content, through rbd-ext), or the raw file
         ``path`` when given (then ``name`` is ignored), to ``s3://bucket/key`` with its
-        manifest beside it (``rbd-ext s3 publish``). Without a secret the requests are
-        anonymous. Returns the manifest's facts (``image_size``, ``objects``, ``etag``...)."""
+        manifest beside it (``rbd-ext s3 publish``), creating the bucket first with
+        ``create_bucket``. Without a secret the requests are anonymous. Returns the
+        manifest's facts (``image_size``, ``object_size``, ``objects``, ``zero_objects``,
+        ``etag``, ``manifest``)."""
         conn, pool, ns = _where(ioctx)
         return conn.s3_publish(
             pool, ns, "" if path is not None else _name(name), path, endpoint, bucket, key, region=region,
             access_key=access_key, secret_key_file=secret_key_file, secret_key_ref=secret_key_ref,
-            object_size=object_size, ca_file=ca_file, on_progress=on_progress,
+            object_size=object_size, ca_file=ca_file, create_bucket=create_bucket, on_progress=on_progress,
         )

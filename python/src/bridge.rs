@@ -19,7 +19,7 @@ use pyo3::Python;
 
 use rbd_ext::backfill::S3Settings;
 use rbd_ext::rados::{Cluster, ConnectOptions};
-use rbd_ext::s3::{Credentials, Manifest, S3Config, SecretRef};
+use rbd_ext::s3::{Credentials, Manifest, S3Client, S3Config, SecretRef};
 use rbd_ext::s3_parent::{self, AttachOptions, HydrateReport, PublishSource, VerifyReport};
 use rbd_ext::{Children, CloneOptions, Errno, Image, ImageInfo, ImageSpec, OpenOptions};
 
@@ -263,6 +263,7 @@ pub(crate) struct PublishArgs {
     pub secret_key_ref: Option<String>,
     pub object_size: u64,
     pub ca_file: Option<String>,
+    pub create_bucket: bool,
 }
 
 /// Uploads a raw image (an RBD image's logical content, or a file) and its manifest.
@@ -279,6 +280,11 @@ pub(crate) fn s3_publish(py: Python<'_>, c: &Arc<Cluster>, a: PublishArgs, progr
         cfg.credentials = secret.map(|s| Credentials::new(a.access_key.unwrap_or_default(), s));
         if let Some(ca) = &a.ca_file {
             cfg.ca_pem = Some(rbd_ext::backfill::read_ca(c, ca)?);
+        }
+        if a.create_bucket {
+            let bucket = cfg.bucket.clone();
+            let client = S3Client::new(cfg.clone()).map_err(rbd_ext::Error::from)?;
+            client.create_bucket(&bucket).await.map_err(|e| rbd_ext::Error::from(e).context("s3 publish: create the bucket"))?;
         }
         Ok(s3_parent::s3_publish(c, &a.source, cfg, &a.key, a.object_size, progress).await?)
     })

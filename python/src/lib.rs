@@ -20,6 +20,7 @@ use pyo3::types::{PyDict, PyList};
 
 use rbd_ext::rados::Cluster;
 use rbd_ext::s3_parent::PublishSource;
+use rbd_ext_cls::types::ParentType;
 use rbd_ext::{Errno, ImageSpec};
 
 use bridge::Failure;
@@ -191,8 +192,10 @@ impl Connection {
         d.set_item("block_name_prefix", &h.object_prefix)?;
         d.set_item("features", h.features)?;
         d.set_item("data_pool", i.data_pool)?;
+        // An S3-backed image's record names its data source, not a parent image.
+        d.set_item("s3_backed", h.parent.as_ref().is_some_and(|p| p.parent_type == ParentType::S3Source))?;
         let parent = match (&h.parent, &i.info.parent) {
-            (Some(rec), Some(p)) => {
+            (Some(rec), Some(p)) if rec.parent_type != ParentType::S3Source => {
                 let pd = PyDict::new(py);
                 pd.set_item("pool_name", &p.pool)?;
                 pd.set_item("pool_namespace", &p.namespace)?;
@@ -283,7 +286,7 @@ impl Connection {
 
     /// Publishes image `pool/namespace/name`, or the file `path` when given.
     #[pyo3(signature = (pool, namespace, name, path, endpoint, bucket, key, region=None, access_key=None, secret_key_file=None,
-        secret_key_ref=None, object_size=4194304, ca_file=None, on_progress=None))]
+        secret_key_ref=None, object_size=4194304, ca_file=None, create_bucket=false, on_progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn s3_publish<'py>(
         &self,
@@ -301,6 +304,7 @@ impl Connection {
         secret_key_ref: Option<String>,
         object_size: u64,
         ca_file: Option<String>,
+        create_bucket: bool,
         on_progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let source = match path {
@@ -318,6 +322,7 @@ impl Connection {
             secret_key_ref,
             object_size,
             ca_file,
+            create_bucket,
         };
         let p = PyProgress::new(on_progress);
         let r = bridge::s3_publish(py, &self.cluster, a, &|d, t| p.report(d, t));
