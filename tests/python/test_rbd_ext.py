@@ -143,6 +143,30 @@ class UploadVolumeToImage(unittest.TestCase):
             ext.info(self.volumes, self.volume)
         self.assertEqual(rbd.RBD().list(self.images), [])
 
+    def test_clone_options(self):
+        ext = rbd_ext.RBDExt()
+        name = "opts-" + uuid.uuid4().hex[:8]
+        rbd.RBD().create(self.volumes, name, 8 * MIB, old_format=False, features=rbd.RBD_FEATURE_LAYERING)
+        with rbd.Image(self.volumes, name) as vol:
+            vol.write(b"v" * 8192, 4 * MIB - 4096)
+        # Data objects in another pool (librbd's data_pool), features as given.
+        features = rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_EXCLUSIVE_LOCK
+        ext.clone_standalone(self.volumes, name, self.images, name, features=features, order=22,
+                             data_pool=self.pools[0])
+        info = ext.info(self.images, name)
+        self.assertEqual(info["data_pool"], self.pools[0])
+        self.assertEqual(info["features"] & ~rbd.RBD_FEATURE_DATA_POOL, features)
+        with rbd.Image(self.images, name, read_only=True) as img:
+            self.assertEqual(img.data_pool_id(), self.cluster.pool_lookup(self.pools[0]))
+        self.assertEqual(read_all(self.images, name), read_all(self.volumes, name))
+        # A standalone clone keeps its parent's object size.
+        with self.assertRaises(rbd_ext.InvalidArgument) as cm:
+            ext.clone_standalone(self.volumes, name, self.images, name + "-o", order=23)
+        self.assertEqual(cm.exception.errno, errno.EINVAL)
+        self.assertEqual(rbd.RBD().list(self.images), [name])
+        ext.remove(self.images, name)
+        ext.remove(self.volumes, name)
+
     def test_progress_callback_exception_is_raised_after_the_flatten(self):
         ext = rbd_ext.RBDExt()
         name = "cb-" + uuid.uuid4().hex[:8]
