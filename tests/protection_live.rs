@@ -209,3 +209,26 @@ fn strict_on_request_and_a_legacy_parent_moves_to_the_default() {
     assert_eq!(protection_keys(&io, &hdr), before, "restored exactly after the last child");
     rm_parent(&p);
 }
+
+/// `rbd-ext rm` of a stock clone (v1 and v2) detaches it from its parent snapshot as stock
+/// `rbd rm` does: afterwards the snapshot unprotects, purges and the parent is removed. (It
+/// once detached the parent record itself, so librbd never saw a parent to leave: the v1
+/// parent kept its `rbd_children` entry, the v2 snapshot its child.)
+#[test]
+fn rbd_ext_rm_of_a_stock_clone_leaves_the_parent_snapshot_free() {
+    let (name, a, b) = glance_like_parent("prot-rm-stock");
+    let p = format!("rbd/{name}");
+    let v1 = format!("rbd/{}", common::unique("prot-rm-v1"));
+    let v2 = format!("rbd/{}", common::unique("prot-rm-v2"));
+    common::stock_ok("rbd", &["clone", "--rbd-default-clone-format", "1", &format!("{p}@gold"), &v1]);
+    common::stock_ok("rbd", &["clone", "--rbd-default-clone-format", "2", &format!("{p}@gold2"), &v2]);
+    same(&export(&v1), &a, "the v1 clone");
+    same(&export(&v2), &b, "the v2 clone");
+    rbd_ext(&["rm", &v1]);
+    rbd_ext(&["rm", &v2]);
+    let (_, children, _) = common::stock("rbd", &["children", "--all", &format!("{p}@gold")]);
+    assert!(children.trim().is_empty(), "{p}@gold still lists {children}");
+    let (_, children, _) = common::stock("rbd", &["children", "--all", &format!("{p}@gold2")]);
+    assert!(children.trim().is_empty(), "{p}@gold2 still lists {children}");
+    rm_parent(&p);
+}

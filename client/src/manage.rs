@@ -466,7 +466,11 @@ pub fn remove(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Removed> {
         ));
     }
     let hoid = header_oid(&loc.id);
-    if let Some(p) = &hdr.parent {
+    // A stock clone (of a snapshot) goes to librbd as it is: its remove detaches it from the
+    // parent snapshot (`rbd_children` for clone v1, the snapshot's children for v2). Only the
+    // records stock librbd cannot handle, a HEAD parent of ours, are detached here first.
+    let ours = hdr.parent.as_ref().filter(|p| p.snap_id == SnapId::NOSNAP);
+    if let Some(p) = ours {
         if p.head_overlap.is_some() {
             loc.md.exec_write(&hoid, &stubs::parent_detach()).map_err(|e| e.context(format_args!("image {spec}")))?;
         }
@@ -479,7 +483,7 @@ pub fn remove(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Removed> {
         }
     })?;
     clone_map::remove(&loc.md, &loc.id)?;
-    if let Some(p) = &hdr.parent {
+    if let Some(p) = ours {
         leave_parent(cluster, &loc.md, &loc.id, p).map_err(|e| e.context(format_args!("image {spec} removed, but detaching it from its parent failed")))?;
     }
     Ok(Removed { reconciled: kids.reconciled })
