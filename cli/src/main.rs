@@ -20,10 +20,35 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&*e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("rbd-ext: {e}");
+            eprintln!("rbd-ext: {}", with_advice(&*e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error's text, plus the command-line advice for the library's [`rbd_ext::Hint`]: the
+/// library names no flags, the CLI knows its own.
+fn with_advice(e: &(dyn std::error::Error + 'static)) -> String {
+    use rbd_ext::s3::{S3Error, S3ErrorKind};
+    use rbd_ext::Hint;
+    // (what failed, the ": <errno>" ending the library's errors print, hint)
+    let (what, errno, hint) = if let Some(le) = e.downcast_ref::<rbd_ext::Error>() {
+        (le.what().to_string(), format!(": {}", le.errno()), le.hint())
+    } else if e.downcast_ref::<S3Error>().is_some_and(|se| se.kind() == S3ErrorKind::Tls) {
+        (e.to_string(), String::new(), Some(Hint::TrustCa))
+    } else {
+        return e.to_string();
+    };
+    let advice = match hint {
+        Some(Hint::Force) => ", or pass --force",
+        Some(Hint::ReplaceSecret) => "; --replace-secret rotates it",
+        Some(Hint::Size) => ": pass --size",
+        Some(Hint::TrustCa) => " (rbd-ext: pass the PEM file with --ca-file FILE; s3 attach stores it with the settings)",
+        Some(Hint::RemoteCredentials) => " (--remote-keyring PATH or --remote-key-ref config://KEY)",
+        Some(Hint::StoreSecret) => " (or let `rbd-ext s3 attach ... --secret-key-file FILE` store it for you)",
+        _ => return e.to_string(),
+    };
+    format!("{what}{advice}{errno}")
 }
 
 fn try_main() -> commands::CmdResult {

@@ -43,7 +43,7 @@ pub mod secret;
 pub mod s3;
 pub mod spec;
 
-pub use error::{Errno, Error, Result};
+pub use error::{Errno, Error, Hint, Result};
 pub use image::{wait_for_pending_closes, Image, ImageInfo, OpenOptions};
 pub use manage::{
     check_clone_map, child_entries, children, clone_standalone, flatten, protection, remove, set_protection, CheckReport, Children,

@@ -17,7 +17,7 @@ pub(crate) const REMOTE_CHILDREN_PREFIX: &str = "rbd_ext_remote_children_";
 
 use crate::clone_map;
 use crate::reconcile;
-use crate::error::{Errno, Error, Result};
+use crate::error::{Errno, Error, Hint, Result};
 use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
 use crate::image::Image;
 use crate::lock;
@@ -63,7 +63,10 @@ fn connect_remote(local: &Arc<Cluster>, r: &RemoteOptions) -> Result<(Arc<Cluste
     let key = match (&r.keyring, &r.secret_ref) {
         (Some(path), None) => remote::keyring_key(path, &client_name)?,
         (None, Some(reference)) => crate::secret::resolve_secret(local, &crate::secret::SecretRef::parse(reference)?)?,
-        _ => return Err(Error::new(Errno::EINVAL, "a remote parent needs exactly one of --remote-keyring PATH or a config:// key reference".to_string())),
+        _ => {
+            return Err(Error::new(Errno::EINVAL, "a remote parent needs exactly one of a keyring path or a config:// key reference".to_string())
+                .hinted(Hint::RemoteCredentials))
+        }
     };
     let (conn, mon_hosts) = remote::connect_with_conf(&name, &r.conf, &client_name, &key, remote::DEFAULT_CONNECT_TIMEOUT)?;
     let mut rc = RemoteCluster { name, mon_hosts, client_name, secret_ref: String::new() };
@@ -123,8 +126,9 @@ pub fn clone_standalone(cluster: &Arc<Cluster>, parent: &ImageSpec, child: &Imag
         if let Some(l) = holders.first() {
             return Err(Error::new(
                 Errno::EBUSY,
-                format!("parent {parent} is open for writing by {} (cookie '{}'); a standalone clone needs a parent nobody writes: close it, or pass --force", l.client, l.cookie),
-            ));
+                format!("parent {parent} is open for writing by {} (cookie '{}'); a standalone clone needs a parent nobody writes: close it", l.client, l.cookie),
+            )
+            .hinted(Hint::Force));
         }
     }
     // Stale entries left by stock tools go first (best effort: a failure here is not the

@@ -13,7 +13,7 @@ use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::types::{ParentRecord, ParentType};
 
 use crate::backfill::{image_metadata, S3Settings, STATS_KEY_PREFIX};
-use crate::error::{Errno, Error, Result};
+use crate::error::{Errno, Error, Hint, Result};
 use crate::header::{self, features, header_oid};
 use crate::image::Image;
 use crate::manage::Progress;
@@ -96,10 +96,11 @@ fn refuse_different_secret(key: &str, previous: Option<&str>, secret: &str, repl
             Errno::EEXIST,
             format!(
                 "secret config://{key} already holds a different secret key for this bucket and access key, and other S3-backed images \
-                 may use it; nothing was changed: check the secret key file, or pass --replace-secret to rotate the stored key (every \
-                 image referring to config://{key} then uses the new one)"
+                 may use it; nothing was changed: check the secret key file, or rotate the stored key (every image referring to \
+                 config://{key} then uses the new one)"
             ),
-        )),
+        )
+        .hinted(Hint::ReplaceSecret)),
         _ => Ok(()),
     }
 }
@@ -189,7 +190,7 @@ pub async fn s3_attach(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: &AttachOp
             }
         }
         None => {
-            let size = opts.size.ok_or_else(|| Error::new(Errno::EINVAL, "an s3.prefix parent needs --size (there is no single object to measure)".to_string()))?;
+            let size = opts.size.ok_or_else(|| Error::new(Errno::EINVAL, "an s3.prefix parent needs its size (there is no single object to measure)".to_string()).hinted(Hint::Size))?;
             // The credentials and the prefix, checked on the first object.
             client.head(&format!("{}{:016x}", settings.prefix.as_deref().unwrap_or_default(), 0)).await?;
             (size, opts.order.unwrap_or(22))
