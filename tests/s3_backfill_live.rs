@@ -442,7 +442,7 @@ async fn waiters_wake_promptly_when_the_fill_lands() {
     let images: Vec<Arc<Image>> = (0..READERS)
         .map(|_| {
             let cluster = Cluster::connect(&ConnectOptions { conf: Some(e.conf.clone()), ..Default::default() }).unwrap();
-            Arc::new(Image::open(&cluster, &spec, OpenOptions::default()).unwrap())
+            Arc::new(Image::open_blocking(&cluster, &spec, OpenOptions::default()).unwrap())
         })
         .collect();
     // Warm-up: each client loads the manifest (filling one object of its own), so that the

@@ -20,7 +20,7 @@ use crate::backfill::{read_filled, Filled};
 use crate::error::{Errno, Error, Result};
 use crate::header::{self, header_oid};
 use crate::image::{Image, OpenOptions};
-use crate::manage::{children, Progress};
+use crate::manage::Progress;
 use crate::rados::{blocking, Cluster};
 use crate::spec::ImageSpec;
 
@@ -44,7 +44,7 @@ pub struct FinalizeReport {
 /// (`EAGAIN`, nothing changed) with the count of missing objects while any is; `EIO` if a
 /// present object does not match the manifest.
 pub async fn s3_finalize(cluster: &Arc<Cluster>, spec: &ImageSpec, parallel: usize, progress: Progress<'_>) -> Result<FinalizeReport> {
-    let image = Image::open(cluster, spec, OpenOptions::default())?;
+    let image = Image::open(cluster, spec, OpenOptions::default()).await?;
     let Some(bf) = image.backfill() else {
         return Err(Error::new(Errno::EINVAL, format!("image {spec} is not S3-backed: nothing to finalize")));
     };
@@ -90,7 +90,7 @@ pub async fn s3_finalize(cluster: &Arc<Cluster>, spec: &ImageSpec, parallel: usi
     image.close_async().await?;
     let (cluster, spec_owned) = (Arc::clone(cluster), spec.clone());
     let (kids, rewritten) = blocking(move || {
-        let list = children(&cluster, &spec_owned)?;
+        let list = crate::manage::children_blocking(&cluster, &spec_owned)?;
         let mut rewritten = 0;
         for child in &list.children {
             let (cloc, chdr) = header::locate(&cluster, child)?;

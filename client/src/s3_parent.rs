@@ -23,6 +23,7 @@ use crate::spec::ImageSpec;
 
 /// Where the raw image is and how to reach it, for [`s3_attach`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct AttachOptions {
     /// S3 settings (endpoint, bucket, image_name or prefix, credentials by reference...).
     pub settings: S3Settings,
@@ -38,6 +39,38 @@ pub struct AttachOptions {
     pub size: Option<u64>,
     /// Object size exponent, when there is no manifest (default 22 = 4 MiB).
     pub order: Option<u8>,
+}
+
+impl AttachOptions {
+    /// Sets `settings`: S3 settings (endpoint, bucket, image_name or prefix, credentials by reference...).
+    pub fn with_settings(mut self, settings: S3Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Sets `secret_key_file`: A file holding the secret key: checked against S3, then stored in the mon config-key
+    pub fn with_secret_key_file(mut self, secret_key_file: impl Into<String>) -> Self {
+        self.secret_key_file = Some(secret_key_file.into());
+        self
+    }
+
+    /// Sets `replace_secret`: Replace a different secret already stored under that config-key (a key rotation:
+    pub fn with_replace_secret(mut self, replace_secret: bool) -> Self {
+        self.replace_secret = replace_secret;
+        self
+    }
+
+    /// Sets `size`: Image size, when there is no manifest (default: the S3 object's size).
+    pub fn with_size(mut self, size: u64) -> Self {
+        self.size = Some(size);
+        self
+    }
+
+    /// Sets `order`: Object size exponent, when there is no manifest (default 22 = 4 MiB).
+    pub fn with_order(mut self, order: u8) -> Self {
+        self.order = Some(order);
+        self
+    }
 }
 
 /// The config-key `s3 attach --secret-key-file` stores a secret under: one per bucket and
@@ -344,7 +377,7 @@ pub async fn s3_publish(cluster: &Arc<Cluster>, source: &PublishSource, config: 
             (Src::File(f), len, object_size)
         }
         PublishSource::Image(s) => {
-            let img = Image::open(cluster, s, Default::default())?;
+            let img = Image::open(cluster, s, Default::default()).await?;
             let (size, os) = (img.size(), img.header().object_size());
             (Src::Img(Box::new(img)), size, os)
         }

@@ -14,8 +14,8 @@ use crate::cli::CloneMapCommand;
 pub async fn run(ctx: &Ctx, c: CloneMapCommand) -> CmdResult {
     match c {
         CloneMapCommand::Show(a) => show(ctx, &a.image),
-        CloneMapCommand::Check(a) => check(ctx, &a.image, false),
-        CloneMapCommand::Rebuild(a) => check(ctx, &a.image, true),
+        CloneMapCommand::Check(a) => check(ctx, &a.image, false).await,
+        CloneMapCommand::Rebuild(a) => check(ctx, &a.image, true).await,
     }
 }
 
@@ -49,9 +49,9 @@ fn show(ctx: &Ctx, image: &str) -> CmdResult {
     Ok(())
 }
 
-fn check(ctx: &Ctx, image: &str, repair: bool) -> CmdResult {
+async fn check(ctx: &Ctx, image: &str, repair: bool) -> CmdResult {
     let spec = ctx.spec(image)?;
-    let report = rbd_ext::check_clone_map(&ctx.cluster, &spec, repair)?;
+    let report = rbd_ext::check_clone_map(&ctx.cluster, &spec, repair).await?;
     print_report(ctx, &report)?;
     if !repair && !report.mismatches.is_empty() {
         return Err(msg(format!(

@@ -8,46 +8,22 @@
 
 use std::io::Write;
 
-use rbd_ext_cls::types::{ParentRecord, ParentType};
+use rbd_ext::header::features::{self, flag_names, op_feature_names};
+use rbd_ext::{ImageDetails, ParentType};
 use serde_json::{json, Map, Value};
-
-use rbd_ext::header::{features, HeaderMeta, ImageHeader};
-use rbd_ext_cls::codec::SnapId;
-use rbd_ext::{Errno, Image, ImageSpec, OpenOptions};
 
 use super::{feature_names, human_size, io_err, note, CmdResult, Ctx};
 use crate::cli::ImageArg;
-
-/// What `info` prints, gathered before printing so that plain and JSON say the same.
-struct Facts {
-    spec: ImageSpec,
-    id: String,
-    header: ImageHeader,
-    data_pool: Option<String>,
-    /// The parent as named by the child's record (`None` if not a clone); the name may be
-    /// the parent's id when the parent could not be opened.
-    parent: Option<ImageSpec>,
-    /// Counts per clone-map state, and the map's length; `None` when it has no clone map.
-    clone_map: Option<(u64, Vec<(rbd_ext::clone_map::State, u64)>)>,
-    /// Op features, flags, timestamps, snapshot count.
-    meta: HeaderMeta,
-    /// The parent's snapshot name (stock snapshot clones) and whether it is in the trash.
-    parent_snapshot: String,
-    parent_trash: bool,
-    /// Whether the image carries rbd-ext's parent protection, and the children entries
-    /// (here, in other clusters) that hold it.
-    protection: Option<(usize, usize, &'static str)>,
-}
 
 /// Prints the image's facts.
 pub async fn run(ctx: &Ctx, a: ImageArg) -> CmdResult {
     let spec = ctx.spec(&a.image)?;
     // Repair what stock tools left behind first, so the facts are current; best effort (a
     // read-only user may not fix anything, and still gets the facts).
-    for n in rbd_ext::reconcile(&ctx.cluster, &spec).unwrap_or_default() {
+    for n in rbd_ext::reconcile(&ctx.cluster, &spec).await.unwrap_or_default() {
         note(&format!("image {spec}: {n}"));
     }
-    let facts = gather(ctx, &spec)?;
+    let facts = rbd_ext::image_details(&ctx.cluster, &spec).await?;
     if ctx.json() {
         ctx.print_json(&to_json(&facts))
     } else {
@@ -57,68 +33,7 @@ pub async fn run(ctx: &Ctx, a: ImageArg) -> CmdResult {
     }
 }
 
-fn gather(ctx: &Ctx, spec: &ImageSpec) -> CmdResult<Facts> {
-    // Opening read-only resolves the parent's name through its own pool's directory. A parent
-    // this build cannot open (remote, S3) must not hide the child's facts: fall back to the
-    // header alone and name the parent by pool and id.
-    let (loc, header, parent) = match Image::open(&ctx.cluster, spec, OpenOptions::default()) {
-        Ok(image) => {
-            let info = image.info();
-            (image.location().clone(), info.header, info.parent)
-        }
-        Err(e) if e.errno() == Errno::EOPNOTSUPP => {
-            let (loc, header) = rbd_ext::header::locate(&ctx.cluster, spec)?;
-            let parent = header.parent.as_ref().map(|p| {
-                // A foreign parent's pool id is another cluster's (or none): show the ids.
-                let local = (!p.is_foreign()).then(|| ctx.cluster.ioctx_by_id(p.pool_id, &p.pool_namespace).ok()).flatten();
-                ImageSpec {
-                    pool: local.as_ref().map_or_else(|| p.pool_id.to_string(), |io| io.pool().to_string()),
-                    namespace: p.pool_namespace.clone(),
-                    image: local
-                        .as_ref()
-                        .and_then(|io| rbd_ext::header::lookup_name(io, &p.image_id).ok())
-                        .unwrap_or_else(|| p.image_id.clone()),
-                    snap: None,
-                }
-            });
-            (loc, header, parent)
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let data_pool = if header.data_pool_id >= 0 { Some(ctx.cluster.pool_reverse_lookup(header.data_pool_id)?) } else { None };
-    let clone_map = rbd_ext::clone_map::load(&loc.md, &loc.id)
-        .map_err(|e| e.context(format_args!("image {spec}: clone map")))?
-        .map(|states| (states.len() as u64, rbd_ext::clone_map::summary(&states)));
-    let meta = rbd_ext::header::read_meta(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?;
-    let (parent_snapshot, parent_trash) = match &header.parent {
-        Some(rec) if !rec.is_foreign() => parent_extras(ctx, rec),
-        _ => (String::new(), false),
-    };
-    // The class's protection record says whether (and how) children protect the image, in
-    // either mode (the feature bits differ between `clones` and `strict`).
-    let protection = match rbd_ext::protection(&ctx.cluster, spec)? {
-        Some(p) => {
-            let (here, remote) = rbd_ext::child_entries(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}: children")))?;
-            Some((here, remote, p.applied().name()))
-        }
-        None => None,
-    };
-    Ok(Facts { spec: spec.clone(), id: loc.id.clone(), header, data_pool, parent, clone_map, meta, parent_snapshot, parent_trash, protection })
-}
-
-/// The parent's snapshot name ("" for HEAD, as stock) and whether the parent is in the
-/// trash; best effort (a parent that cannot be read shows neither).
-fn parent_extras(ctx: &Ctx, rec: &ParentRecord) -> (String, bool) {
-    let Ok(md) = ctx.cluster.ioctx_by_id(rec.pool_id, &rec.pool_namespace) else { return (String::new(), false) };
-    let snapshot = match rec.snap_id {
-        SnapId::NOSNAP => String::new(),
-        SnapId(id) => rbd_ext::header::snapshot_name(&md, &rec.image_id, id).ok().flatten().unwrap_or_default(),
-    };
-    let trash = md.omap_get("rbd_trash", &format!("id_{}", rec.image_id)).ok().flatten().is_some();
-    (snapshot, trash)
-}
-
-fn to_plain(f: &Facts) -> String {
+fn to_plain(f: &ImageDetails) -> String {
     let h = &f.header;
     let mut s = format!("rbd image '{}':\n", f.spec.image);
     let mut line = |l: String| {
@@ -144,34 +59,38 @@ fn to_plain(f: &Facts) -> String {
             line(format!("{name}: {}", ctime_utc(t)));
         }
     }
-    if let (Some(rec), Some(p)) = (&h.parent, &f.parent) {
+    if let Some(p) = &f.parent {
         // `pool/[ns/]image@`: the trailing `@` with no snapshot is how stock `rbd info`
         // shows a HEAD parent.
-        let trash = if f.parent_trash { " (trash)" } else { "" };
-        line(format!("parent: {p}@{}{trash}", f.parent_snapshot));
-        line(format!("overlap: {}", human_size(h.overlap())));
-        line(format!("parent type: {}", rec.parent_type.as_str()));
-        if rec.parent_type == ParentType::RemoteStandalone {
+        let trash = if p.in_trash { " (trash)" } else { "" };
+        line(format!("parent: {}@{}{trash}", p.spec, p.snapshot));
+        line(format!("overlap: {}", human_size(p.overlap)));
+        line(format!("parent type: {}", p.parent_type.as_str()));
+        if let Some(r) = &p.remote {
             // The key reference is not the key, but it is not needed to identify the parent.
-            line(format!("parent cluster: {} (monitors {}, as {})", rec.remote_cluster_name, rec.remote_mon_hosts.join(","), rec.remote_client_name));
+            line(format!("parent cluster: {} (monitors {}, as {})", r.cluster, r.mon_hosts.join(","), r.client));
         }
     }
     if h.has(features::STRIPINGV2) {
         line(format!("stripe unit: {}", human_size(h.stripe_unit)));
         line(format!("stripe count: {}", h.stripe_count));
     }
-    if let Some((n, counts)) = &f.clone_map {
-        let list: Vec<String> = counts.iter().map(|(state, c)| format!("{c} {state}")).collect();
-        line(format!("clone map: {n} objects: {}", list.join(", ")));
+    if let Some(cm) = &f.clone_map {
+        let list: Vec<String> = cm.states.iter().map(|(state, c)| format!("{c} {state}")).collect();
+        line(format!("clone map: {} objects: {}", cm.objects, list.join(", ")));
     }
-    if let Some((here, remote, mode)) = f.protection {
-        let remote = if remote > 0 { format!(" and {remote} in other clusters") } else { String::new() };
-        line(format!("protected: by {here} standalone children{remote}, protection {mode} (stock tools cannot write, shrink, roll back or remove it)"));
+    if let Some(p) = f.protection {
+        let remote = if p.remote_children > 0 { format!(" and {} in other clusters", p.remote_children) } else { String::new() };
+        line(format!(
+            "protected: by {} standalone children{remote}, protection {} (stock tools cannot write, shrink, roll back or remove it)",
+            p.children,
+            p.mode.name()
+        ));
     }
     s
 }
 
-fn to_json(f: &Facts) -> Value {
+fn to_json(f: &ImageDetails) -> Value {
     let h = &f.header;
     let mut m = Map::new();
     // Stock's keys, names and meanings (rbd/action/Info.cc).
@@ -195,21 +114,22 @@ fn to_json(f: &Facts) -> Value {
             m.insert((*name).into(), json!(ctime_utc(t)));
         }
     }
-    if let (Some(rec), Some(p)) = (&h.parent, &f.parent) {
+    if let Some(p) = &f.parent {
         let mut pm = Map::new();
-        pm.insert("pool".into(), json!(p.pool));
-        pm.insert("pool_namespace".into(), json!(p.namespace));
-        pm.insert("image".into(), json!(p.image));
-        pm.insert("id".into(), json!(rec.image_id));
-        pm.insert("snapshot".into(), json!(f.parent_snapshot));
-        pm.insert("trash".into(), json!(f.parent_trash));
-        pm.insert("overlap".into(), json!(h.overlap()));
+        pm.insert("pool".into(), json!(p.spec.pool));
+        pm.insert("pool_namespace".into(), json!(p.spec.namespace));
+        pm.insert("image".into(), json!(p.spec.image));
+        pm.insert("id".into(), json!(p.id));
+        pm.insert("snapshot".into(), json!(p.snapshot));
+        pm.insert("trash".into(), json!(p.in_trash));
+        pm.insert("overlap".into(), json!(p.overlap));
         // Ours.
-        pm.insert("type".into(), json!(rec.parent_type.as_str()));
-        if rec.parent_type == ParentType::RemoteStandalone {
+        pm.insert("type".into(), json!(p.parent_type.as_str()));
+        if p.parent_type == ParentType::RemoteStandalone {
+            let r = p.remote.as_ref();
             pm.insert(
                 "remote".into(),
-                json!({ "cluster": rec.remote_cluster_name, "mon_hosts": rec.remote_mon_hosts, "client": rec.remote_client_name }),
+                json!({ "cluster": r.map(|r| &r.cluster), "mon_hosts": r.map(|r| &r.mon_hosts), "client": r.map(|r| &r.client) }),
             );
         }
         m.insert("parent".into(), Value::Object(pm));
@@ -221,14 +141,14 @@ fn to_json(f: &Facts) -> Value {
     // Ours.
     m.insert("pool".into(), json!(f.spec.pool));
     m.insert("namespace".into(), json!(f.spec.namespace));
-    if let Some((n, counts)) = &f.clone_map {
-        let states: Map<String, Value> = counts.iter().map(|(s, c)| (s.to_string(), json!(c))).collect();
-        m.insert("clone_map".into(), json!({ "objects": n, "states": states }));
+    if let Some(cm) = &f.clone_map {
+        let states: Map<String, Value> = cm.states.iter().map(|(s, c)| (s.to_string(), json!(c))).collect();
+        m.insert("clone_map".into(), json!({ "objects": cm.objects, "states": states }));
     }
     m.insert(
         "protection".into(),
         match f.protection {
-            Some((here, remote, mode)) => json!({ "protected": true, "mode": mode, "children": here, "remote_children": remote }),
+            Some(p) => json!({ "protected": true, "mode": p.mode.name(), "children": p.children, "remote_children": p.remote_children }),
             None => json!({ "protected": false }),
         },
     );
@@ -237,19 +157,6 @@ fn to_json(f: &Facts) -> Value {
 
 /// The header's timestamp keys, as `rbd info` names them.
 const TIMESTAMPS: [&str; 3] = ["create_timestamp", "access_timestamp", "modify_timestamp"];
-
-/// Op-feature names as `rbd info` prints them; bits stock does not know (rbd-ext's
-/// protection bit) are left out, as stock leaves them out.
-fn op_feature_names(bits: u64) -> Vec<&'static str> {
-    const NAMES: [(&str, u64); 4] = [("clone-parent", 1), ("clone-child", 2), ("group", 4), ("snap-trash", 8)];
-    NAMES.iter().filter(|(_, b)| bits & b != 0).map(|(n, _)| *n).collect()
-}
-
-/// Image flag names as `rbd info` prints them.
-fn flag_names(bits: u64) -> Vec<&'static str> {
-    const NAMES: [(&str, u64); 2] = [("object map invalid", 1), ("fast diff invalid", 2)];
-    NAMES.iter().filter(|(_, b)| bits & b != 0).map(|(n, _)| *n).collect()
-}
 
 /// `ctime(3)` without its newline ("Wed Dec  2 06:07:42 2026"), in UTC.
 fn ctime_utc(secs: u64) -> String {
@@ -286,11 +193,5 @@ mod tests {
         assert_eq!(ctime_utc(0), "Thu Jan  1 00:00:00 1970");
         assert_eq!(ctime_utc(1_796_191_662), "Wed Dec  2 06:07:42 2026");
         assert_eq!(ctime_utc(951_782_400), "Tue Feb 29 00:00:00 2000");
-    }
-
-    #[test]
-    fn names_as_stock() {
-        assert_eq!(op_feature_names(1 | 8 | (1 << 20)), ["clone-parent", "snap-trash"]);
-        assert_eq!(flag_names(3), ["object map invalid", "fast diff invalid"]);
     }
 }

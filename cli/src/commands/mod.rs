@@ -197,20 +197,6 @@ pub fn open_input(p: &Path) -> CmdResult<(Box<dyn Read + Send>, Option<u64>)> {
     Ok((Box::new(f), size))
 }
 
-/// Reads until `buf` is full or EOF; returns the bytes read (a pipe delivers short reads).
-pub fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// A progress bar on stderr when it is a terminal, as `rbd` shows "Image flatten: 42%
 /// complete..."; hidden (draws nothing) in pipes and logs, so scripts see clean output.
 pub fn progress(label: &str, total: u64) -> indicatif::ProgressBar {
@@ -240,18 +226,7 @@ pub fn note(text: &str) {
 
 /// Feature names for display, in bit order; unknown bits as hex.
 pub fn feature_names(bits: u64) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut known = 0;
-    for (name, bit) in crate::cli::FEATURE_NAMES {
-        known |= bit;
-        if bits & bit != 0 {
-            names.push((*name).to_string());
-        }
-    }
-    if bits & !known != 0 {
-        names.push(format!("unknown(0x{:x})", bits & !known));
-    }
-    names
+    rbd_ext::header::features::names(bits)
 }
 
 /// Sizes as `rbd info` prints them: "12 MiB", "4 KiB", "1.5 GiB", "100 B".
@@ -269,21 +244,11 @@ pub fn human_size(n: u64) -> String {
 
 /// Combines `--image-feature` values; `None` when none were given.
 pub fn feature_bits(list: &[u64]) -> CmdResult<Option<u64>> {
-    use rbd_ext::header::features as f;
     if list.is_empty() {
         return Ok(None);
     }
     let bits = list.iter().fold(0, |a, b| a | b);
-    // librbd would refuse these with a bare EINVAL; say which dependency is missing.
-    let needs = [
-        (f::OBJECT_MAP, f::EXCLUSIVE_LOCK, "object-map requires exclusive-lock"),
-        (f::FAST_DIFF, f::OBJECT_MAP, "fast-diff requires object-map"),
-    ];
-    for (feature, dep, why) in needs {
-        if bits & feature != 0 && bits & dep == 0 {
-            return Err(msg(format!("--image-feature: {why}")));
-        }
-    }
+    rbd_ext::header::features::check(bits).map_err(|e| msg(format!("--image-feature: {}", e.what())))?;
     Ok(Some(bits))
 }
 

@@ -42,7 +42,7 @@ async fn serve(ctx: &Ctx, a: NbdServeArgs) -> CmdResult {
     if s3_backed && !a.read_only {
         log(&format!("{spec} is an S3-backed parent, filled from S3 only: serving it read-only (write its clones)"));
     }
-    let image = Arc::new(Image::open(&ctx.cluster, &spec, OpenOptions { write: !read_only, ..Default::default() })?);
+    let image = Arc::new(Image::open(&ctx.cluster, &spec, OpenOptions::default().with_write(!read_only)).await?);
     let name = a.export_name.clone().unwrap_or_else(|| spec.image.clone());
     let (listener, uri) = bind(&a, &name)?;
     if !read_only {

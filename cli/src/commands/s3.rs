@@ -147,13 +147,9 @@ async fn attach(ctx: &Ctx, a: S3AttachArgs) -> CmdResult {
         ca_file: a.ca_file.map(|c| absolute(&c)),
         ..defaults
     };
-    let opts = AttachOptions {
-        settings,
-        secret_key_file: a.secret.secret_key_file.map(|p| p.display().to_string()),
-        replace_secret: a.replace_secret,
-        size: a.size,
-        order: a.order,
-    };
+    let mut opts = AttachOptions::default().with_settings(settings).with_replace_secret(a.replace_secret);
+    opts.secret_key_file = a.secret.secret_key_file.map(|p| p.display().to_string());
+    (opts.size, opts.order) = (a.size, a.order);
     s3_parent::s3_attach(&ctx.cluster, &spec, &opts).await.map_err(|e| e.context(format_args!("s3 attach {spec}")))?;
     Ok(())
 }
