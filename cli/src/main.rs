@@ -46,6 +46,7 @@ fn with_advice(e: &(dyn std::error::Error + 'static)) -> String {
         Some(Hint::TrustCa) => " (rbd-ext: pass the PEM file with --ca-file FILE; s3 attach stores it with the settings)",
         Some(Hint::RemoteCredentials) => " (--remote-keyring PATH or --remote-key-ref config://KEY)",
         Some(Hint::StoreSecret) => " (or let `rbd-ext s3 attach ... --secret-key-file FILE` store it for you)",
+        Some(Hint::Hydrate) => " (`rbd-ext hydrate IMAGE`)",
         _ => return e.to_string(),
     };
     format!("{what}{advice}{errno}")
@@ -78,4 +79,21 @@ fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
         cur = err.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_hints_become_cli_advice() {
+        // The library's refusal names no flag; the CLI's line does, before the errno.
+        let e = rbd_ext::s3::SecretRef::parse("an-inline-secret").unwrap_err();
+        assert!(!e.to_string().contains("--"), "{e}");
+        let line = with_advice(&e);
+        assert!(line.contains("--secret-key-file FILE") && line.ends_with("(EINVAL)"), "{line}");
+        // Errors without a hint print as they are.
+        let plain = rbd_ext::header::features::parse("bogus").unwrap_err();
+        assert_eq!(with_advice(&plain), plain.to_string());
+    }
 }

@@ -35,6 +35,8 @@ pub enum Hint {
     /// A secret must be stored in the config-key store and passed as `config://<key>`; a
     /// front end may offer to store it.
     StoreSecret,
+    /// An S3-backed image still has objects only in S3: hydrate it first.
+    Hydrate,
 }
 
 /// `Result` with the client's [`Error`].

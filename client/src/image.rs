@@ -885,9 +885,9 @@ impl Image {
         Ok(())
     }
 
-    /// For an S3-backed image: this process's back-fill counters as JSON.
-    pub fn backfill_stats(&self) -> Option<String> {
-        self.backfill.as_ref().map(|b| b.stats_json())
+    /// For an S3-backed image: this process's back-fill counters.
+    pub fn backfill_stats(&self) -> Option<crate::backfill::BackfillStats> {
+        self.backfill.as_ref().map(|b| b.stats())
     }
 
     /// The S3 back-fill of an S3-backed image.

@@ -1,16 +1,41 @@
 //! rbd-ext client: standalone copy-on-write RBD clones over librados.
 //!
+//! The library stands alone: the `rbd-ext` command line (package `rbd-ext-cli`) is one
+//! front end over it, the C and Python bindings are others. Its errors name no
+//! command-line flags; a refusal the caller can change carries a [`Hint`].
+//!
+//! - management: [`clone_standalone`], [`children`], [`descendants`], [`remove`],
+//!   [`flatten`], [`protection`], [`set_protection`], [`check_clone_map`], [`reconcile`],
+//!   [`image_details`] (what `rbd info` shows, typed). They are async and run their
+//!   librados round trips on Tokio's blocking pool; [`blocking`] has the same calls for
+//!   callers without a runtime;
+//! - I/O: [`Image`] ([`Image::open`]), an open image reading through to its parent and
+//!   copying up on write; [`read_range`] and [`write_from`] stream whole ranges, [`import`]
+//!   creates an image from a stream;
+//! - S3-backed parents: [`s3_parent`] ([`s3_attach`], [`s3_verify`], [`s3_publish`],
+//!   [`hydrate`], [`s3_stats`](s3_parent::s3_stats)) and [`s3_finalize()`];
 //! - [`rados`]: the safe librados wrapper (cluster, I/O contexts, compound and aio ops,
 //!   class calls, watch/notify, locks) and the few librbd calls delegated to stock code;
-//! - [`Image`]: an open image, reading through to its parent and copying up on write;
 //! - [`nbd`]: an NBD server over an image;
-//! - [`clone_standalone`], [`children`], [`remove`], [`flatten`]: image management;
-//! - [`reconcile`]: repairs what stock tools left behind (orphan clone maps, stale children,
-//!   stuck protection, clone-map entries behind a stock client's copy-ups);
-//! - [`Error`]: what failed (image, object, operation) and its errno.
+//! - [`Error`]: what failed (image, object, operation), its errno and maybe a [`Hint`].
 //!
 //! Everything written is what librbd would have written (DESIGN.md §0), so stock clients
 //! and rbd-ext can take turns on one child.
+//!
+//! ```no_run
+//! # async fn demo() -> rbd_ext::Result<()> {
+//! use rbd_ext::rados::{Cluster, ConnectOptions};
+//! use rbd_ext::{CloneOptions, Image, OpenOptions};
+//!
+//! let cluster = Cluster::connect(&ConnectOptions::default())?;
+//! let (golden, vm) = ("rbd/golden".parse()?, "vms/vm1".parse()?);
+//! rbd_ext::clone_standalone(&cluster, &golden, &vm, &CloneOptions::default()).await?;
+//! let image = Image::open(&cluster, &vm, OpenOptions::default().with_write(true)).await?;
+//! image.write_at(0, &[0xeb, 0x3c, 0x90]).await?;
+//! image.close_async().await?;
+//! assert_eq!(rbd_ext::children(&cluster, &golden).await?.children, [vm]);
+//! # Ok(()) }
+//! ```
 //!
 //! Cargo features (both off by default, for tests only): `testproxy` builds
 //! `s3::testproxy`, a fault-injecting S3 proxy; `kill-points` arms the crash points of
@@ -18,13 +43,15 @@
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+// A documentation build fails on an undocumented public item or a broken link.
+#![cfg_attr(doc, deny(missing_docs, rustdoc::broken_intra_doc_links, rustdoc::private_intra_doc_links))]
 
-pub mod allocation;
+mod allocation;
 pub mod backfill;
 pub mod ceph_args;
 pub mod clone_map;
 pub mod doctor;
-pub mod error;
+mod error;
 pub mod extents;
 mod guard;
 pub mod header;
@@ -40,7 +67,7 @@ mod reconcile;
 pub mod remote;
 pub mod s3_finalize;
 pub mod s3_parent;
-pub mod secret;
+mod secret;
 pub mod s3;
 pub mod spec;
 mod stream;
@@ -54,7 +81,10 @@ pub use manage::{
     Children, CloneOptions, Descendants, Progress, RemoteOptions, Removed,
 };
 pub use rbd_ext_cls::types::{ParentProtection, ParentType, ProtectionMode};
+pub use backfill::BackfillStats;
 pub use reconcile::reconcile;
+pub use s3_finalize::{s3_finalize, FinalizeReport};
+pub use s3_parent::{hydrate, s3_attach, s3_publish, s3_verify, AttachOptions, HydrateReport, ImageStats, PublishSource, VerifyReport};
 pub use spec::ImageSpec;
 pub use stream::{aligned_chunk, chunks, import, read_range, write_from, CopyError, ImportError, ImportOptions, WriteFromOptions};
 

@@ -707,6 +707,17 @@ fn leave_parent(cluster: &Arc<Cluster>, md: &IoCtx, id: &str, p: &ParentRecord) 
 
 /// Copies up every inherited object that is not local yet (in parallel), then detaches the
 /// child from its parent. Safe to re-run after a crash: finished objects are skipped.
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// use rbd_ext::{Image, OpenOptions};
+/// let image = Image::open(&cluster, &"vms/vm1".parse()?, OpenOptions::default().with_write(true)).await?;
+/// rbd_ext::flatten(&image, &|done, total| eprintln!("{done}/{total}")).await?;
+/// image.close_async().await?;
+/// # Ok(()) }
+/// ```
 pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
     let spec = image.spec().clone();
     let loc = image.location().clone();
