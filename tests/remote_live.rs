@@ -33,7 +33,7 @@ impl RemoteCluster {
     }
 
     fn connect(&self) -> Arc<Cluster> {
-        Cluster::connect(&ConnectOptions { conf: Some(self.conf.clone()), ..Default::default() }).unwrap()
+        Cluster::connect(&ConnectOptions::default().with_conf(self.conf.clone())).unwrap()
     }
 
     /// Runs a stock CLI against this cluster.

@@ -17,7 +17,7 @@ pub fn cluster() -> Arc<Cluster> {
     let conf = std::env::var("CEPH_CONF").unwrap_or_else(|_| {
         panic!("CEPH_CONF is not set: run `eval \"$(qa/cluster up)\"` first (live tests need a cluster)")
     });
-    Cluster::connect(&ConnectOptions { conf: Some(conf), ..Default::default() }).expect("connect to the test cluster")
+    Cluster::connect(&ConnectOptions::default().with_conf(conf)).expect("connect to the test cluster")
 }
 
 /// An I/O context on pool `rbd`.

@@ -12,7 +12,7 @@ use crate::cli::DoctorArgs;
 
 /// Runs the checks (and the fixes with --fix) and prints the report.
 pub async fn run(ctx: &Ctx, a: DoctorArgs) -> CmdResult {
-    let report = doctor::run(&ctx.cluster, &doctor::Options { pool: ctx.pool.clone(), fix: a.fix })?;
+    let report = doctor::run(&ctx.cluster, &doctor::Options::new(ctx.pool.clone()).with_fix(a.fix))?;
     if ctx.json() {
         ctx.print_json(&to_json(&report))?;
     } else {

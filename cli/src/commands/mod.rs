@@ -70,15 +70,8 @@ impl Ctx {
         if let Some(m) = &g.mon_host {
             args.extend(["--mon-host".to_string(), m.clone()]);
         }
-        let opts = ConnectOptions {
-            conf: g.conf.clone().or(env.conf),
-            keyring: None,
-            id: Some(id),
-            cluster_name: g.cluster.clone().or(env.cluster),
-            settings: Vec::new(),
-            args,
-            ignore_env: false,
-        };
+        let mut opts = ConnectOptions::default().with_id(id).with_args(args);
+        (opts.conf, opts.cluster_name) = (g.conf.clone().or(env.conf), g.cluster.clone().or(env.cluster));
         let cluster = Cluster::connect(&opts)?;
         Ok(Ctx { cluster, pool: g.pool.clone(), format: g.format, pretty: g.pretty_format })
     }

@@ -62,7 +62,7 @@ async fn serve(ctx: &Ctx, a: NbdServeArgs) -> CmdResult {
         };
         log(&format!("{which}: no new connections; finishing the requests in flight"));
     };
-    let opts = ServeOptions { export_name: name, read_only, max_in_flight: a.max_in_flight, log: Arc::new(log) };
+    let opts = ServeOptions::new(name, Arc::new(log)).with_read_only(read_only).with_max_in_flight(a.max_in_flight);
     let served = nbd::serve(Arc::clone(&image), listener, opts, shutdown).await;
     if let Some(p) = &a.socket {
         let _ = std::fs::remove_file(p);
