@@ -81,6 +81,7 @@ pub use manage::{
     Children, CloneOptions, Descendants, Progress, RemoteOptions, Removed,
 };
 pub use rbd_ext_cls::types::{ParentProtection, ParentType, ProtectionMode};
+pub use allocation::Allocation;
 pub use backfill::BackfillStats;
 pub use reconcile::reconcile;
 pub use s3_finalize::{s3_finalize, FinalizeReport};
