@@ -101,8 +101,9 @@ impl Ctx {
 
 /// Connects and runs the verb.
 pub async fn run(cli: Cli) -> CmdResult {
-    let ctx = Ctx::connect(&cli.global)?;
-    match cli.command {
+    let Cli { global, command } = cli;
+    let ctx = blocking(move || Ctx::connect(&global)).await?;
+    match command {
         Command::CloneStandalone(a) => clone_standalone::run(&ctx, a).await,
         Command::Info(a) => info::run(&ctx, a).await,
         Command::Children(a) => children::run(&ctx, a).await,
@@ -122,6 +123,16 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Stats(a) => stats::run(&ctx, a).await,
         Command::Nbd(c) => nbd::run(&ctx, c).await,
         Command::Doctor(a) => doctor::run(&ctx, a).await,
+    }
+}
+
+/// Runs library calls that have no async form (a connection, a pool scan, a few omap
+/// reads) on the runtime's blocking pool, so that no verb blocks an async worker.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> CmdResult<T> + Send + 'static) -> CmdResult<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(msg(format!("a blocking task was cancelled: {e}"))),
     }
 }
 

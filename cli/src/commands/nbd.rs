@@ -36,7 +36,8 @@ async fn serve(ctx: &Ctx, a: NbdServeArgs) -> CmdResult {
     // the lock held.
     let mut term = signal(SignalKind::terminate()).map_err(|e| io_err(e, "install the SIGTERM handler"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| io_err(e, "install the SIGINT handler"))?;
-    let (_, header) = rbd_ext::header::locate(&ctx.cluster, &spec)?;
+    let (cluster, s) = (ctx.cluster.clone(), spec.clone());
+    let (_, header) = super::blocking(move || Ok(rbd_ext::header::locate(&cluster, &s)?)).await?;
     let s3_backed = header.parent.as_ref().is_some_and(|p| p.parent_type == ParentType::S3Source);
     let read_only = a.read_only || s3_backed;
     if s3_backed && !a.read_only {
