@@ -79,7 +79,7 @@ pub async fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
         std::io::stdout().lock().write_all(text.as_bytes()).map_err(|e| io_err(e, "write to stdout"))?;
     }
     // Writers release the lock now rather than on drop, so an error there is reported.
-    image.close()?;
+    image.close_async().await?;
     Ok(())
 }
 

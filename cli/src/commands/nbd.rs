@@ -71,7 +71,7 @@ async fn serve(ctx: &Ctx, a: NbdServeArgs) -> CmdResult {
     served?;
     image.flush().await?;
     let image = Arc::try_unwrap(image).map_err(|_| msg(format!("nbd serve {spec}: the image is still in use after the last connection closed")))?;
-    image.close()?;
+    image.close_async().await?;
     log(&format!("stopped; {spec} flushed{}", if read_only { "" } else { " and its lock released" }));
     Ok(())
 }
