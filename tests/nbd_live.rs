@@ -285,8 +285,9 @@ fn s3_env() -> S3Env {
     }
 }
 
-/// Publishes `file` to a fresh bucket and makes `parent` an S3-backed image of it.
-fn s3_parent(c: &mut Cleanup, file: &Path, parent: &str) {
+/// Publishes `file` to a fresh bucket (returned; the key is `img.raw`) and makes `parent`
+/// an S3-backed image of it.
+fn s3_parent(c: &mut Cleanup, file: &Path, parent: &str) -> String {
     let e = s3_env();
     let bucket = common::unique("nbd-s3").to_lowercase();
     let secret = std::fs::read_to_string(&e.secret_file).unwrap().trim().to_string();
@@ -303,6 +304,7 @@ fn s3_parent(c: &mut Cleanup, file: &Path, parent: &str) {
     args.extend(keys);
     ok(&args);
     c.config_keys.push(format!("rbd-ext/s3/{bucket}-{}", e.access_key));
+    bucket
 }
 
 #[test]
@@ -340,6 +342,177 @@ fn s3_child_and_parent_over_nbd() {
     let model = random_mix(&mut c, &s.uri, &data, 12, 2000);
     stop_cleanly(s, &child);
     assert!(ok(&["export", &child, "-"]) == model, "rbd-ext export differs from the model");
+}
+
+/// `nbdcopy` (4 connections, many requests in flight, several on one object at once) of an S3
+/// child whose parent was never read: radosgw serves exactly one ranged GET per non-zero
+/// object and none for the manifest's holes, and a second copy costs no GET at all.
+#[test]
+fn nbdcopy_of_an_s3_child_costs_one_ranged_get_per_object() {
+    let _s = serial();
+    let mut c = Cleanup::default();
+    let mut data = common::random(24 * MIB, 0x5c);
+    for n in [1, 4] {
+        data[n * 4 * MIB..(n + 1) * 4 * MIB].fill(0);
+    }
+    let src = c.file("nbd-copy-src", &data);
+    let parent = c.image("nbd-copy-parent");
+    let child = c.image("nbd-copy-child");
+    let bucket = s3_parent(&mut c, &src, &parent);
+    ok(&["clone-standalone", &parent, &child]);
+    let s = Server::start(&child, &[]);
+    for round in 0..2 {
+        let out = c.path("nbd-copy-out");
+        let log = common::rgw::RgwLog::mark();
+        tool_ok("nbdcopy", &["--connections=4", "--requests=16", "--request-size=1048576", &s.uri, out.to_str().unwrap()]);
+        let gets = log.gets_blocking(&bucket, "img.raw");
+        assert!(std::fs::read(&out).unwrap() == data, "round {round}: nbdcopy's copy differs from the source");
+        if round == 0 {
+            assert_eq!(gets.len(), 4, "one ranged GET per non-zero object: {gets:?}");
+            let got: std::collections::BTreeSet<String> = gets.into_iter().collect();
+            assert_eq!(got, common::rgw::ranges_of(4 * MIB, [0, 2, 3, 5]), "the GETs fetch objects 0, 2, 3, 5, each once");
+        } else {
+            assert!(gets.is_empty(), "the second copy fetched from S3 again: {gets:?}");
+        }
+    }
+    stop_cleanly(s, &child);
+}
+
+/// The `lock ls --format json` entries of `spec`: (locker, cookie).
+fn lockers(spec: &str) -> Vec<(String, String)> {
+    let out = String::from_utf8(ok(&["lock", "ls", "--format", "json", spec])).unwrap();
+    let field = |entry: &str, k: &str| {
+        let v = entry.split(&format!("\"{k}\":\"")).nth(1).unwrap_or_else(|| panic!("no {k} in {out}"));
+        v[..v.find('"').unwrap()].to_string()
+    };
+    out.split('{').skip(1).map(|e| (field(e, "locker"), field(e, "id"))).collect()
+}
+
+/// SIGKILL of the server mid-writes, each write a copy-up of a child's object or a write into
+/// one already copied up: every block is all-old (the parent's bytes) or all-new, every
+/// acknowledged block is new; the dead server's lock refuses a new writer until `rbd-ext
+/// lock rm`, after which the image serves again and its clone map and stock object map agree
+/// with its objects: nothing else to repair by hand.
+#[test]
+fn sigkill_mid_writes_leaves_every_block_old_or_new() {
+    let _s = serial();
+    let mut c = Cleanup::default();
+    const BLOCK: usize = 64 * 1024;
+    let size = 64 * MIB;
+    let pdata = common::random(size, 0x4b);
+    let src = c.file("nbd-kill-src", &pdata);
+    let parent = c.image("nbd-kill-parent");
+    let child = c.image("nbd-kill-child");
+    common::stock_ok("rbd", &["import", "--no-progress", src.to_str().unwrap(), &parent]);
+    ok(&["clone-standalone", &parent, &child]);
+
+    let mut s = Server::start(&child, &[]);
+    let acked = c.path("nbd-kill-acked");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nbd/mix.py");
+    let mut writer = Command::new(PYTHON)
+        .args([script.to_str().unwrap(), "acked", &s.uri, acked.to_str().unwrap(), &BLOCK.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_acks(&mut writer, 128);
+    s.signal("-KILL");
+    let st = s.child.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9), "{st}");
+    let w = writer.wait_with_output().unwrap();
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+
+    // The dead server still holds the lock: a new writer is refused until `lock rm`.
+    let held = lockers(&child);
+    assert_eq!(held.len(), 1, "the killed server's lock: {held:?}");
+    let o = run(&["nbd", "serve", &child, "--socket", "/tmp/nbd-after-kill.sock"]);
+    assert_eq!(o.status.code(), Some(1), "a writer while the dead server's lock is held: {}", String::from_utf8_lossy(&o.stderr));
+    ok(&["lock", "rm", &child, &held[0].0, &held[0].1]);
+    assert!(lockers(&child).is_empty());
+
+    let done: std::collections::BTreeSet<usize> = std::fs::read_to_string(&acked).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    let blocks = size / BLOCK;
+    println!("{} of {blocks} writes acknowledged before SIGKILL", done.len());
+    assert!(!done.is_empty() && done.len() < blocks, "SIGKILL did not land mid-writes ({} of {blocks} acknowledged)", done.len());
+    let s = Server::start(&child, &[]);
+    let now = c.path("nbd-kill-now");
+    tool_ok("nbdcopy", &[&s.uri, now.to_str().unwrap()]);
+    stop_cleanly(s, &child);
+    let now = std::fs::read(&now).unwrap();
+    let (mut old, mut new) = (0, 0);
+    for i in 0..blocks {
+        let range = i * BLOCK..(i + 1) * BLOCK;
+        let want = (i % 251 + 1) as u8;
+        if now[range.clone()].iter().all(|&b| b == want) {
+            new += 1;
+        } else {
+            assert!(!done.contains(&i), "acknowledged block {i} is not on the image");
+            assert!(now[range.clone()] == pdata[range], "block {i} is neither the parent's bytes nor the write's: a torn write");
+            old += 1;
+        }
+    }
+    println!("after SIGKILL: {new} blocks new, {old} old");
+    ok(&["clone-map", "check", &child]);
+    common::stock_ok("rbd", &["object-map", "check", "--no-progress", &child]);
+    assert!(ok(&["export", &parent, "-"]) == pdata, "the parent changed");
+}
+
+/// The server's watch on the header breaks (the server stopped past the OSD's watch timeout,
+/// so the OSD dropped the watch): the server watches again and moves its lock to the new
+/// watch, as librbd does. Without that, librbd would find the lock owner dead, blocklist the
+/// server and take the lock; with it, a librbd writer is refused and the server writes on.
+#[test]
+fn a_broken_watch_is_registered_again_and_keeps_the_lock() {
+    let _s = serial();
+    let mut c = Cleanup::default();
+    let image = c.image("nbd-rewatch");
+    common::stock_ok("rbd", &["create", "--size", "16M", &image]);
+    let (pool, name) = image.split_once('/').unwrap();
+    let info = common::stock_ok("rbd", &["info", "--format", "json", &image]);
+    let id = info.split("\"id\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_else(|| panic!("no id: {info}"));
+    let header = format!("rbd_header.{id}");
+    let watchers = || common::stock_ok("rados", &["-p", pool, "listwatchers", &header]).lines().count();
+
+    struct WatchTimeout;
+    impl Drop for WatchTimeout {
+        fn drop(&mut self) {
+            let _ = Command::new("ceph").args(["config", "rm", "osd", "osd_client_watch_timeout"]).output();
+        }
+    }
+    common::stock_ok("ceph", &["config", "set", "osd", "osd_client_watch_timeout", "3"]);
+    let _restore = WatchTimeout;
+    let mut s = Server::start(&image, &[]);
+    assert_eq!(watchers(), 1, "the server watches its header");
+    s.signal("-STOP");
+    let t = Instant::now();
+    while watchers() != 0 {
+        assert!(t.elapsed() < Duration::from_secs(30), "the OSD never dropped the stopped server's watch");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    s.signal("-CONT");
+    // The next ping finds the watch gone (ENOTCONN): the server registers a new one.
+    let t = Instant::now();
+    while watchers() != 1 {
+        assert!(t.elapsed() < Duration::from_secs(30), "the server never watched its header again");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let script = format!(
+        "import rados, rbd\n\
+         c = rados.Rados(conffile='{conf}'); c.connect(); io = c.open_ioctx('{pool}')\n\
+         im = rbd.Image(io, '{name}')\n\
+         try:\n    im.write(b'x' * 512, 0)\n    print('WROTE')\n\
+         except rbd.ReadOnlyImage:\n    print('EROFS')\n\
+         im.close(); io.close(); c.shutdown()\n",
+        conf = std::env::var("CEPH_CONF").unwrap()
+    );
+    let o = tool("timeout", &["60", PYTHON, "-c", &script]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "EROFS", "librbd after the re-watch: {}", String::from_utf8_lossy(&o.stderr));
+    let o = tool("qemu-io", &["-f", "raw", "-c", "write -P 0x5a 0 65536", &s.uri]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("wrote 65536/65536"), "the server writes on: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(s.alive(), "{}", s.stderr());
+    stop_cleanly(s, &image);
+    assert!(ok(&["read", &image, "--offset", "0", "--length", "65536", "--output", "-"]).iter().all(|&b| b == 0x5a));
 }
 
 /// Frames a fuzzing connection sends, by kind of connection.
@@ -512,6 +685,13 @@ fn protocol_fuzz_leaves_the_server_up_and_the_data_intact() {
     assert!(ok(&["export", &image, "-"]) == data, "a fuzz frame changed the image");
 }
 
+/// Returns once the `mix.py acked` writer has `n` writes acknowledged (its progress lines), so
+/// that a signal sent next lands mid-writes however fast the machine is.
+fn wait_for_acks(writer: &mut Child, n: usize) {
+    let mut progress = BufReader::new(writer.stdout.take().unwrap()).lines();
+    while progress.next().and_then(|l| l.ok()).is_some_and(|l| l.trim().parse::<usize>().unwrap() < n) {}
+}
+
 #[test]
 fn sigterm_mid_writes_keeps_every_acknowledged_write() {
     let _s = serial();
@@ -522,12 +702,13 @@ fn sigterm_mid_writes_keeps_every_acknowledged_write() {
     let s = Server::start(&image, &[]);
     let acked = c.path("nbd-acked");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nbd/mix.py");
-    let writer = Command::new(PYTHON)
+    let mut writer = Command::new(PYTHON)
         .args([script.to_str().unwrap(), "acked", &s.uri, acked.to_str().unwrap(), &BLOCK.to_string()])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_acks(&mut writer, 256);
     let (st, log) = s.stop();
     let w = writer.wait_with_output().unwrap();
     assert!(st.success(), "exit status {st} after SIGTERM:\n{log}");

@@ -17,7 +17,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -288,58 +287,11 @@ fn export_all_concurrently(children: &[String], source: &[u8]) {
     }
 }
 
-/// radosgw's access log from a mark on.
-struct RgwLog {
-    path: PathBuf,
-    start: u64,
-}
-
-impl RgwLog {
-    fn mark() -> RgwLog {
-        let path = env().rgw_log;
-        let start = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).len();
-        RgwLog { path, start }
-    }
-
-    fn read_since(&self) -> String {
-        let mut f = std::fs::File::open(&self.path).unwrap();
-        f.seek(SeekFrom::Start(self.start)).unwrap();
-        let mut b = Vec::new();
-        f.read_to_end(&mut b).unwrap();
-        String::from_utf8_lossy(&b).into_owned()
-    }
-
-    /// The lines logged since the mark, once a request made now has been logged too.
-    async fn settled(&self) -> String {
-        let sentinel = common::unique("log-sentinel").to_lowercase();
-        let mut cfg = S3Config::new(env().endpoint, env().region, "rbd-ext-log-sentinel");
-        cfg.retries = 0;
-        let _ = S3Client::new(cfg).unwrap().head(&sentinel).await;
-        let t = Instant::now();
-        while !self.read_since().contains(&sentinel) {
-            assert!(t.elapsed() < Duration::from_secs(20), "radosgw never logged the sentinel request {sentinel}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        self.read_since()
-    }
-
-    /// The `Range` of every GET of `/bucket/key` logged since the mark (access-log lines
-    /// `"GET /bucket/key HTTP/1.1" 206 ... bytes=a-b ...`); a GET without a range is `-`.
-    async fn gets(&self, bucket: &str, key: &str) -> Vec<String> {
-        let pat = format!("\"GET /{bucket}/{key} HTTP/1.1\"");
-        self.settled()
-            .await
-            .lines()
-            .filter(|l| l.contains(" beast: ") && l.contains(&pat))
-            .map(|l| l.split_whitespace().find(|w| w.starts_with("bytes=")).unwrap_or("-").to_string())
-            .collect()
-    }
-}
+use common::rgw::RgwLog;
 
 /// The ranged GETs that fetch objects `objects` of 4 MiB, as radosgw logs them.
 fn ranges_of(objects: impl IntoIterator<Item = usize>) -> BTreeSet<String> {
-    objects.into_iter().map(|n| format!("bytes={}-{}", n * OS, (n + 1) * OS - 1)).collect()
+    common::rgw::ranges_of(OS, objects)
 }
 
 // ------------------------------------------------------------------- acceptance

@@ -487,6 +487,12 @@ impl Image {
             };
             return Ok((e, data));
         }
+        // With the lock held the object map is exact: an object it calls nonexistent is read
+        // from the parent at once, saving the child read's round trip (librbd does the same).
+        if self.object_map_state(e.object_no) == Some(om::NONEXISTENT) {
+            let data = self.read_parent(e.image_offset(hdr.object_size()), e.length, hdr).await?;
+            return Ok((e, data));
+        }
         let op = ReadOp { steps: vec![ReadStep::Read { off: e.offset, len: e.length as usize }] };
         let r = self.rados_read(&self.loc.data, &oid, &op).await?;
         if r.rc == -libc::ENOENT {

@@ -35,6 +35,16 @@ pub struct CloneOptions {
     pub force: bool,
     /// The parent is in another cluster.
     pub remote: Option<RemoteOptions>,
+    /// Object size exponent: must be the parent's (a child reads its parent object by
+    /// object), so it only lets a caller state it, as librbd's image options do.
+    pub order: Option<u8>,
+    /// Stripe unit: the object size (the only striping rbd-ext serves).
+    pub stripe_unit: Option<u64>,
+    /// Stripe count: 1.
+    pub stripe_count: Option<u64>,
+    /// Pool for the child's data objects (default: the parent's data pool, if any); sets
+    /// the data-pool feature.
+    pub data_pool: Option<String>,
 }
 
 impl CloneOptions {
@@ -53,6 +63,24 @@ impl CloneOptions {
     /// Sets `remote`: The parent is in another cluster.
     pub fn with_remote(mut self, remote: RemoteOptions) -> Self {
         self.remote = Some(remote);
+        self
+    }
+
+    /// Sets `order` (see the field: it must be the parent's).
+    pub fn with_order(mut self, order: u8) -> Self {
+        self.order = Some(order);
+        self
+    }
+
+    /// Sets `stripe_unit` and `stripe_count` (see the fields).
+    pub fn with_striping(mut self, stripe_unit: u64, stripe_count: u64) -> Self {
+        (self.stripe_unit, self.stripe_count) = (Some(stripe_unit), Some(stripe_count));
+        self
+    }
+
+    /// Sets `data_pool`: the pool for the child's data objects.
+    pub fn with_data_pool(mut self, data_pool: impl Into<String>) -> Self {
+        self.data_pool = Some(data_pool.into());
         self
     }
 }
@@ -219,8 +247,22 @@ pub fn clone_standalone_blocking(cluster: &Arc<Cluster>, parent: &ImageSpec, chi
     // clone's); dropping the last one also lifts a stuck protection.
     let _ = reconcile_children(&home, &ploc, reconcile::OPEN_RECONCILE_MAX_CHILDREN);
     let cmd = header::md_ioctx(cluster, child)?;
-    let features = opts.features.unwrap_or(phdr.features & INHERITABLE) | features::LAYERING;
-    let data_pool = if phdr.data_pool_id >= 0 { Some(cluster.pool_reverse_lookup(phdr.data_pool_id)?) } else { None };
+    let layout_err = |what: String| Err(Error::new(Errno::EINVAL, format!("clone {parent} -> {child}: {what}")));
+    if opts.order.is_some_and(|o| o != phdr.order) {
+        return layout_err(format!("order {} differs from the parent's {}: a standalone clone has its parent's object size", opts.order.unwrap_or(0), phdr.order));
+    }
+    if opts.stripe_unit.is_some_and(|u| u != phdr.object_size()) || opts.stripe_count.is_some_and(|c| c != 1) {
+        return layout_err("only the default striping (stripe unit = object size, count 1) is supported".to_string());
+    }
+    let mut features = opts.features.unwrap_or(phdr.features & INHERITABLE) | features::LAYERING;
+    let data_pool = match &opts.data_pool {
+        Some(p) => {
+            features |= features::DATA_POOL;
+            Some(p.clone())
+        }
+        None if phdr.data_pool_id >= 0 => Some(cluster.pool_reverse_lookup(phdr.data_pool_id)?),
+        None => None,
+    };
     let create = CreateOptions {
         order: Some(phdr.order),
         features: Some(features),

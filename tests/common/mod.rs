@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fsx;
+pub mod rgw;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -131,6 +131,9 @@ def acked(uri, out_path, block):
             for c in list(inflight):
                 if h.aio_command_completed(c):
                     done.append(inflight.pop(c)[0])
+                    if len(done) % 32 == 0:
+                        # Progress, for a test that kills the server mid-writes.
+                        print(len(done), flush=True)
     except nbd.Error as e:
         print(f"stopped after {len(done)} acknowledged writes: {e}", file=sys.stderr)
     open(out_path, "w").write("".join(f"{b}\n" for b in done))

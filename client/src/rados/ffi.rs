@@ -4,6 +4,9 @@
 //! - `rados_t` and `rados_ioctx_t` are thread-safe in librados; a [`Cluster`] is shared by
 //!   `Arc` and shut down when the last [`IoCtx`] and handle are gone (each `IoCtx` holds an
 //!   `Arc<Cluster>`, so the cluster outlives its contexts).
+//! - A *borrowed* [`Cluster`] ([`Cluster::from_borrowed`], for the C API) wraps a caller's
+//!   connected handle and never shuts it down; the caller keeps that handle connected until
+//!   the last `Arc` of the wrapper and every [`IoCtx`] made from it are gone.
 //! - An operation is built as plain data ([`ReadOp`], [`WriteOp`]) and turned into a librados
 //!   op only when it is run. librados copies every input buffer when a step is added, so only
 //!   the out-pointers must stay put: they live in boxed [`Slot`]s owned by a [`Prepared`] op,
@@ -107,6 +110,8 @@ pub struct Cluster {
     handle: sys::rados_t,
     /// The client name it connected as (`client.admin`); librados does not report it back.
     user: String,
+    /// Whether dropping this shuts the handle down (false for a caller's borrowed handle).
+    owned: bool,
 }
 
 // SAFETY: librados cluster handles are documented thread-safe; all access goes through the
@@ -134,7 +139,7 @@ impl Cluster {
             format!("create cluster handle for {user}")
         })?;
         // From here on `c` owns the handle (Drop shuts it down).
-        let c = Cluster { handle, user: user.clone() };
+        let c = Cluster { handle, user: user.clone(), owned: true };
         let conf = opts.conf.as_deref().map(|p| cstr(p, "conf path")).transpose()?;
         // SAFETY: handle is valid; a null path means the default search path.
         let r = unsafe { sys::rados_conf_read_file(c.handle, conf.as_ref().map_or(ptr::null(), |p| p.as_ptr())) };
@@ -161,6 +166,24 @@ impl Cluster {
         Ok(Arc::new(c))
     }
 
+    /// Wraps a connected handle that belongs to the caller (a C program's `rados_t`), without
+    /// taking ownership: dropping the wrapper never shuts the handle down.
+    ///
+    /// # Safety
+    /// `handle` must be a connected librados cluster handle, and stay connected (the caller
+    /// must not call `rados_shutdown` on it) until the returned `Arc`, every clone of it and
+    /// every [`IoCtx`], [`Watch`] and op made from it have been dropped.
+    pub unsafe fn from_borrowed(handle: *mut c_void) -> Result<Arc<Cluster>> {
+        if handle.is_null() {
+            return Err(Error::new(Errno::EINVAL, "null cluster handle"));
+        }
+        let mut c = Cluster { handle: handle as sys::rados_t, user: String::new(), owned: false };
+        // librados does not report the entity name of a handle it made; `user()` is then
+        // empty (only `doctor` reports it).
+        c.user = c.conf_get("name").unwrap_or_default();
+        Ok(Arc::new(c))
+    }
+
     /// Applies Ceph command-line options to a not-yet-connected handle.
     fn parse_argv(&self, args: &[String]) -> Result<()> {
         // argv[0] is the program name, skipped by librados.
@@ -182,7 +205,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// The client name this handle connected as (`client.ID`).
+    /// The client name this handle connected as (`client.ID`); empty for a borrowed handle
+    /// whose librados does not say.
     pub fn user(&self) -> &str {
         &self.user
     }
@@ -312,8 +336,10 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        // SAFETY: the handle is valid and no IoCtx outlives us (each holds an Arc to us).
-        unsafe { sys::rados_shutdown(self.handle) }
+        if self.owned {
+            // SAFETY: the handle is valid and no IoCtx outlives us (each holds an Arc to us).
+            unsafe { sys::rados_shutdown(self.handle) }
+        }
     }
 }
 
@@ -1012,10 +1038,12 @@ impl IoCtx {
         });
         let mut cookie = 0u64;
         let arg = &*ctx as *const WatchCtx as *mut c_void;
+        // Timeout 0: the OSD's `osd_client_watch_timeout` (30 s by default), as librbd's
+        // watches, so operators tune both in one place.
         // SAFETY: valid ioctx and name; `arg` points to the boxed ctx, which the returned Watch
         // keeps until after unwatch + flush; callbacks are 'static extern fns.
         let r = unsafe {
-            sys::rados_watch3(self.inner.ctx, ctx.oid.as_ptr(), &mut cookie, Some(watch_callback), Some(watch_error_callback), 30, arg)
+            sys::rados_watch3(self.inner.ctx, ctx.oid.as_ptr(), &mut cookie, Some(watch_callback), Some(watch_error_callback), 0, arg)
         };
         check(r, || format!("object {oid}: watch"))?;
         ctx.cookie.store(cookie, std::sync::atomic::Ordering::Relaxed);
