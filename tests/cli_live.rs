@@ -2,8 +2,8 @@
 //! one-line errors, the whole clone lifecycle (clone, info, read, write, export, children,
 //! protected rm, flatten, rm), lock listing.
 //!
-//! The binary is a target of the `rbd-ext` package, which `cargo test` here does not build:
-//! `eval "$(qa/cluster up)" && cargo build -p rbd-ext --bin rbd-ext &&
+//! The binary is the `rbd-ext-cli` package (cli/), which `cargo test` here does not build:
+//! `eval "$(qa/cluster up)" && cargo build -p rbd-ext-cli &&
 //! cargo test --features live,test-methods --test cli_live`. `RBD_EXT_BIN` names another
 //! binary (e.g. target/release/rbd-ext).
 

@@ -6,7 +6,8 @@ mod common;
 use std::sync::Arc;
 
 use rbd_ext::rados::Cluster;
-use rbd_ext::{children, clone_standalone, CloneOptions, Errno, Image, ImageSpec, OpenOptions};
+use rbd_ext::blocking::{children, clone_standalone};
+use rbd_ext::{CloneOptions, Errno, Image, ImageSpec, OpenOptions};
 
 fn parent_with_data(size: u64, seed: u8) -> (ImageSpec, Vec<u8>) {
     let name = common::unique("clone-parent");
@@ -19,7 +20,7 @@ fn parent_with_data(size: u64, seed: u8) -> (ImageSpec, Vec<u8>) {
 }
 
 fn writer(cluster: &Arc<Cluster>, spec: &ImageSpec) -> rbd_ext::Result<Image> {
-    Image::open(cluster, spec, OpenOptions { write: true, ..Default::default() })
+    Image::open_blocking(cluster, spec, OpenOptions::default().with_write(true))
 }
 
 #[test]
@@ -35,7 +36,7 @@ fn one_writer_at_a_time_readers_unblocked_and_lock_rm() {
     assert!(e.to_string().contains("lock rm"), "the error says how to break a dead holder's lock: {e}");
     // Readers are not blocked by the writer.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let r = Image::open(&b, &child, OpenOptions::default()).unwrap();
+    let r = Image::open_blocking(&b, &child, OpenOptions::default()).unwrap();
     assert!(rt.block_on(r.read_at(0, 300_000)).unwrap() == data);
     // A holder that died (simulated: its lock is still there) is broken explicitly.
     let (loc, _) = rbd_ext::header::locate(&b, &child).unwrap();
@@ -52,8 +53,8 @@ fn one_writer_at_a_time_readers_unblocked_and_lock_rm() {
     drop(w1);
     // Readers watch the header too (as librbd's do), and removal waits for no watchers.
     drop(r);
-    rbd_ext::remove(&b, &child).unwrap();
-    rbd_ext::remove(&b, &parent).unwrap();
+    rbd_ext::blocking::remove(&b, &child).unwrap();
+    rbd_ext::blocking::remove(&b, &parent).unwrap();
 }
 
 #[test]
@@ -72,7 +73,7 @@ fn many_children_read_one_parent_concurrently() {
             std::thread::spawn(move || {
                 let c = common::cluster();
                 let rt = tokio::runtime::Runtime::new().unwrap();
-                let img = Image::open(&c, &k, OpenOptions::default()).unwrap();
+                let img = Image::open_blocking(&c, &k, OpenOptions::default()).unwrap();
                 for _ in 0..3 {
                     assert!(rt.block_on(img.read_at(0, 500_000)).unwrap() == data, "child {k} read wrong data");
                 }
@@ -85,9 +86,9 @@ fn many_children_read_one_parent_concurrently() {
     let listed = children(&cluster, &parent).unwrap().children;
     assert_eq!(listed.len(), 8);
     for k in &kids {
-        rbd_ext::remove(&cluster, k).unwrap();
+        rbd_ext::blocking::remove(&cluster, k).unwrap();
     }
-    rbd_ext::remove(&cluster, &parent).unwrap();
+    rbd_ext::blocking::remove(&cluster, &parent).unwrap();
 }
 
 #[test]
@@ -105,7 +106,7 @@ fn cross_pool_and_namespace_children_protect_the_parent() {
     let mut want = vec![in_pool2.clone(), in_ns.clone()];
     want.sort_by_key(|s| s.to_string());
     assert_eq!(listed, want);
-    let e = rbd_ext::remove(&cluster, &parent).unwrap_err();
+    let e = rbd_ext::blocking::remove(&cluster, &parent).unwrap_err();
     assert_eq!(e.errno(), Errno::EBUSY);
     assert!(e.to_string().contains(&in_pool2.to_string()) && e.to_string().contains(&in_ns.to_string()), "{e}");
     // Stock tools obey the protection too.
@@ -113,21 +114,21 @@ fn cross_pool_and_namespace_children_protect_the_parent() {
     assert!(!ok, "stock resize of a protected parent succeeded");
     let rt = tokio::runtime::Runtime::new().unwrap();
     for c in [&in_pool2, &in_ns] {
-        let img = Image::open(&cluster, c, OpenOptions { write: true, ..Default::default() }).unwrap();
+        let img = Image::open_blocking(&cluster, c, OpenOptions::default().with_write(true)).unwrap();
         assert!(rt.block_on(img.read_at(0, 200_000)).unwrap() == data);
         rt.block_on(rbd_ext::flatten(&img, &|_, _| {})).unwrap();
         assert!(rt.block_on(img.read_at(0, 200_000)).unwrap() == data);
         img.close().unwrap();
     }
     assert!(children(&cluster, &parent).unwrap().children.is_empty());
-    rbd_ext::remove(&cluster, &parent).unwrap();
+    rbd_ext::blocking::remove(&cluster, &parent).unwrap();
     // The flattened children stand alone.
     for c in [&in_pool2, &in_ns] {
-        let img = Image::open(&cluster, c, OpenOptions::default()).unwrap();
+        let img = Image::open_blocking(&cluster, c, OpenOptions::default()).unwrap();
         assert!(img.info().parent.is_none());
         assert!(rt.block_on(img.read_at(0, 200_000)).unwrap() == data);
         drop(img);
-        rbd_ext::remove(&cluster, c).unwrap();
+        rbd_ext::blocking::remove(&cluster, c).unwrap();
     }
     common::stock_ok("rbd", &["namespace", "remove", &format!("rbd/{ns}")]);
 }
@@ -162,8 +163,8 @@ fn copy_up_keeps_an_object_the_object_map_missed() {
     want2[100..104].copy_from_slice(b"NEW!");
     assert!(got[2 * os as usize..] == want2[..], "object 2 was not copied up from the parent");
     assert!(got[..os as usize] == data[..os as usize]);
-    rbd_ext::remove(&cluster, &child).unwrap();
-    rbd_ext::remove(&cluster, &parent).unwrap();
+    rbd_ext::blocking::remove(&cluster, &child).unwrap();
+    rbd_ext::blocking::remove(&cluster, &parent).unwrap();
 }
 
 #[test]
@@ -191,6 +192,6 @@ fn clear_errors() {
     assert_eq!(e.errno(), Errno::EBUSY, "{e}");
     drop(w);
     // Nothing half-made was left behind by the failures.
-    assert!(Image::open(&cluster, &child, OpenOptions::default()).err().unwrap().is_not_found());
-    rbd_ext::remove(&cluster, &parent).unwrap();
+    assert!(Image::open_blocking(&cluster, &child, OpenOptions::default()).err().unwrap().is_not_found());
+    rbd_ext::blocking::remove(&cluster, &parent).unwrap();
 }

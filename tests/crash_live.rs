@@ -11,7 +11,8 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use rbd_ext::{check_clone_map, clone_standalone, CloneOptions, Image, ImageSpec, OpenOptions};
+use rbd_ext::blocking::{check_clone_map, clone_standalone};
+use rbd_ext::{CloneOptions, Image, ImageSpec, OpenOptions};
 use rbd_ext_cls::types::CloneMapState;
 
 const OS: u64 = 1 << 16;
@@ -28,7 +29,7 @@ fn worker() {
     let spec: ImageSpec = std::env::var("CRASH_IMAGE").unwrap().parse().unwrap();
     let cluster = common::cluster();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let img = Image::open(&cluster, &spec, OpenOptions { write: true, max_in_flight: 8, ..Default::default() }).unwrap();
+    let img = Image::open_blocking(&cluster, &spec, OpenOptions::default().with_write(true).with_max_in_flight(8)).unwrap();
     match mode.as_str() {
         "copyup" => {
             for n in 0..OBJECTS {
@@ -102,7 +103,7 @@ fn break_dead_lock(cluster: &std::sync::Arc<rbd_ext::rados::Cluster>, spec: &Ima
 
 fn read_all(cluster: &std::sync::Arc<rbd_ext::rados::Cluster>, spec: &ImageSpec) -> Vec<u8> {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let img = Image::open(cluster, spec, OpenOptions::default()).unwrap();
+    let img = Image::open_blocking(cluster, spec, OpenOptions::default()).unwrap();
     rt.block_on(img.read_at(0, OBJECTS * OS)).unwrap()
 }
 
@@ -149,8 +150,8 @@ fn killed_during_copy_ups() {
         assert!(again.mismatches.is_empty(), "round {round}: {:?}", again.mismatches);
         assert!(read_all(&cluster, &child) == got, "repair changed data");
     }
-    rbd_ext::remove(&cluster, &child).unwrap();
-    rbd_ext::remove(&cluster, &parent).unwrap();
+    rbd_ext::blocking::remove(&cluster, &child).unwrap();
+    rbd_ext::blocking::remove(&cluster, &parent).unwrap();
 }
 
 #[test]
@@ -166,16 +167,16 @@ fn killed_during_flatten_then_resumed() {
     assert!((24..OBJECTS).contains(&copied), "{copied} objects copied when flatten was killed at object #40");
     assert!(read_all(&cluster, &child) == pdata, "content changed by an interrupted flatten");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let img = Image::open(&cluster, &child, OpenOptions { write: true, ..Default::default() }).unwrap();
+    let img = Image::open_blocking(&cluster, &child, OpenOptions::default().with_write(true)).unwrap();
     assert!(img.header().parent.is_some(), "an interrupted flatten left the parent attached");
-    assert_eq!(rbd_ext::children(&cluster, &parent).unwrap().children.len(), 1);
+    assert_eq!(rbd_ext::blocking::children(&cluster, &parent).unwrap().children.len(), 1);
     // Resume.
     rt.block_on(rbd_ext::flatten(&img, &|_, _| {})).unwrap();
     assert!(img.header().parent.is_none());
     img.close().unwrap();
     assert_eq!(child_objects(&cluster, &child), OBJECTS, "every object copied after the resume");
-    assert!(rbd_ext::children(&cluster, &parent).unwrap().children.is_empty());
-    rbd_ext::remove(&cluster, &parent).unwrap();
+    assert!(rbd_ext::blocking::children(&cluster, &parent).unwrap().children.is_empty());
+    rbd_ext::blocking::remove(&cluster, &parent).unwrap();
     assert!(read_all(&cluster, &child) == pdata, "content after resumed flatten");
-    rbd_ext::remove(&cluster, &child).unwrap();
+    rbd_ext::blocking::remove(&cluster, &child).unwrap();
 }

@@ -33,7 +33,7 @@ fn remove(spec: &ImageSpec) {
 }
 
 fn writer(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Image {
-    Image::open(cluster, spec, OpenOptions { write: true, ..Default::default() }).unwrap()
+    Image::open_blocking(cluster, spec, OpenOptions::default().with_write(true)).unwrap()
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -164,7 +164,7 @@ fn reader_follows_a_resize() {
     let cluster = common::cluster();
     let spec = new_image("dp-refresh", 4);
     let rt = rt();
-    let reader = Image::open(&cluster, &spec, OpenOptions::default()).unwrap();
+    let reader = Image::open_blocking(&cluster, &spec, OpenOptions::default()).unwrap();
     let w = writer(&cluster, &spec);
     rt.block_on(w.resize(8 * OS)).unwrap();
     rt.block_on(w.write_at(7 * OS, &[9u8; 4096])).unwrap();
@@ -220,7 +220,7 @@ fn blocklisted_writer_writes_nothing() {
     let e = rt.block_on(img.write_at(0, &[3u8; 4096])).expect_err("a writer that was blocklisted wrote again");
     assert_eq!(e.errno(), Errno::ESHUTDOWN, "{e}");
     assert!(e.to_string().contains("blocklisted") && e.to_string().contains(&spec.to_string()), "{e}");
-    let reader = Image::open(&cluster, &spec, OpenOptions::default()).unwrap();
+    let reader = Image::open_blocking(&cluster, &spec, OpenOptions::default()).unwrap();
     let first = rt.block_on(reader.read_at(0, 1)).unwrap()[0];
     assert_ne!(first, 3, "the write after the blocklist went through");
     drop(reader);
@@ -282,7 +282,7 @@ fn ops_in_flight_per_image_are_capped() {
     let cluster = common::cluster();
     let spec = new_image("dp-budget", 64);
     let rt = rt();
-    let img = Image::open(&cluster, &spec, OpenOptions { write: true, max_ops_in_flight: 4, ..Default::default() }).unwrap();
+    let img = Image::open_blocking(&cluster, &spec, OpenOptions::default().with_write(true).with_max_ops_in_flight(4)).unwrap();
     rt.block_on(futures_join_all((0..64).map(|n| {
         let img = &img;
         async move { img.write_at(n * OS, &[n as u8; 4096]).await.unwrap() }

@@ -8,7 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rbd_ext::{clone_standalone, CloneOptions, ImageSpec};
+use rbd_ext::blocking::{clone_standalone};
+use rbd_ext::{CloneOptions, ImageSpec};
 use serde_json::Value;
 
 /// A parent (stock `rbd import`, 4 objects) and a standalone child of it in `pool`;

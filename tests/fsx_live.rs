@@ -12,7 +12,8 @@ use common::fsx::{run_ops, Rng, OS};
 use std::sync::Arc;
 
 use rbd_ext::rados::Cluster;
-use rbd_ext::{clone_standalone, CloneOptions, Image, ImageSpec, OpenOptions};
+use rbd_ext::blocking::{clone_standalone};
+use rbd_ext::{CloneOptions, Image, ImageSpec, OpenOptions};
 
 
 fn make_parent(rng: &mut Rng, size: u64) -> (ImageSpec, Vec<u8>) {
@@ -30,7 +31,7 @@ fn make_parent(rng: &mut Rng, size: u64) -> (ImageSpec, Vec<u8>) {
 
 fn export(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Vec<u8> {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let img = Image::open(cluster, spec, OpenOptions::default()).unwrap();
+    let img = Image::open_blocking(cluster, spec, OpenOptions::default()).unwrap();
     let size = img.size();
     rt.block_on(img.read_at(0, size)).unwrap()
 }
@@ -55,7 +56,7 @@ fn fsx_standalone_clone_with_flatten_midway() {
         let (parent, pdata) = make_parent(&mut rng, 10 * OS + 12345);
         let child = ImageSpec::new("rbd", &common::unique("fsx-child"));
         clone_standalone(&cluster, &parent, &child, &CloneOptions::default()).unwrap();
-        let img = Image::open(&cluster, &child, OpenOptions { write: true, ..Default::default() }).unwrap();
+        let img = Image::open_blocking(&cluster, &child, OpenOptions::default().with_write(true)).unwrap();
         let mut model = pdata.clone();
         let ops = ops_per_seed();
         // Odd seeds flatten in the middle of the run.
@@ -69,8 +70,8 @@ fn fsx_standalone_clone_with_flatten_midway() {
         assert!(std::fs::read(&path).unwrap() == model, "seed {seed}: stock rbd export differs from the model");
         std::fs::remove_file(&path).ok();
         assert!(export(&cluster, &parent) == pdata, "seed {seed}: the parent changed");
-        rbd_ext::remove(&cluster, &child).unwrap();
-        rbd_ext::remove(&cluster, &parent).unwrap();
+        rbd_ext::blocking::remove(&cluster, &child).unwrap();
+        rbd_ext::blocking::remove(&cluster, &parent).unwrap();
     }
 }
 
@@ -86,16 +87,16 @@ fn fsx_clone_of_a_clone() {
     // Give the middle image some data of its own before it becomes a parent.
     let mut mid_model = pdata.clone();
     {
-        let img = Image::open(&cluster, &mid, OpenOptions { write: true, ..Default::default() }).unwrap();
+        let img = Image::open_blocking(&cluster, &mid, OpenOptions::default().with_write(true)).unwrap();
         run_ops(&rt, &img, &mut mid_model, &mut rng, 300, seed, None);
         img.close().unwrap();
     }
     let leaf = ImageSpec::new("rbd", &common::unique("fsx-leaf"));
     clone_standalone(&cluster, &mid, &leaf, &CloneOptions::default()).unwrap();
     // The middle image is a protected parent now: writers are refused.
-    let e = Image::open(&cluster, &mid, OpenOptions { write: true, ..Default::default() }).err().expect("protected parent opened for write");
+    let e = Image::open_blocking(&cluster, &mid, OpenOptions::default().with_write(true)).err().expect("protected parent opened for write");
     assert_eq!(e.errno(), rbd_ext::Errno::EROFS, "{e}");
-    let img = Image::open(&cluster, &leaf, OpenOptions { write: true, ..Default::default() }).unwrap();
+    let img = Image::open_blocking(&cluster, &leaf, OpenOptions::default().with_write(true)).unwrap();
     let mut model = mid_model.clone();
     run_ops(&rt, &img, &mut model, &mut rng, ops_per_seed() / 2, seed, Some(ops_per_seed() / 4));
     img.close().unwrap();
@@ -103,6 +104,6 @@ fn fsx_clone_of_a_clone() {
     assert!(export(&cluster, &mid) == mid_model);
     assert!(export(&cluster, &parent) == pdata);
     for s in [&leaf, &mid, &parent] {
-        rbd_ext::remove(&cluster, s).unwrap();
+        rbd_ext::blocking::remove(&cluster, s).unwrap();
     }
 }

@@ -10,7 +10,8 @@ use common::fsx::Rng;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use rbd_ext::{children, clone_standalone, CloneOptions, Image, ImageSpec, OpenOptions};
+use rbd_ext::blocking::{children, clone_standalone};
+use rbd_ext::{CloneOptions, Image, ImageSpec, OpenOptions};
 
 
 const OS: u64 = 1 << 16;
@@ -92,7 +93,7 @@ fn rbd_ext_and_librbd_take_turns_on_one_child() {
     for phase in 0..6 {
         let writes = random_writes(&mut rng, size, 40);
         if phase % 2 == 0 {
-            let img = Image::open(&cluster, &child, OpenOptions { write: true, ..Default::default() }).unwrap();
+            let img = Image::open_blocking(&cluster, &child, OpenOptions::default().with_write(true)).unwrap();
             for (off, d) in &writes {
                 rt.block_on(img.write_at(*off, d)).unwrap();
             }
@@ -103,7 +104,7 @@ fn rbd_ext_and_librbd_take_turns_on_one_child() {
         for (off, d) in &writes {
             model[*off as usize..*off as usize + d.len()].copy_from_slice(d);
         }
-        let img = Image::open(&cluster, &child, OpenOptions::default()).unwrap();
+        let img = Image::open_blocking(&cluster, &child, OpenOptions::default()).unwrap();
         assert!(rt.block_on(img.read_at(0, size)).unwrap() == model, "phase {phase}: rbd-ext read differs from the model");
         assert!(stock_export(&child) == model, "phase {phase}: stock export differs from the model");
         common::stock_ok("rbd", &["object-map", "check", &child.to_string()]);

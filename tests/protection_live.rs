@@ -2,8 +2,8 @@
 //! parent with a standalone child, what stock tools may and may not do, per mode, and the
 //! exact restore of the parent's own header when the last child leaves.
 //!
-//! Needs a cluster and the CLI: `eval "$(qa/cluster up)"`, `cargo build -p rbd-ext --bin
-//! rbd-ext` (or `RBD_EXT_BIN`), then `cargo test --features live,test-methods --test
+//! Needs a cluster and the CLI: `eval "$(qa/cluster up)"`, `cargo build -p
+//! rbd-ext-cli` (or `RBD_EXT_BIN`), then `cargo test --features live,test-methods --test
 //! protection_live`.
 
 mod common;

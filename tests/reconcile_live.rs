@@ -9,7 +9,8 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use rbd_ext::{clone_standalone, CloneOptions, Image, ImageSpec, OpenOptions};
+use rbd_ext::blocking::{clone_standalone};
+use rbd_ext::{CloneOptions, Image, ImageSpec, OpenOptions};
 
 const OS: u64 = 1 << 16;
 const OBJECTS: u64 = 16;
@@ -75,7 +76,7 @@ fn stock_flatten_of_the_last_child_is_reconciled_by_info_and_open() {
     assert!(!common::object_exists("rbd", &clone_map_oid(&cid)));
 
     // Opening the parent (any rbd-ext reader) lifts the protection the last child held.
-    let img = Image::open(&cluster, &parent, OpenOptions::default()).unwrap();
+    let img = Image::open_blocking(&cluster, &parent, OpenOptions::default()).unwrap();
     assert!(img.reconciled().iter().any(|r| r.contains("stale child entry")), "{:?}", img.reconciled());
     drop(img);
     stock_rm(&parent).expect("stock rm of the parent after rbd-ext opened it");
@@ -142,7 +143,7 @@ fn a_writer_open_counts_librbd_copy_ups_from_the_object_map() {
     let cluster = common::cluster();
     let (parent, child, _) = parent_and_child("rc-open");
     librbd_write(&child, &[0, 5 * OS + 7, 6 * OS], b"librbd");
-    let img = Image::open(&cluster, &child, OpenOptions { write: true, ..Default::default() }).unwrap();
+    let img = Image::open_blocking(&cluster, &child, OpenOptions::default().with_write(true)).unwrap();
     assert!(img.reconciled().iter().any(|r| r.contains("3 object(s) written by a stock client")), "{:?}", img.reconciled());
     img.close().unwrap();
     let states = clone_map_states(&child);

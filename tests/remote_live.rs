@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rbd_ext::rados::{Cluster, ConnectOptions};
-use rbd_ext::{clone_standalone, CloneOptions, Errno, Image, ImageSpec, OpenOptions, RemoteOptions};
+use rbd_ext::blocking::{clone_standalone};
+use rbd_ext::{CloneOptions, Errno, Image, ImageSpec, OpenOptions, RemoteOptions};
 
 struct RemoteCluster {
     name: String,
@@ -32,7 +33,7 @@ impl RemoteCluster {
     }
 
     fn connect(&self) -> Arc<Cluster> {
-        Cluster::connect(&ConnectOptions { conf: Some(self.conf.clone()), ..Default::default() }).unwrap()
+        Cluster::connect(&ConnectOptions::default().with_conf(self.conf.clone())).unwrap()
     }
 
     /// Runs a stock CLI against this cluster.
@@ -77,21 +78,19 @@ fn remote_parent_lifecycle() {
     let size = 12 * 65536 + 999;
     let pdata: Vec<u8> = (0..size).map(|_| rng.next() as u8).collect();
     let parent = import(&r, &common::unique("rparent"), &pdata);
-    let remote = RemoteOptions { conf: r.conf.clone(), keyring: Some(r.keyring.clone()), cluster_name: Some(r.name.clone()), ..Default::default() };
-    let opts = CloneOptions { remote: Some(remote.clone()), ..Default::default() };
+    let remote = RemoteOptions::new(r.conf.clone()).with_keyring(r.keyring.clone()).with_cluster_name(r.name.clone());
+    let opts = CloneOptions::default().with_remote(remote.clone());
 
     // Wrong key: a clear EACCES-class error and nothing written locally.
     let bad_kr = std::env::temp_dir().join(common::unique("bad-keyring"));
     std::fs::write(&bad_kr, "[client.admin]\n\tkey = AQBxrSxnAAAAABAAu9e5l4Gm1kqf/6iH3Fq0aQ==\n").unwrap();
     let bad_child = ImageSpec::new("rbd", &common::unique("rchild-badkey"));
-    let bad = CloneOptions {
-        remote: Some(RemoteOptions { keyring: Some(bad_kr.to_string_lossy().into()), cluster_name: Some(format!("{}-bad", r.name)), ..remote.clone() }),
-        ..Default::default()
-    };
+    let bad = CloneOptions::default()
+        .with_remote(remote.clone().with_keyring(bad_kr.to_string_lossy()).with_cluster_name(format!("{}-bad", r.name)));
     let e = clone_standalone(&local, &parent, &bad_child, &bad).unwrap_err();
     assert!(matches!(e.errno(), Errno::EACCES | Errno::EPERM), "{e}");
     assert!(e.to_string().contains(&r.name) && !e.to_string().contains("AQBxrSxn"), "{e}");
-    assert!(Image::open(&local, &bad_child, OpenOptions::default()).err().unwrap().is_not_found());
+    assert!(Image::open_blocking(&local, &bad_child, OpenOptions::default()).err().unwrap().is_not_found());
     let (ok, _, _) = common::stock("ceph", &["config-key", "exists", &format!("rbd-ext/remote/{}-bad/client.admin", r.name)]);
     assert!(!ok, "a key was stored although the connection failed");
     std::fs::remove_file(&bad_kr).ok();
@@ -99,13 +98,13 @@ fn remote_parent_lifecycle() {
     // Clone across clusters; the remote parent is protected by its remote child.
     let child = ImageSpec::new("rbd", &common::unique("rchild"));
     clone_standalone(&local, &parent, &child, &opts).unwrap();
-    let img = Image::open(&local, &child, OpenOptions { write: true, ..Default::default() }).unwrap();
+    let img = Image::open_blocking(&local, &child, OpenOptions::default().with_write(true)).unwrap();
     let hdr = img.header();
     let p = hdr.parent.clone().unwrap();
     assert_eq!(p.parent_type, rbd_ext_cls::types::ParentType::RemoteStandalone);
     assert_eq!(p.remote_cluster_name, r.name);
     assert!(p.remote_secret_ref.starts_with("config://"));
-    let e = rbd_ext::remove(&rc, &parent).unwrap_err();
+    let e = rbd_ext::blocking::remove(&rc, &parent).unwrap_err();
     assert_eq!(e.errno(), Errno::EBUSY, "{e}");
     // Stock librbd refuses the child (compat 3) instead of reading zeros.
     let (ok, _, _) = common::stock("rbd", &["info", &child.to_string()]);
@@ -116,7 +115,7 @@ fn remote_parent_lifecycle() {
     run_ops(&rt, &img, &mut model, &mut rng, 800, 77, Some(400));
     img.close().unwrap();
     // Flattened: the remote parent has no children and may be removed now.
-    rbd_ext::remove(&rc, &parent).unwrap();
+    rbd_ext::blocking::remove(&rc, &parent).unwrap();
 
     // A second parent and an unflattened child, to lose the remote cluster under it.
     let p2data: Vec<u8> = (0..300_000u64).map(|_| rng.next() as u8).collect();
@@ -124,7 +123,7 @@ fn remote_parent_lifecycle() {
     let child2 = ImageSpec::new("rbd", &common::unique("rchild2"));
     clone_standalone(&local, &parent2, &child2, &opts).unwrap();
     {
-        let c2 = Image::open(&local, &child2, OpenOptions::default()).unwrap();
+        let c2 = Image::open_blocking(&local, &child2, OpenOptions::default()).unwrap();
         assert!(rt.block_on(c2.read_at(0, 300_000)).unwrap() == p2data);
     }
 
@@ -138,24 +137,24 @@ fn remote_parent_lifecycle() {
     }
     // (Image metadata lives in the same header omap, as `metadata_<key>`: covered above.
     // Stock `rbd image-meta list` refuses these children, by design: compat 3.)
-    let info = format!("{:?}", Image::open(&local, &child2, OpenOptions::default()).unwrap().info());
+    let info = format!("{:?}", Image::open_blocking(&local, &child2, OpenOptions::default()).unwrap().info());
     assert!(!info.contains(&key), "info shows the key");
 
     // Stop the remote cluster: the flattened child reads on; the other fails to open,
     // promptly and naming the cluster and its monitors.
     drop(rc);
     r.down();
-    let c1 = Image::open(&local, &child, OpenOptions::default()).unwrap();
+    let c1 = Image::open_blocking(&local, &child, OpenOptions::default()).unwrap();
     assert!(rt.block_on(c1.read_at(0, model.len() as u64)).unwrap() == model);
     let t = Instant::now();
-    let e = Image::open(&local, &child2, OpenOptions::default()).err().expect("open succeeded without its parent's cluster");
+    let e = Image::open_blocking(&local, &child2, OpenOptions::default()).err().expect("open succeeded without its parent's cluster");
     let took = t.elapsed();
     assert!(took.as_secs() < 30, "open took {took:?}");
     let msg = e.to_string();
     assert!(msg.contains(&r.name) && msg.contains("127.0.0.1"), "{msg}");
     // An open image watches its header (as librbd's do); removal waits for no watchers.
     drop(c1);
-    rbd_ext::remove(&local, &child).unwrap();
+    rbd_ext::blocking::remove(&local, &child).unwrap();
     common::stock_ok("ceph", &["config-key", "rm", &format!("rbd-ext/remote/{}/client.admin", r.name)]);
 }
 
@@ -178,17 +177,17 @@ fn remote_parent_in_the_same_cluster() {
     let parent = ImageSpec::new("rbd", &pname);
     let child = ImageSpec::new("rbd", &common::unique("self-child"));
     let name = common::unique("self");
-    let remote = RemoteOptions { conf, keyring: Some(keyring.to_string_lossy().into()), cluster_name: Some(name.clone()), ..Default::default() };
-    clone_standalone(&local, &parent, &child, &CloneOptions { remote: Some(remote), ..Default::default() }).unwrap();
-    let img = Image::open(&local, &child, OpenOptions::default()).unwrap();
+    let remote = RemoteOptions::new(conf).with_keyring(keyring.to_string_lossy()).with_cluster_name(name.clone());
+    clone_standalone(&local, &parent, &child, &CloneOptions::default().with_remote(remote)).unwrap();
+    let img = Image::open_blocking(&local, &child, OpenOptions::default()).unwrap();
     assert_eq!(img.header().parent.unwrap().parent_type, rbd_ext_cls::types::ParentType::RemoteStandalone);
     assert!(rt.block_on(img.read_at(0, 200_000)).unwrap() == data);
     drop(img);
-    let kids = rbd_ext::children(&local, &parent).unwrap();
+    let kids = rbd_ext::blocking::children(&local, &parent).unwrap();
     assert!(kids.children.is_empty() && kids.remote.len() == 1, "{kids:?}");
-    assert_eq!(rbd_ext::remove(&local, &parent).unwrap_err().errno(), Errno::EBUSY);
-    rbd_ext::remove(&local, &child).unwrap();
-    rbd_ext::remove(&local, &parent).unwrap();
+    assert_eq!(rbd_ext::blocking::remove(&local, &parent).unwrap_err().errno(), Errno::EBUSY);
+    rbd_ext::blocking::remove(&local, &child).unwrap();
+    rbd_ext::blocking::remove(&local, &parent).unwrap();
     common::stock_ok("ceph", &["config-key", "rm", &format!("rbd-ext/remote/{name}/client.admin")]);
 }
 
@@ -209,21 +208,16 @@ fn a_remote_conf_is_read_with_its_sections() {
     let parent = ImageSpec::new("rbd", &pname);
     let child = ImageSpec::new("rbd", &common::unique("sect-child"));
     let name = common::unique("sect");
-    let remote = RemoteOptions {
-        conf: sectioned.to_string_lossy().into(),
-        keyring: Some(keyring.to_string_lossy().into()),
-        cluster_name: Some(name.clone()),
-        ..Default::default()
-    };
-    clone_standalone(&local, &parent, &child, &CloneOptions { remote: Some(remote), ..Default::default() })
+    let remote = RemoteOptions::new(sectioned.to_string_lossy()).with_keyring(keyring.to_string_lossy()).with_cluster_name(name.clone());
+    clone_standalone(&local, &parent, &child, &CloneOptions::default().with_remote(remote))
         .unwrap_or_else(|e| panic!("clone through a conf with a [client.someone-else] mon host: {e}"));
-    let p = Image::open(&local, &child, OpenOptions::default()).unwrap().header().parent.unwrap();
+    let p = Image::open_blocking(&local, &child, OpenOptions::default()).unwrap().header().parent.unwrap();
     let dump = common::stock_ok("ceph", &["mon", "dump", "--format", "json"]);
     let v1 = dump.split("\"type\":\"v1\",\"addr\":\"").nth(1).unwrap().split('"').next().unwrap();
     assert!(!p.remote_mon_hosts.join(",").contains("192.0.2.1"), "{:?}", p.remote_mon_hosts);
     assert!(p.remote_mon_hosts.iter().any(|h| h.contains(&format!("v1:{v1}"))), "recorded {:?}, monmap {dump}", p.remote_mon_hosts);
-    rbd_ext::remove(&local, &child).unwrap();
-    rbd_ext::remove(&local, &parent).unwrap();
+    rbd_ext::blocking::remove(&local, &child).unwrap();
+    rbd_ext::blocking::remove(&local, &parent).unwrap();
     common::stock_ok("ceph", &["config-key", "rm", &format!("rbd-ext/remote/{name}/client.admin")]);
     std::fs::remove_file(&sectioned).ok();
 }

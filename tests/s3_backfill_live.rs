@@ -393,8 +393,8 @@ async fn waiters_wake_promptly_when_the_fill_lands() {
     // Separate connections and images, as separate clients have.
     let images: Vec<Arc<Image>> = (0..READERS)
         .map(|_| {
-            let cluster = Cluster::connect(&ConnectOptions { conf: Some(e.conf.clone()), ..Default::default() }).unwrap();
-            Arc::new(Image::open(&cluster, &spec, OpenOptions::default()).unwrap())
+            let cluster = Cluster::connect(&ConnectOptions::default().with_conf(e.conf.clone())).unwrap();
+            Arc::new(Image::open_blocking(&cluster, &spec, OpenOptions::default()).unwrap())
         })
         .collect();
     // Warm-up: each client loads the manifest (filling one object of its own), so that the
@@ -480,8 +480,8 @@ async fn waiters_wake_promptly_when_the_fill_lands() {
     let (mut fills, mut waits) = (0, 0);
     for img in &images {
         let s = img.backfill_stats().unwrap();
-        fills += common::json_u64(&s, "fills");
-        waits += common::json_u64(&s, "waits");
+        fills += s.fills;
+        waits += s.waits;
     }
     assert_eq!(fills, (READERS + ROUNDS) as u64, "warm-up fills + one per round");
     assert_eq!(waits, (ROUNDS * (READERS - 1)) as u64, "every non-claimer waited on the claim");
@@ -851,7 +851,7 @@ async fn anonymous_parent_on_a_public_object() {
     let file = c.file("s3acc-anon.raw", &data);
     publish(&file, &bucket, "private.raw", &[]);
     // `s3 publish` uploads private objects: put a public-read copy and its manifest.
-    let public = PutOptions { acl: Some("public-read".into()), ..Default::default() };
+    let public = PutOptions::default().with_acl("public-read");
     let client = s3(&bucket);
     let etag = client.put_with("public.raw", data.clone(), &public).await.unwrap();
     let mut m = Manifest::build(&data[..], OS as u64).unwrap();

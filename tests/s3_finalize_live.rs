@@ -153,12 +153,12 @@ fn flatten_never_drops_an_s3_source() {
     let cluster = common::cluster();
     let spec: ImageSpec = parent.parse().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let img = Image::open(&cluster, &spec, OpenOptions::default()).unwrap();
+    let img = Image::open_blocking(&cluster, &spec, OpenOptions::default()).unwrap();
     let e = rt.block_on(rbd_ext::flatten(&img, &|_, _| {})).expect_err("flatten of an S3-backed image succeeded");
     assert_eq!(e.errno(), Errno::EINVAL, "{e}");
     assert!(e.to_string().contains("S3-backed") && e.to_string().contains(&parent), "{e}");
     drop(img);
-    let again = Image::open(&cluster, &spec, OpenOptions::default()).unwrap();
+    let again = Image::open_blocking(&cluster, &spec, OpenOptions::default()).unwrap();
     assert!(again.is_s3_backed(), "the S3 source record was removed");
     assert!(rt.block_on(again.read_at(0, data.len() as u64)).unwrap() == data, "the data changed");
 }

@@ -146,7 +146,7 @@ async fn missing_key_is_enoent() {
 #[tokio::test]
 async fn anonymous_reads_public_objects_only() {
     let (c, bucket) = fresh_bucket("s3-anon").await;
-    let public = PutOptions { acl: Some("public-read".into()), ..Default::default() };
+    let public = PutOptions::default().with_acl("public-read");
     c.put_with("public.raw", common::random(10_000, 3), &public).await.unwrap();
     c.put("private.raw", common::random(10_000, 4)).await.unwrap();
     let mut cfg = config(&env().endpoint, &bucket);

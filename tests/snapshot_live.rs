@@ -8,7 +8,8 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use rbd_ext::{clone_standalone, remove, CloneOptions, Image, ImageSpec, OpenOptions};
+use rbd_ext::blocking::{clone_standalone, remove};
+use rbd_ext::{CloneOptions, Image, ImageSpec, OpenOptions};
 
 const OS: usize = 64 * 1024;
 const SIZE: usize = 5 * OS;
@@ -135,7 +136,7 @@ fn cli_writes_keep_stock_snapshots_of_standalone_children() {
 fn open_handle_keeps(spec: &ImageSpec, head: Vec<u8>) {
     let cluster = common::cluster();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let img = Image::open(&cluster, spec, OpenOptions { write: true, ..Default::default() }).unwrap();
+    let img = Image::open_blocking(&cluster, spec, OpenOptions::default().with_write(true)).unwrap();
     let mut model = head;
     rt.block_on(img.write_at(100, &[0x11; 200])).unwrap();
     model[100..300].fill(0x11);

@@ -26,6 +26,52 @@ use crate::error::{Errno, Error, Result};
 use crate::rados::{Cluster, IoCtx, ReadOp, ReadStep, StepOut};
 use crate::s3::{self, Credentials, Manifest, ObjectPin, S3Client, S3Config, SecretRef};
 
+/// One client's back-fill counters on an S3-backed image (saved on the header under
+/// [`STATS_KEY_PREFIX`]`<owner>` when the image closes), or several clients' added up by
+/// [`s3_stats`](crate::s3_parent::s3_stats). Serializes to the JSON `rbd-ext stats` prints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct BackfillStats {
+    /// The S3 client's requests, retries, failures and latency.
+    pub s3: s3::S3Stats,
+    /// Objects filled from S3 by this client.
+    pub fills: u64,
+    /// Reads served by objects already in RADOS.
+    pub cache_hits: u64,
+    /// Objects that are holes in the manifest (zeros, no GET).
+    pub holes: u64,
+    /// Reads that waited for another client's fill.
+    pub waits: u64,
+    /// Time spent in those waits, microseconds.
+    pub wait_us_total: u64,
+    /// Average wait, microseconds.
+    pub wait_us_avg: u64,
+    /// Longest wait, microseconds.
+    pub wait_us_max: u64,
+    /// Fills taken over from a client whose claim expired.
+    pub takeovers: u64,
+    /// Fills that failed.
+    pub fill_failures: u64,
+}
+
+impl BackfillStats {
+    /// Adds another client's counters: counts add up, maxima take the maximum, the average
+    /// is recomputed from the totals.
+    pub fn add(&mut self, o: &BackfillStats) {
+        self.s3.add(&o.s3);
+        self.fills += o.fills;
+        self.cache_hits += o.cache_hits;
+        self.holes += o.holes;
+        self.waits += o.waits;
+        self.wait_us_total += o.wait_us_total;
+        self.wait_us_max = self.wait_us_max.max(o.wait_us_max);
+        self.takeovers += o.takeovers;
+        self.fill_failures += o.fill_failures;
+        self.wait_us_avg = self.wait_us_total.checked_div(self.waits).unwrap_or(0);
+    }
+}
+
 /// Header omap keys holding each client's back-fill counters (one JSON object per client).
 pub const STATS_KEY_PREFIX: &str = "rbd_ext_stats.";
 
@@ -461,24 +507,28 @@ impl Backfill {
         let _ = md.omap_set(header_oid, &[(&key, self.stats_json().as_bytes())]);
     }
 
-    /// This process's counters plus the S3 client's, as JSON.
-    pub(crate) fn stats_json(&self) -> String {
+    /// This process's counters plus the S3 client's.
+    pub(crate) fn stats(&self) -> BackfillStats {
         let c = &self.counters;
-        let s = self.client.stats();
         let waits = c.waits.load(Ordering::Relaxed);
-        format!(
-            r#"{{"s3":{},"fills":{},"cache_hits":{},"holes":{},"waits":{},"wait_us_total":{},"wait_us_avg":{},"wait_us_max":{},"takeovers":{},"fill_failures":{}}}"#,
-            s.to_json(),
-            c.fills.load(Ordering::Relaxed),
-            c.cache_hits.load(Ordering::Relaxed),
-            c.holes.load(Ordering::Relaxed),
+        let wait_us_total = c.wait_us_total.load(Ordering::Relaxed);
+        BackfillStats {
+            s3: self.client.stats(),
+            fills: c.fills.load(Ordering::Relaxed),
+            cache_hits: c.cache_hits.load(Ordering::Relaxed),
+            holes: c.holes.load(Ordering::Relaxed),
             waits,
-            c.wait_us_total.load(Ordering::Relaxed),
-            c.wait_us_total.load(Ordering::Relaxed).checked_div(waits).unwrap_or(0),
-            c.wait_us_max.load(Ordering::Relaxed),
-            c.takeovers.load(Ordering::Relaxed),
-            c.failures.load(Ordering::Relaxed),
-        )
+            wait_us_total,
+            wait_us_avg: wait_us_total.checked_div(waits).unwrap_or(0),
+            wait_us_max: c.wait_us_max.load(Ordering::Relaxed),
+            takeovers: c.takeovers.load(Ordering::Relaxed),
+            fill_failures: c.failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// [`Backfill::stats`] as the JSON saved on the header.
+    pub(crate) fn stats_json(&self) -> String {
+        serde_json::to_string(&self.stats()).expect("plain counters serialise")
     }
 }
 

@@ -35,11 +35,31 @@ const PROBE_PREFIX: &str = "rbd_ext_doctor_probe.";
 
 /// What to check, and whether to fix.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Options {
     /// The pool.
     pub pool: String,
     /// Apply the safe fixes.
     pub fix: bool,
+}
+
+impl Options {
+    /// Checks pool `pool`, fixing nothing.
+    pub fn new(pool: impl Into<String>) -> Self {
+        Options { pool: pool.into(), fix: false }
+    }
+
+    /// Sets `pool`: The pool.
+    pub fn with_pool(mut self, pool: impl Into<String>) -> Self {
+        self.pool = pool.into();
+        self
+    }
+
+    /// Sets `fix`: Apply the safe fixes.
+    pub fn with_fix(mut self, fix: bool) -> Self {
+        self.fix = fix;
+        self
+    }
 }
 
 /// How bad a finding is.

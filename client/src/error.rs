@@ -11,7 +11,32 @@ pub use rbd_ext_cls::Errno;
 pub struct Error {
     errno: Errno,
     context: String,
+    hint: Option<Hint>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// What a caller could change to make a refused call succeed. The library's messages name
+/// no command-line flags; a front end (the CLI, a binding) maps the hint to its own words,
+/// e.g. `rbd-ext` adds "or pass --force" to [`Hint::Force`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Hint {
+    /// The parent is open for writing; [`crate::CloneOptions::force`] clones it anyway.
+    Force,
+    /// Another secret is stored for this bucket and access key; the attach options'
+    /// `replace_secret` rotates it.
+    ReplaceSecret,
+    /// The image size cannot be measured (an `s3.prefix` parent): give it in the options.
+    Size,
+    /// The S3 server's certificate is not trusted: give a CA file in the S3 settings.
+    TrustCa,
+    /// A remote parent needs exactly one of a keyring path and a `config://` key reference.
+    RemoteCredentials,
+    /// A secret must be stored in the config-key store and passed as `config://<key>`; a
+    /// front end may offer to store it.
+    StoreSecret,
+    /// An S3-backed image still has objects only in S3: hydrate it first.
+    Hydrate,
 }
 
 /// `Result` with the client's [`Error`].
@@ -20,12 +45,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error `errno` while doing `context` (e.g. "rbd/child: object 5: copy-up").
     pub(crate) fn new(errno: Errno, context: impl Into<String>) -> Error {
-        Error { errno, context: context.into(), source: None }
+        Error { errno, context: context.into(), hint: None, source: None }
     }
 
     /// Attaches the underlying cause.
     pub(crate) fn with(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Error {
         self.source = Some(Box::new(cause));
+        self
+    }
+
+    /// Says what the caller could change (see [`Hint`]).
+    pub(crate) fn hinted(mut self, hint: Hint) -> Error {
+        self.hint = Some(hint);
         self
     }
 
@@ -38,6 +69,17 @@ impl Error {
     /// The errno (positive).
     pub fn errno(&self) -> Errno {
         self.errno
+    }
+
+    /// What failed, without the errno: the [`Display`](fmt::Display) text minus its
+    /// trailing `: <errno>`, for front ends that add advice of their own.
+    pub fn what(&self) -> &str {
+        &self.context
+    }
+
+    /// What the caller could change to make the call succeed, if the library knows.
+    pub fn hint(&self) -> Option<Hint> {
+        self.hint
     }
 
     /// `ENOENT`.
@@ -66,6 +108,9 @@ impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
         d.field("errno", &self.errno).field("context", &self.context);
+        if let Some(h) = &self.hint {
+            d.field("hint", h);
+        }
         if let Some(s) = &self.source {
             d.field("source", s);
         }

@@ -35,6 +35,119 @@ pub mod features {
     pub const MIGRATING: u64 = 1 << 9;
     /// Non-primary (mirroring); set by rbd-ext on parents under the strict protection.
     pub const NON_PRIMARY: u64 = 1 << 10;
+
+    use crate::error::{Errno, Error, Result};
+
+    /// `RBD_FEATURE_*` names as `rbd` prints and accepts them, in bit order.
+    pub const NAMES: &[(&str, u64)] = &[
+        ("layering", LAYERING),
+        ("striping", STRIPINGV2),
+        ("exclusive-lock", EXCLUSIVE_LOCK),
+        ("object-map", OBJECT_MAP),
+        ("fast-diff", FAST_DIFF),
+        ("deep-flatten", DEEP_FLATTEN),
+        ("journaling", JOURNALING),
+        ("data-pool", DATA_POOL),
+        ("operations", OPERATIONS),
+        ("migrating", MIGRATING),
+        ("non-primary", NON_PRIMARY),
+        ("dirty-cache", 1 << 11),
+    ];
+
+    /// Features a caller may ask for on a new image. Journaling is left out on purpose:
+    /// rbd-ext cannot write journaled images, so it must not create them; `operations` and
+    /// `non-primary` are internal bits (rbd-ext sets them to protect parents).
+    pub const SETTABLE: &[&str] = &["layering", "striping", "exclusive-lock", "object-map", "fast-diff", "deep-flatten", "data-pool"];
+
+    /// Feature names for display, in bit order; unknown bits as `unknown(0x...)`.
+    ///
+    /// ```
+    /// use rbd_ext::header::features;
+    /// assert_eq!(features::names(features::LAYERING | features::EXCLUSIVE_LOCK), ["layering", "exclusive-lock"]);
+    /// ```
+    pub fn names(bits: u64) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut known = 0;
+        for (name, bit) in NAMES {
+            known |= bit;
+            if bits & bit != 0 {
+                names.push((*name).to_string());
+            }
+        }
+        if bits & !known != 0 {
+            names.push(format!("unknown(0x{:x})", bits & !known));
+        }
+        names
+    }
+
+    /// The bit of a settable feature name (`object-map`); EINVAL for an unknown name or
+    /// one that cannot be set (see [`SETTABLE`]).
+    ///
+    /// ```
+    /// use rbd_ext::header::features;
+    /// assert_eq!(features::parse("object-map").unwrap(), features::OBJECT_MAP);
+    /// assert!(features::parse("journaling").is_err());
+    /// ```
+    pub fn parse(name: &str) -> Result<u64> {
+        let s = name.trim();
+        match NAMES.iter().find(|(n, _)| *n == s) {
+            Some((n, bit)) if SETTABLE.contains(n) => Ok(*bit),
+            Some(_) => Err(Error::new(Errno::EINVAL, format!("feature '{s}' cannot be set with rbd-ext (settable: {})", SETTABLE.join(", ")))),
+            None => Err(Error::new(Errno::EINVAL, format!("unknown feature '{s}' (settable: {})", SETTABLE.join(", ")))),
+        }
+    }
+
+    /// Checks that every requested feature has the features it needs (librbd refuses the
+    /// others with a bare EINVAL); EINVAL naming the missing dependency.
+    ///
+    /// ```
+    /// use rbd_ext::header::features;
+    /// assert!(features::check(features::OBJECT_MAP).is_err());
+    /// features::check(features::OBJECT_MAP | features::EXCLUSIVE_LOCK).unwrap();
+    /// ```
+    pub fn check(bits: u64) -> Result<()> {
+        let needs = [
+            (OBJECT_MAP, EXCLUSIVE_LOCK, "object-map requires exclusive-lock"),
+            (FAST_DIFF, OBJECT_MAP, "fast-diff requires object-map"),
+        ];
+        for (feature, dep, why) in needs {
+            if bits & feature != 0 && bits & dep == 0 {
+                return Err(Error::new(Errno::EINVAL, why.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Op-feature names as `rbd info` prints them; bits stock does not know (rbd-ext's
+    /// protection bit) are left out, as stock leaves them out.
+    pub fn op_feature_names(bits: u64) -> Vec<&'static str> {
+        const OP_NAMES: [(&str, u64); 4] = [("clone-parent", 1), ("clone-child", 2), ("group", 4), ("snap-trash", 8)];
+        OP_NAMES.iter().filter(|(_, b)| bits & b != 0).map(|(n, _)| *n).collect()
+    }
+
+    /// Image flag names as `rbd info` prints them.
+    pub fn flag_names(bits: u64) -> Vec<&'static str> {
+        const FLAG_NAMES: [(&str, u64); 2] = [("object map invalid", 1), ("fast diff invalid", 2)];
+        FLAG_NAMES.iter().filter(|(_, b)| bits & b != 0).map(|(n, _)| *n).collect()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn names_as_stock() {
+            assert_eq!(names(1 | 4 | 8), ["layering", "exclusive-lock", "object-map"]);
+            assert_eq!(names(1 << 20), ["unknown(0x100000)"]);
+            assert_eq!(op_feature_names(1 | 8 | (1 << 20)), ["clone-parent", "snap-trash"]);
+            assert_eq!(flag_names(3), ["object map invalid", "fast diff invalid"]);
+            assert_eq!(parse("object-map").unwrap(), OBJECT_MAP);
+            assert!(parse("journaling").unwrap_err().what().contains("cannot be set"));
+            assert!(parse("bogus").unwrap_err().what().contains("unknown feature"));
+            assert_eq!(check(EXCLUSIVE_LOCK | FAST_DIFF).unwrap_err().what(), "fast-diff requires object-map");
+            check(LAYERING | EXCLUSIVE_LOCK | OBJECT_MAP | FAST_DIFF).unwrap();
+        }
+    }
 }
 
 /// Name of the header object of image `id`.

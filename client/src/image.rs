@@ -32,6 +32,7 @@ const SPARSE_GRANULARITY: usize = 4096;
 
 /// How to open an image.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct OpenOptions {
     /// Take the single-writer lock (otherwise reads only).
     pub write: bool,
@@ -40,6 +41,26 @@ pub struct OpenOptions {
     /// Most RADOS ops in flight for the whole image, all requests together (a server with
     /// many clients must not flood the OSDs with one image's ops).
     pub max_ops_in_flight: usize,
+}
+
+impl OpenOptions {
+    /// Sets `write`: Take the single-writer lock (otherwise reads only).
+    pub fn with_write(mut self, write: bool) -> Self {
+        self.write = write;
+        self
+    }
+
+    /// Sets `max_in_flight`: Most RADOS ops in flight per request.
+    pub fn with_max_in_flight(mut self, max_in_flight: usize) -> Self {
+        self.max_in_flight = max_in_flight;
+        self
+    }
+
+    /// Sets `max_ops_in_flight`: Most RADOS ops in flight for the whole image, all requests together (a server with
+    pub fn with_max_ops_in_flight(mut self, max_ops_in_flight: usize) -> Self {
+        self.max_ops_in_flight = max_ops_in_flight;
+        self
+    }
 }
 
 impl Default for OpenOptions {
@@ -154,7 +175,28 @@ fn os_err(spec: &ImageSpec, object_no: u64, what: &str, rc: i32) -> Error {
 
 impl Image {
     /// Opens `spec` (no snapshot), its parent chain, and for writers the lock and maps.
-    pub fn open(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: OpenOptions) -> Result<Image> {
+    ///
+    /// Async: opening is a chain of librados round trips (and a remote parent's cluster may
+    /// take seconds to answer), run on Tokio's blocking pool; a caller without a runtime uses
+    /// [`Image::open_blocking`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> rbd_ext::Result<()> {
+    /// use rbd_ext::rados::{Cluster, ConnectOptions};
+    /// use rbd_ext::{Image, OpenOptions};
+    /// let cluster = Cluster::connect(&ConnectOptions::default())?;
+    /// let image = Image::open(&cluster, &"rbd/vm1".parse()?, OpenOptions::default().with_write(true)).await?;
+    /// image.write_at(0, b"hello").await?;
+    /// image.close_async().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn open(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: OpenOptions) -> Result<Image> {
+        let (cluster, spec) = (cluster.clone(), spec.clone());
+        crate::task::offload(move || Image::open_blocking(&cluster, &spec, opts)).await
+    }
+
+    /// [`Image::open`] for callers without a runtime. Blocking: never call it from async code.
+    pub fn open_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: OpenOptions) -> Result<Image> {
         spec.require_head("image")?;
         let (loc, header) = header::locate(cluster, spec)?;
         let reconciled = crate::reconcile::on_open(cluster, &loc, &header);
@@ -849,9 +891,9 @@ impl Image {
         Ok(())
     }
 
-    /// For an S3-backed image: this process's back-fill counters as JSON.
-    pub fn backfill_stats(&self) -> Option<String> {
-        self.backfill.as_ref().map(|b| b.stats_json())
+    /// For an S3-backed image: this process's back-fill counters.
+    pub fn backfill_stats(&self) -> Option<crate::backfill::BackfillStats> {
+        self.backfill.as_ref().map(|b| b.stats())
     }
 
     /// The S3 back-fill of an S3-backed image.

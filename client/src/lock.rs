@@ -3,7 +3,7 @@
 //! watch on the header so the holder is seen as alive; plus, for images with an object map,
 //! the map object's own `rbd_lock` (cookie "", tag ""), as librbd's object-map lock.
 //!
-//! The header watch ([`HeaderWatch`], every open image has one, as in librbd) keeps the
+//! The header watch (`HeaderWatch`, every open image has one, as in librbd) keeps the
 //! lock alive over time, as librbd's ImageWatcher does:
 //! - a broken watch is re-established at once (on its own thread), and the lock's cookie
 //!   moved to the new watch handle (`lock.set_cookie`), so lock owners stay recognisable;

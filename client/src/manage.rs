@@ -17,7 +17,7 @@ pub(crate) const REMOTE_CHILDREN_PREFIX: &str = "rbd_ext_remote_children_";
 
 use crate::clone_map;
 use crate::reconcile;
-use crate::error::{Errno, Error, Result};
+use crate::error::{Errno, Error, Hint, Result};
 use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
 use crate::image::Image;
 use crate::lock;
@@ -27,6 +27,7 @@ use crate::spec::ImageSpec;
 
 /// Options of [`clone_standalone`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CloneOptions {
     /// Feature bits of the child (default: the parent's, less internal bits).
     pub features: Option<u64>,
@@ -46,8 +47,47 @@ pub struct CloneOptions {
     pub data_pool: Option<String>,
 }
 
+impl CloneOptions {
+    /// Sets `features`: Feature bits of the child (default: the parent's, less internal bits).
+    pub fn with_features(mut self, features: u64) -> Self {
+        self.features = Some(features);
+        self
+    }
+
+    /// Sets `force`: Clone even if the parent is open for writing (its lock has an owner).
+    pub fn with_force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    /// Sets `remote`: The parent is in another cluster.
+    pub fn with_remote(mut self, remote: RemoteOptions) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// Sets `order` (see the field: it must be the parent's).
+    pub fn with_order(mut self, order: u8) -> Self {
+        self.order = Some(order);
+        self
+    }
+
+    /// Sets `stripe_unit` and `stripe_count` (see the fields).
+    pub fn with_striping(mut self, stripe_unit: u64, stripe_count: u64) -> Self {
+        (self.stripe_unit, self.stripe_count) = (Some(stripe_unit), Some(stripe_count));
+        self
+    }
+
+    /// Sets `data_pool`: the pool for the child's data objects.
+    pub fn with_data_pool(mut self, data_pool: impl Into<String>) -> Self {
+        self.data_pool = Some(data_pool.into());
+        self
+    }
+}
+
 /// Where a remote parent's cluster is and how to reach it.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RemoteOptions {
     /// That cluster's conf file (its `mon host` is recorded in the child).
     pub conf: String,
@@ -62,6 +102,45 @@ pub struct RemoteOptions {
     pub cluster_name: Option<String>,
 }
 
+impl RemoteOptions {
+    /// A remote parent's cluster, described by its conf file; a credential
+    /// ([`with_keyring`](Self::with_keyring) or [`with_secret_ref`](Self::with_secret_ref))
+    /// is needed too.
+    pub fn new(conf: impl Into<String>) -> Self {
+        RemoteOptions { conf: conf.into(), ..Default::default() }
+    }
+
+    /// Sets `conf`: That cluster's conf file (its `mon host` is recorded in the child).
+    pub fn with_conf(mut self, conf: impl Into<String>) -> Self {
+        self.conf = conf.into();
+        self
+    }
+
+    /// Sets `keyring`: A keyring file holding the client's key: the key is stored in the local mon
+    pub fn with_keyring(mut self, keyring: impl Into<String>) -> Self {
+        self.keyring = Some(keyring.into());
+        self
+    }
+
+    /// Sets `secret_ref`: Or an existing `config://` reference to the key.
+    pub fn with_secret_ref(mut self, secret_ref: impl Into<String>) -> Self {
+        self.secret_ref = Some(secret_ref.into());
+        self
+    }
+
+    /// Sets `client_name`: Client to connect as (default `client.admin`).
+    pub fn with_client_name(mut self, client_name: impl Into<String>) -> Self {
+        self.client_name = Some(client_name.into());
+        self
+    }
+
+    /// Sets `cluster_name`: A name for the cluster (default: the conf file's name without `.conf`).
+    pub fn with_cluster_name(mut self, cluster_name: impl Into<String>) -> Self {
+        self.cluster_name = Some(cluster_name.into());
+        self
+    }
+}
+
 /// Connects to the remote cluster of `r`, checking the key before anything is stored, and
 /// returns the connection and the cluster as the child will record it.
 fn connect_remote(local: &Arc<Cluster>, r: &RemoteOptions) -> Result<(Arc<Cluster>, RemoteCluster)> {
@@ -73,7 +152,10 @@ fn connect_remote(local: &Arc<Cluster>, r: &RemoteOptions) -> Result<(Arc<Cluste
     let key = match (&r.keyring, &r.secret_ref) {
         (Some(path), None) => remote::keyring_key(path, &client_name)?,
         (None, Some(reference)) => crate::secret::resolve_secret(local, &crate::secret::SecretRef::parse(reference)?)?,
-        _ => return Err(Error::new(Errno::EINVAL, "a remote parent needs exactly one of --remote-keyring PATH or a config:// key reference".to_string())),
+        _ => {
+            return Err(Error::new(Errno::EINVAL, "a remote parent needs exactly one of a keyring path or a config:// key reference".to_string())
+                .hinted(Hint::RemoteCredentials))
+        }
     };
     let (conn, mon_hosts) = remote::connect_with_conf(&name, &r.conf, &client_name, &key, remote::DEFAULT_CONNECT_TIMEOUT)?;
     let mut rc = RemoteCluster { name, mon_hosts, client_name, secret_ref: String::new() };
@@ -109,7 +191,30 @@ fn child_spec_of(md: &IoCtx, id: &str) -> ChildImageSpec {
 /// and layout whose `parent` record points at the parent (v4, type standalone), registered
 /// in the parent's HEAD children list (which protects the parent), with a clone map built
 /// from the parent's object existence. A failure midway undoes what was done.
-pub fn clone_standalone(cluster: &Arc<Cluster>, parent: &ImageSpec, child: &ImageSpec, opts: &CloneOptions) -> Result<()> {
+///
+/// Async: the librados round trips run on Tokio's blocking pool; a caller without a runtime
+/// uses [`crate::blocking::clone_standalone`].
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// let (parent, child) = ("rbd/golden".parse()?, "vms/vm1".parse()?);
+/// rbd_ext::clone_standalone(&cluster, &parent, &child, &rbd_ext::CloneOptions::default()).await?;
+/// # Ok(()) }
+/// ```
+pub async fn clone_standalone(cluster: &Arc<Cluster>, parent: &ImageSpec, child: &ImageSpec, opts: &CloneOptions) -> Result<()> {
+    let (cluster, parent, child, opts) = (cluster.clone(), parent.clone(), child.clone(), opts.clone());
+    crate::task::offload(move || clone_standalone_blocking(&cluster, &parent, &child, &opts)).await
+}
+
+/// Creates `child`, a standalone clone of `parent`'s HEAD: a plain image of the same size
+/// and layout whose `parent` record points at the parent (v4, type standalone), registered
+/// in the parent's HEAD children list (which protects the parent), with a clone map built
+/// from the parent's object existence. A failure midway undoes what was done.
+///
+/// Blocking: never call it from async code (use [`clone_standalone`] there).
+pub fn clone_standalone_blocking(cluster: &Arc<Cluster>, parent: &ImageSpec, child: &ImageSpec, opts: &CloneOptions) -> Result<()> {
     parent.require_head("parent")?;
     if child.snap.is_some() {
         return Err(Error::new(Errno::EINVAL, format!("child {child}: a new image name cannot name a snapshot")));
@@ -133,8 +238,9 @@ pub fn clone_standalone(cluster: &Arc<Cluster>, parent: &ImageSpec, child: &Imag
         if let Some(l) = holders.first() {
             return Err(Error::new(
                 Errno::EBUSY,
-                format!("parent {parent} is open for writing by {} (cookie '{}'); a standalone clone needs a parent nobody writes: close it, or pass --force", l.client, l.cookie),
-            ));
+                format!("parent {parent} is open for writing by {} (cookie '{}'); a standalone clone needs a parent nobody writes: close it", l.client, l.cookie),
+            )
+            .hinted(Hint::Force));
         }
     }
     // Stale entries left by stock tools go first (best effort: a failure here is not the
@@ -306,13 +412,101 @@ pub struct Children {
 }
 
 /// Lists `parent`'s HEAD children (all pools), dropping stale entries.
-pub fn children(cluster: &Arc<Cluster>, parent: &ImageSpec) -> Result<Children> {
+///
+/// Async: the librados round trips run on Tokio's blocking pool; a caller without a runtime
+/// uses [`crate::blocking::children`].
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// for child in rbd_ext::children(&cluster, &"rbd/golden".parse()?).await?.children {
+///     println!("{child}");
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn children(cluster: &Arc<Cluster>, parent: &ImageSpec) -> Result<Children> {
+    let (cluster, parent) = (cluster.clone(), parent.clone());
+    crate::task::offload(move || children_blocking(&cluster, &parent)).await
+}
+
+/// Lists `parent`'s HEAD children (all pools), dropping stale entries.
+///
+/// Blocking: never call it from async code (use [`children`] there).
+pub fn children_blocking(cluster: &Arc<Cluster>, parent: &ImageSpec) -> Result<Children> {
     let (ploc, _) = header::locate(cluster, parent)?;
     children_of(cluster, &ploc)
 }
 
+/// Every standalone clone under an image, depth first: what [`descendants`] returns.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Descendants {
+    /// The clones, each listed once, depth first (a child before its own children).
+    pub images: Vec<ImageSpec>,
+    /// Stale entries dropped while listing, with the parent they were dropped from.
+    pub reconciled: Vec<(ImageSpec, String)>,
+    /// Children in other clusters (kept, not walked), with their parent.
+    pub remote: Vec<(ImageSpec, String)>,
+}
+
+/// Walks `parent`'s children, their children, and so on (each image once, even in corrupt
+/// metadata with a cycle), dropping stale entries on the way as [`children`] does.
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// for image in rbd_ext::descendants(&cluster, &"rbd/golden".parse()?).await?.images {
+///     println!("{image}");
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn descendants(cluster: &Arc<Cluster>, parent: &ImageSpec) -> Result<Descendants> {
+    let (cluster, parent) = (cluster.clone(), parent.clone());
+    crate::task::offload(move || descendants_blocking(&cluster, &parent)).await
+}
+
+/// [`descendants`] for callers without a runtime. Blocking: never call it from async code.
+pub fn descendants_blocking(cluster: &Arc<Cluster>, parent: &ImageSpec) -> Result<Descendants> {
+    fn walk(cluster: &Arc<Cluster>, parent: &ImageSpec, seen: &mut std::collections::HashSet<ImageSpec>, out: &mut Descendants) -> Result<()> {
+        let kids = children_blocking(cluster, parent)?;
+        out.reconciled.extend(kids.reconciled.into_iter().map(|r| (parent.clone(), r)));
+        out.remote.extend(kids.remote.into_iter().map(|r| (parent.clone(), r)));
+        for c in kids.children {
+            if seen.insert(c.clone()) {
+                out.images.push(c.clone());
+                walk(cluster, &c, seen, out)?;
+            }
+        }
+        Ok(())
+    }
+    let mut out = Descendants::default();
+    walk(cluster, parent, &mut std::collections::HashSet::from([parent.clone()]), &mut out)?;
+    Ok(out)
+}
+
 /// How `spec` is protected as a parent of standalone clones: `None` when it has none.
-pub fn protection(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Option<ParentProtection>> {
+///
+/// Async: the librados round trips run on Tokio's blocking pool; a caller without a runtime
+/// uses [`crate::blocking::protection`].
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// let mode = rbd_ext::protection(&cluster, &"rbd/golden".parse()?).await?.map(|p| p.applied());
+/// # Ok(()) }
+/// ```
+pub async fn protection(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Option<ParentProtection>> {
+    let (cluster, spec) = (cluster.clone(), spec.clone());
+    crate::task::offload(move || protection_blocking(&cluster, &spec)).await
+}
+
+/// How `spec` is protected as a parent of standalone clones: `None` when it has none.
+///
+/// Blocking: never call it from async code (use [`protection`] there).
+pub fn protection_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Option<ParentProtection>> {
     spec.require_head("image")?;
     let (loc, _) = header::locate(cluster, spec)?;
     let hoid = header_oid(&loc.id);
@@ -324,7 +518,28 @@ pub fn protection(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Option<Par
 
 /// Switches the protection of `spec`, a parent of standalone clones, to `mode` (atomically,
 /// in the class), and tells open librbd clients to refresh.
-pub fn set_protection(cluster: &Arc<Cluster>, spec: &ImageSpec, mode: ProtectionMode) -> Result<()> {
+///
+/// Async: the librados round trips run on Tokio's blocking pool; a caller without a runtime
+/// uses [`crate::blocking::set_protection`].
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// use rbd_ext::ProtectionMode;
+/// rbd_ext::set_protection(&cluster, &"rbd/golden".parse()?, ProtectionMode::Strict).await?;
+/// # Ok(()) }
+/// ```
+pub async fn set_protection(cluster: &Arc<Cluster>, spec: &ImageSpec, mode: ProtectionMode) -> Result<()> {
+    let (cluster, spec) = (cluster.clone(), spec.clone());
+    crate::task::offload(move || set_protection_blocking(&cluster, &spec, mode)).await
+}
+
+/// Switches the protection of `spec`, a parent of standalone clones, to `mode` (atomically,
+/// in the class), and tells open librbd clients to refresh.
+///
+/// Blocking: never call it from async code (use [`set_protection`] there).
+pub fn set_protection_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec, mode: ProtectionMode) -> Result<()> {
     spec.require_head("image")?;
     let (loc, _) = header::locate(cluster, spec)?;
     let hoid = header_oid(&loc.id);
@@ -454,7 +669,31 @@ pub struct Removed {
 /// Removes an image. A parent with live children is refused (`EBUSY`, listing them); a
 /// child is detached from its parent (parent record, then the parent's children list, so a
 /// crash in between leaves only an entry `children` reconciles).
-pub fn remove(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Removed> {
+///
+/// Async: the librados round trips run on Tokio's blocking pool; a caller without a runtime
+/// uses [`crate::blocking::remove`].
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// let removed = rbd_ext::remove(&cluster, &"vms/vm1".parse()?).await?;
+/// for note in &removed.reconciled {
+///     eprintln!("{note}");
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn remove(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Removed> {
+    let (cluster, spec) = (cluster.clone(), spec.clone());
+    crate::task::offload(move || remove_blocking(&cluster, &spec)).await
+}
+
+/// Removes an image. A parent with live children is refused (`EBUSY`, listing them); a
+/// child is detached from its parent (parent record, then the parent's children list, so a
+/// crash in between leaves only an entry `children` reconciles).
+///
+/// Blocking: never call it from async code (use [`remove`] there).
+pub fn remove_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Removed> {
     spec.require_head("image")?;
     let (loc, hdr) = header::locate(cluster, spec)?;
     let kids = children_of(cluster, &loc)?;
@@ -514,6 +753,17 @@ fn leave_parent(cluster: &Arc<Cluster>, md: &IoCtx, id: &str, p: &ParentRecord) 
 
 /// Copies up every inherited object that is not local yet (in parallel), then detaches the
 /// child from its parent. Safe to re-run after a crash: finished objects are skipped.
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// use rbd_ext::{Image, OpenOptions};
+/// let image = Image::open(&cluster, &"vms/vm1".parse()?, OpenOptions::default().with_write(true)).await?;
+/// rbd_ext::flatten(&image, &|done, total| eprintln!("{done}/{total}")).await?;
+/// image.close_async().await?;
+/// # Ok(()) }
+/// ```
 pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
     let spec = image.spec().clone();
     let loc = image.location().clone();
@@ -591,7 +841,29 @@ fn only_behind(map: CloneMapState, actual: CloneMapState) -> bool {
 /// Compares the clone map with the objects (child object exists? parent has data?). Entries
 /// only behind the objects ([`CheckReport::updated`]) are brought up to date; with `repair`,
 /// the whole map is rewritten from that ground truth.
-pub fn check_clone_map(cluster: &Arc<Cluster>, spec: &ImageSpec, repair: bool) -> Result<CheckReport> {
+///
+/// Async: the librados round trips run on Tokio's blocking pool; a caller without a runtime
+/// uses [`crate::blocking::check_clone_map`].
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// let report = rbd_ext::check_clone_map(&cluster, &"vms/vm1".parse()?, false).await?;
+/// println!("{report:?}");
+/// # Ok(()) }
+/// ```
+pub async fn check_clone_map(cluster: &Arc<Cluster>, spec: &ImageSpec, repair: bool) -> Result<CheckReport> {
+    let (cluster, spec) = (cluster.clone(), spec.clone());
+    crate::task::offload(move || check_clone_map_blocking(&cluster, &spec, repair)).await
+}
+
+/// Compares the clone map with the objects (child object exists? parent has data?). Entries
+/// only behind the objects ([`CheckReport::updated`]) are brought up to date; with `repair`,
+/// the whole map is rewritten from that ground truth.
+///
+/// Blocking: never call it from async code (use [`check_clone_map`] there).
+pub fn check_clone_map_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec, repair: bool) -> Result<CheckReport> {
     let (loc, hdr) = header::locate(cluster, spec)?;
     let Some(parent) = &hdr.parent else {
         if let Some(note) = reconcile::drop_orphan_clone_map(&loc.md, &loc.id, Some(&hdr))? {

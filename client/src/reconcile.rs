@@ -126,7 +126,30 @@ pub(crate) fn on_open(cluster: &Arc<Cluster>, loc: &ImageLocation, hdr: &ImageHe
 /// Everything rbd-ext can reconcile on one image, for `info` and the like: its orphan clone
 /// map, its stale children entries (which also lifts a protection left by the last one),
 /// and its clone-map entries for objects a stock client copied up. One line per repair.
-pub fn reconcile(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Vec<String>> {
+///
+/// Async: the librados round trips run on Tokio's blocking pool; a caller without a runtime
+/// uses [`crate::blocking::reconcile`].
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// for note in rbd_ext::reconcile(&cluster, &"vms/vm1".parse()?).await? {
+///     eprintln!("{note}");
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn reconcile(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Vec<String>> {
+    let (cluster, spec) = (cluster.clone(), spec.clone());
+    crate::task::offload(move || reconcile_blocking(&cluster, &spec)).await
+}
+
+/// Everything rbd-ext can reconcile on one image, for `info` and the like: its orphan clone
+/// map, its stale children entries (which also lifts a protection left by the last one),
+/// and its clone-map entries for objects a stock client copied up. One line per repair.
+///
+/// Blocking: never call it from async code (use [`reconcile`] there).
+pub fn reconcile_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Vec<String>> {
     let (loc, hdr) = header::locate(cluster, spec)?;
     let mut notes = Vec::new();
     if let Some(n) = drop_orphan_clone_map(&loc.md, &loc.id, Some(&hdr)).map_err(|e| e.context(format_args!("image {spec}")))? {

@@ -17,10 +17,10 @@ use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::types::ParentType;
 
 use crate::backfill::{read_filled, Filled};
-use crate::error::{Errno, Error, Result};
+use crate::error::{Errno, Error, Hint, Result};
 use crate::header::{self, header_oid};
 use crate::image::{Image, OpenOptions};
-use crate::manage::{children, Progress};
+use crate::manage::Progress;
 use crate::rados::{blocking, Cluster};
 use crate::spec::ImageSpec;
 
@@ -43,8 +43,17 @@ pub struct FinalizeReport {
 /// Makes the S3-backed `spec` a plain local image once every object is present. Refused
 /// (`EAGAIN`, nothing changed) with the count of missing objects while any is; `EIO` if a
 /// present object does not match the manifest.
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// let report = rbd_ext::s3_finalize(&cluster, &"rbd/golden".parse()?, 8, &|_, _| {}).await?;
+/// println!("{} children now readable by stock librbd", report.children.len());
+/// # Ok(()) }
+/// ```
 pub async fn s3_finalize(cluster: &Arc<Cluster>, spec: &ImageSpec, parallel: usize, progress: Progress<'_>) -> Result<FinalizeReport> {
-    let image = Image::open(cluster, spec, OpenOptions::default())?;
+    let image = Image::open(cluster, spec, OpenOptions::default()).await?;
     let Some(bf) = image.backfill() else {
         return Err(Error::new(Errno::EINVAL, format!("image {spec} is not S3-backed: nothing to finalize")));
     };
@@ -84,13 +93,14 @@ pub async fn s3_finalize(cluster: &Arc<Cluster>, spec: &ImageSpec, parallel: usi
     if missing > 0 {
         return Err(Error::new(
             Errno::EAGAIN,
-            format!("image {spec}: {missing} of {total} objects are not filled from S3 yet: run `rbd-ext hydrate {spec}` first (nothing was changed)"),
-        ));
+            format!("image {spec}: {missing} of {total} objects are not filled from S3 yet (nothing was changed): hydrate it first"),
+        )
+        .hinted(Hint::Hydrate));
     }
     image.close_async().await?;
     let (cluster, spec_owned) = (Arc::clone(cluster), spec.clone());
     let (kids, rewritten) = blocking(move || {
-        let list = children(&cluster, &spec_owned)?;
+        let list = crate::manage::children_blocking(&cluster, &spec_owned)?;
         let mut rewritten = 0;
         for child in &list.children {
             let (cloc, chdr) = header::locate(&cluster, child)?;

@@ -12,8 +12,8 @@ use rbd_ext_cls::codec::{BufferList, SnapId};
 use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::types::{ParentRecord, ParentType};
 
-use crate::backfill::{image_metadata, S3Settings, STATS_KEY_PREFIX};
-use crate::error::{Errno, Error, Result};
+use crate::backfill::{image_metadata, BackfillStats, S3Settings, STATS_KEY_PREFIX};
+use crate::error::{Errno, Error, Hint, Result};
 use crate::header::{self, features, header_oid};
 use crate::image::Image;
 use crate::manage::Progress;
@@ -23,6 +23,7 @@ use crate::spec::ImageSpec;
 
 /// Where the raw image is and how to reach it, for [`s3_attach`].
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct AttachOptions {
     /// S3 settings (endpoint, bucket, image_name or prefix, credentials by reference...).
     pub settings: S3Settings,
@@ -38,6 +39,38 @@ pub struct AttachOptions {
     pub size: Option<u64>,
     /// Object size exponent, when there is no manifest (default 22 = 4 MiB).
     pub order: Option<u8>,
+}
+
+impl AttachOptions {
+    /// Sets `settings`: S3 settings (endpoint, bucket, image_name or prefix, credentials by reference...).
+    pub fn with_settings(mut self, settings: S3Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Sets `secret_key_file`: A file holding the secret key: checked against S3, then stored in the mon config-key
+    pub fn with_secret_key_file(mut self, secret_key_file: impl Into<String>) -> Self {
+        self.secret_key_file = Some(secret_key_file.into());
+        self
+    }
+
+    /// Sets `replace_secret`: Replace a different secret already stored under that config-key (a key rotation:
+    pub fn with_replace_secret(mut self, replace_secret: bool) -> Self {
+        self.replace_secret = replace_secret;
+        self
+    }
+
+    /// Sets `size`: Image size, when there is no manifest (default: the S3 object's size).
+    pub fn with_size(mut self, size: u64) -> Self {
+        self.size = Some(size);
+        self
+    }
+
+    /// Sets `order`: Object size exponent, when there is no manifest (default 22 = 4 MiB).
+    pub fn with_order(mut self, order: u8) -> Self {
+        self.order = Some(order);
+        self
+    }
 }
 
 /// The config-key `s3 attach --secret-key-file` stores a secret under: one per bucket and
@@ -96,10 +129,11 @@ fn refuse_different_secret(key: &str, previous: Option<&str>, secret: &str, repl
             Errno::EEXIST,
             format!(
                 "secret config://{key} already holds a different secret key for this bucket and access key, and other S3-backed images \
-                 may use it; nothing was changed: check the secret key file, or pass --replace-secret to rotate the stored key (every \
-                 image referring to config://{key} then uses the new one)"
+                 may use it; nothing was changed: check the secret key file, or rotate the stored key (every image referring to \
+                 config://{key} then uses the new one)"
             ),
-        )),
+        )
+        .hinted(Hint::ReplaceSecret)),
         _ => Ok(()),
     }
 }
@@ -148,6 +182,21 @@ pub async fn head_pinned(client: &S3Client, settings: &S3Settings) -> Result<Opt
 /// stored only then, and never over a different stored secret without
 /// [`AttachOptions::replace_secret`]. A failed attach changes nothing (image and config-key
 /// are rolled back).
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// use rbd_ext::backfill::S3Settings;
+/// let mut settings = S3Settings::default();
+/// settings.endpoint = "https://s3.example.com".into();
+/// settings.bucket = "images".into();
+/// settings.image_name = Some("golden.raw".into());
+/// settings.access_key = Some("AKIAEXAMPLE".into());
+/// let opts = rbd_ext::AttachOptions::default().with_settings(settings).with_secret_key_file("/etc/ceph/s3.secret");
+/// rbd_ext::s3_attach(&cluster, &"rbd/golden".parse()?, &opts).await?;
+/// # Ok(()) }
+/// ```
 pub async fn s3_attach(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: &AttachOptions) -> Result<()> {
     spec.require_head("image")?;
     let mut settings = opts.settings.clone();
@@ -189,7 +238,7 @@ pub async fn s3_attach(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: &AttachOp
             }
         }
         None => {
-            let size = opts.size.ok_or_else(|| Error::new(Errno::EINVAL, "an s3.prefix parent needs --size (there is no single object to measure)".to_string()))?;
+            let size = opts.size.ok_or_else(|| Error::new(Errno::EINVAL, "an s3.prefix parent needs its size (there is no single object to measure)".to_string()).hinted(Hint::Size))?;
             // The credentials and the prefix, checked on the first object.
             client.head(&format!("{}{:016x}", settings.prefix.as_deref().unwrap_or_default(), 0)).await?;
             (size, opts.order.unwrap_or(22))
@@ -268,6 +317,15 @@ pub struct VerifyReport {
 
 /// Checks that the settings work: secrets resolve, the object is reachable with these
 /// credentials, the manifest matches the image, and a sample GET verifies.
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// let report = rbd_ext::s3_verify(&cluster, &"rbd/golden".parse()?).await?;
+/// println!("{report:?}");
+/// # Ok(()) }
+/// ```
 pub async fn s3_verify(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<VerifyReport> {
     let settings = s3_settings(cluster, spec)?;
     let (_, hdr) = header::locate(cluster, spec)?;
@@ -330,6 +388,17 @@ pub enum PublishSource {
 
 /// Uploads a raw image to `s3://<config.bucket>/<key>` (multipart) and its manifest beside
 /// it (`<key>.manifest.json`: size, object size, SHA-256 per object, zero objects, ETag).
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// use rbd_ext::s3::S3Config;
+/// let config: S3Config = todo!("endpoint, region, bucket, credentials");
+/// let source = rbd_ext::PublishSource::Image("rbd/golden".parse()?);
+/// let manifest = rbd_ext::s3_publish(&cluster, &source, config, "golden.raw", 4 << 20, &|_, _| {}).await?;
+/// # Ok(()) }
+/// ```
 pub async fn s3_publish(cluster: &Arc<Cluster>, source: &PublishSource, config: S3Config, key: &str, object_size: u64, progress: Progress<'_>) -> Result<Manifest> {
     let client = S3Client::new(config)?;
     enum Src {
@@ -343,7 +412,7 @@ pub async fn s3_publish(cluster: &Arc<Cluster>, source: &PublishSource, config: 
             (Src::File(f), len, object_size)
         }
         PublishSource::Image(s) => {
-            let img = Image::open(cluster, s, Default::default())?;
+            let img = Image::open(cluster, s, Default::default()).await?;
             let (size, os) = (img.size(), img.header().object_size());
             (Src::Img(Box::new(img)), size, os)
         }
@@ -403,6 +472,17 @@ pub struct HydrateReport {
 
 /// Fills an S3-backed parent completely (bounded parallel ranged GETs; objects already in
 /// RADOS and manifest holes cost no GET). For a child, flattens it through its parent.
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// use rbd_ext::{Image, OpenOptions};
+/// let image = Image::open(&cluster, &"rbd/golden".parse()?, OpenOptions::default()).await?;
+/// let report = rbd_ext::hydrate(&image, 8, &|_, _| {}).await?;
+/// println!("{} objects in {:.1} s", report.objects, report.seconds);
+/// # Ok(()) }
+/// ```
 pub async fn hydrate(image: &Image, parallel: usize, progress: Progress<'_>) -> Result<HydrateReport> {
     let t = Instant::now();
     let hdr = image.header();
@@ -433,49 +513,48 @@ pub async fn hydrate(image: &Image, parallel: usize, progress: Progress<'_>) -> 
     Ok(HydrateReport { objects: total, bytes: hdr.size, seconds: t.elapsed().as_secs_f64() })
 }
 
-/// Every client's saved back-fill counters on an S3-backed image, added up (fields ending in
-/// `_max` take the maximum), as JSON; `clients` says how many contributed.
-pub fn s3_stats(cluster: &Arc<Cluster>, spec: &ImageSpec, reset: bool) -> Result<serde_json::Value> {
+/// Every client's saved back-fill counters on an S3-backed image, added up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ImageStats {
+    /// The sum (maxima are maxima).
+    #[serde(flatten)]
+    pub total: BackfillStats,
+    /// How many clients' counters went into it.
+    pub clients: u64,
+}
+
+/// Adds up every client's saved back-fill counters on an S3-backed image (records that do
+/// not parse are skipped); with `reset`, clears them afterwards.
+///
+/// ```no_run
+/// # async fn demo() -> rbd_ext::Result<()> {
+/// use rbd_ext::rados::{Cluster, ConnectOptions};
+/// let cluster = Cluster::connect(&ConnectOptions::default())?;
+/// let stats = rbd_ext::s3_parent::s3_stats(&cluster, &"rbd/golden".parse()?, false).await?;
+/// println!("{} fills by {} clients", stats.total.fills, stats.clients);
+/// # Ok(()) }
+/// ```
+pub async fn s3_stats(cluster: &Arc<Cluster>, spec: &ImageSpec, reset: bool) -> Result<ImageStats> {
+    let (cluster, spec) = (cluster.clone(), spec.clone());
+    crate::task::offload(move || s3_stats_blocking(&cluster, &spec, reset)).await
+}
+
+fn s3_stats_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec, reset: bool) -> Result<ImageStats> {
     let (loc, _) = header::locate(cluster, spec)?;
     let oid = header_oid(&loc.id);
     let entries = loc.md.omap_list(&oid, STATS_KEY_PREFIX)?;
-    let mut total = serde_json::Map::new();
+    let mut out = ImageStats { clients: entries.len() as u64, ..Default::default() };
     for (_, v) in &entries {
-        if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(v) {
-            add_into(&mut total, &o);
+        if let Ok(one) = serde_json::from_slice::<BackfillStats>(v) {
+            out.total.add(&one);
         }
     }
-    // An average does not add up: recompute it from the totals.
-    if let (Some(t), Some(w)) = (total.get("wait_us_total").and_then(|v| v.as_u64()), total.get("waits").and_then(|v| v.as_u64())) {
-        total.insert("wait_us_avg".into(), serde_json::Value::from(t.checked_div(w).unwrap_or(0)));
-    }
-    total.insert("clients".into(), serde_json::Value::from(entries.len() as u64));
     if reset && !entries.is_empty() {
         let keys = entries.into_iter().map(|(k, _)| k).collect();
         loc.md.write(&oid, &crate::rados::WriteOp::default().step(crate::rados::WriteStep::OmapRmKeys(keys)))?;
     }
-    Ok(serde_json::Value::Object(total))
-}
-
-fn add_into(total: &mut serde_json::Map<String, serde_json::Value>, o: &serde_json::Map<String, serde_json::Value>) {
-    for (k, v) in o {
-        match v {
-            serde_json::Value::Number(n) => {
-                let cur = total.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
-                let n = n.as_u64().unwrap_or(0);
-                // Maxima (`wait_us_max`, `latency.max_us`) take the maximum; counts add up.
-                let new = if k.ends_with("_max") || k.starts_with("max_") { cur.max(n) } else { cur + n };
-                total.insert(k.clone(), serde_json::Value::from(new));
-            }
-            serde_json::Value::Object(inner) => {
-                let entry = total.entry(k.clone()).or_insert_with(|| serde_json::Value::Object(Default::default()));
-                if let serde_json::Value::Object(t) = entry {
-                    add_into(t, inner);
-                }
-            }
-            _ => {}
-        }
-    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -484,14 +563,18 @@ mod tests {
 
     #[test]
     fn counters_add_up_and_maxes_take_the_max() {
-        let mut t = serde_json::Map::new();
+        let mut t = BackfillStats::default();
         for j in [
-            r#"{"fills":2,"wait_us_max":5,"s3":{"gets":3,"latency":{"count":1,"max_us":70}}}"#,
-            r#"{"fills":1,"wait_us_max":9,"s3":{"gets":4,"latency":{"count":2,"max_us":50}}}"#,
+            r#"{"fills":2,"waits":1,"wait_us_total":10,"wait_us_max":5,"s3":{"gets":3,"latency":{"count":1,"max_us":70}}}"#,
+            r#"{"fills":1,"waits":3,"wait_us_total":30,"wait_us_max":9,"s3":{"gets":4,"latency":{"count":2,"max_us":50}}}"#,
         ] {
-            let v: serde_json::Value = serde_json::from_str(j).unwrap();
-            add_into(&mut t, v.as_object().unwrap());
+            t.add(&serde_json::from_str(j).unwrap());
         }
-        assert_eq!(serde_json::Value::Object(t).to_string(), r#"{"fills":3,"wait_us_max":9,"s3":{"gets":7,"latency":{"count":3,"max_us":70}}}"#);
+        assert_eq!((t.fills, t.waits, t.wait_us_max, t.wait_us_avg), (3, 4, 9, 10));
+        assert_eq!((t.s3.gets, t.s3.latency.count, t.s3.latency.max_us), (7, 3, 70));
+        // The JSON keys and their order are what `rbd-ext stats` has always printed.
+        let j = serde_json::to_string(&ImageStats { total: t, clients: 2 }).unwrap();
+        assert!(j.starts_with(r#"{"s3":{"requests":0,"gets":7,"#), "{j}");
+        assert!(j.ends_with(r#""wait_us_avg":10,"wait_us_max":9,"takeovers":0,"fill_failures":0,"clients":2}"#), "{j}");
     }
 }

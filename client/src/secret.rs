@@ -7,7 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Errno, Error, Result};
+use crate::error::{Errno, Error, Hint, Result};
 use crate::rados::Cluster;
 
 /// The only accepted scheme.
@@ -16,8 +16,7 @@ const SCHEME: &str = "config://";
 const MAX_KEY_LEN: usize = 256;
 
 /// How to store a secret; part of every refusal.
-const HOW_TO_STORE: &str = "store it with `ceph config-key set <key> -i FILE` (or `rbd-ext s3 attach ... \
-     --secret-key-file FILE`, which stores it for you) and pass `config://<key>`";
+const HOW_TO_STORE: &str = "store it with `ceph config-key set <key> -i FILE` and pass `config://<key>`";
 
 /// A reference to a secret in the mon config-key store: `config://<key>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -31,7 +30,7 @@ impl SecretRef {
     pub fn parse(s: &str) -> Result<SecretRef> {
         let Some(key) = s.strip_prefix(SCHEME) else {
             let why = if s.contains("://") { "only config://<key> references are supported" } else { "inline secrets are refused" };
-            return Err(Error::new(Errno::EINVAL, format!("secret: {why}; {HOW_TO_STORE}")));
+            return Err(Error::new(Errno::EINVAL, format!("secret: {why}; {HOW_TO_STORE}")).hinted(Hint::StoreSecret));
         };
         SecretRef::for_key(key)
     }
@@ -43,7 +42,8 @@ impl SecretRef {
             return Err(Error::new(
                 Errno::EINVAL,
                 format!("secret: bad config-key name (1 to {MAX_KEY_LEN} printable ASCII characters, no spaces); {HOW_TO_STORE}"),
-            ));
+            )
+            .hinted(Hint::StoreSecret));
         }
         Ok(SecretRef { key: key.to_string() })
     }
@@ -84,7 +84,12 @@ pub fn resolve_secret(cluster: &Cluster, r: &SecretRef) -> Result<String> {
             Errno::EACCES | Errno::EPERM => format!(": refused by the monitors: this client needs the mon cap `{}` (README: Caps)", get_cap(&r.key)),
             _ => String::new(),
         };
-        Error::new(errno, format!("secret {r}: config-key get{hint}"))
+        let e = Error::new(errno, format!("secret {r}: config-key get{hint}"));
+        if errno == Errno::ENOENT {
+            e.hinted(Hint::StoreSecret)
+        } else {
+            e
+        }
     })?;
     let s = String::from_utf8(out).map_err(|_| Error::new(Errno::EINVAL, format!("secret {r}: not UTF-8")))?;
     let s = s.trim_end().to_string();
@@ -150,6 +155,9 @@ mod tests {
             let m = e.to_string();
             assert!(m.contains("ceph config-key set <key> -i FILE") && m.contains("config://<key>"), "{m}");
             assert!(s.len() < 12 || !m.contains(s), "{m}");
+            // The library names no command-line flag: the CLI adds its own from the hint.
+            assert!(!m.contains("--") && !m.contains("rbd-ext s3"), "{m}");
+            assert_eq!(e.hint(), Some(Hint::StoreSecret), "{m}");
         }
         assert!(SecretRef::parse("hunter2hunter2").unwrap_err().to_string().contains("inline secrets are refused"));
         for s in ["config://", "config://a b", "config://a\nb", "config://\u{e9}"] {

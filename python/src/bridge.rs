@@ -109,18 +109,18 @@ pub(crate) fn clone_standalone(py: Python<'_>, c: &Arc<Cluster>, parent: ImageSp
         opts.features = a.features;
         opts.order = a.order;
         opts.data_pool = a.data_pool;
-        Ok(rbd_ext::clone_standalone(c, &parent, &child, &opts)?)
+        Ok(rbd_ext::clone_standalone(c, &parent, &child, &opts).await?)
     })
 }
 
 /// The live HEAD children of `parent` (stale entries are dropped on the way).
 pub(crate) fn children(py: Python<'_>, c: &Arc<Cluster>, parent: ImageSpec) -> Result<Children> {
-    block(py, async move { Ok(rbd_ext::children(c, &parent)?) })
+    block(py, async move { Ok(rbd_ext::children(c, &parent).await?) })
 }
 
 /// Removes an image; `EBUSY` while it has standalone clones.
 pub(crate) fn remove(py: Python<'_>, c: &Arc<Cluster>, spec: ImageSpec) -> Result<()> {
-    block(py, async move { Ok(rbd_ext::remove(c, &spec).map(drop)?) })
+    block(py, async move { Ok(rbd_ext::remove(c, &spec).await.map(drop)?) })
 }
 
 /// Flattens a clone under the writer lock.
@@ -128,7 +128,7 @@ pub(crate) fn flatten(py: Python<'_>, c: &Arc<Cluster>, spec: ImageSpec, progres
     block(py, async move {
         let mut o = OpenOptions::default();
         o.write = true;
-        let image = Image::open(c, &spec, o)?;
+        let image = Image::open(c, &spec, o).await?;
         let r = rbd_ext::flatten(&image, progress).await;
         let closed = image.close_async().await;
         r?;
@@ -146,7 +146,7 @@ pub(crate) struct Info {
 /// open (remote, S3): then the parent is named by pool and image id, as `rbd-ext info` does.
 pub(crate) fn info(py: Python<'_>, c: &Arc<Cluster>, spec: ImageSpec) -> Result<Info> {
     block(py, async move {
-        let info = match Image::open(c, &spec, OpenOptions::default()) {
+        let info = match Image::open(c, &spec, OpenOptions::default()).await {
             Ok(image) => {
                 let info = image.info();
                 image.close_async().await?;
@@ -236,12 +236,12 @@ pub(crate) fn hydrate(py: Python<'_>, c: &Arc<Cluster>, spec: ImageSpec, paralle
     block(py, async move {
         // An S3-backed parent is read (its fills are not writes); a clone is flattened, which
         // takes the writer lock.
-        let mut image = Image::open(c, &spec, OpenOptions::default())?;
+        let mut image = Image::open(c, &spec, OpenOptions::default()).await?;
         if !image.is_s3_backed() && image.header().parent.is_some() {
             image.close_async().await?;
             let mut o = OpenOptions::default();
             o.write = true;
-            image = Image::open(c, &spec, o)?;
+            image = Image::open(c, &spec, o).await?;
         }
         let r = s3_parent::hydrate(&image, parallel, progress).await;
         let closed = image.close_async().await;

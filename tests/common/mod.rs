@@ -18,7 +18,7 @@ pub fn cluster() -> Arc<Cluster> {
     let conf = std::env::var("CEPH_CONF").unwrap_or_else(|_| {
         panic!("CEPH_CONF is not set: run `eval \"$(qa/cluster up)\"` first (live tests need a cluster)")
     });
-    Cluster::connect(&ConnectOptions { conf: Some(conf), ..Default::default() }).expect("connect to the test cluster")
+    Cluster::connect(&ConnectOptions::default().with_conf(conf)).expect("connect to the test cluster")
 }
 
 /// An I/O context on pool `rbd`.
@@ -66,7 +66,7 @@ pub fn json_u64(s: &str, key: &str) -> u64 {
 }
 
 /// The `rbd-ext` binary: `$RBD_EXT_BIN`, else `target/debug/rbd-ext` of this workspace, which
-/// must not be older than the client's sources (a stale binary would test old code).
+/// must not be older than the CLI's and the library's sources (a stale binary would test old code).
 pub fn rbd_ext_bin() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("RBD_EXT_BIN") {
         return std::path::PathBuf::from(p);
@@ -74,12 +74,12 @@ pub fn rbd_ext_bin() -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let bin = root.join("target/debug/rbd-ext");
     let built = std::fs::metadata(&bin).and_then(|m| m.modified()).unwrap_or_else(|_| {
-        panic!("{} not found: build it with `cargo build -p rbd-ext --bin rbd-ext` (or set RBD_EXT_BIN)", bin.display())
+        panic!("{} not found: build it with `cargo build -p rbd-ext-cli` (or set RBD_EXT_BIN)", bin.display())
     });
-    let newest_source = newest_mtime(&root.join("client/src")).max(newest_mtime(&root.join("cls-rbd-ext/src")));
+    let newest_source = [root.join("cli/src"), root.join("client/src"), root.join("cls-rbd-ext/src")].iter().map(|d| newest_mtime(d)).max().unwrap();
     assert!(
         built >= newest_source,
-        "{} is older than the client sources: rebuild it with `cargo build -p rbd-ext --bin rbd-ext` (or set RBD_EXT_BIN)",
+        "{} is older than the CLI or library sources: rebuild it with `cargo build -p rbd-ext-cli` (or set RBD_EXT_BIN)",
         bin.display()
     );
     bin

@@ -4,7 +4,7 @@
 //!
 //! - [`proto`]: the wire format (fixed newstyle handshake, options, requests, simple and
 //!   structured replies), pure;
-//! - [`server`]: the listener, the handshake and the transmission phase ([`serve`]).
+//! - `server`: the listener, the handshake and the transmission phase ([`serve`]).
 
 pub mod proto;
 mod server;

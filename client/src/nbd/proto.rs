@@ -1,6 +1,6 @@
 //! The NBD wire format (the NBD project's `doc/proto.md`): fixed newstyle handshake,
 //! options, requests and (simple and structured) replies. Pure: no I/O, no image; the
-//! server in [`super::server`] feeds it bytes and writes what it returns.
+//! server in `server` feeds it bytes and writes what it returns.
 //!
 //! Everything on the wire is big-endian. Decoders never panic: a short or malformed
 //! buffer is an `Err`, and what the server does with it (an error reply, or closing the

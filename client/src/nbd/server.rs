@@ -24,6 +24,7 @@ pub type Logger = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// How to serve.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ServeOptions {
     /// The export's name (clients may also ask for the empty default name).
     pub export_name: String,
@@ -33,6 +34,38 @@ pub struct ServeOptions {
     pub max_in_flight: usize,
     /// Log sink.
     pub log: Logger,
+}
+
+impl ServeOptions {
+    /// Serves export `export_name` read-write, 16 requests at once per connection, logging
+    /// to `log`.
+    pub fn new(export_name: impl Into<String>, log: Logger) -> Self {
+        ServeOptions { export_name: export_name.into(), read_only: false, max_in_flight: 16, log }
+    }
+
+    /// Sets `export_name`: The export's name (clients may also ask for the empty default name).
+    pub fn with_export_name(mut self, export_name: impl Into<String>) -> Self {
+        self.export_name = export_name.into();
+        self
+    }
+
+    /// Sets `read_only`: Refuse writes.
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Sets `max_in_flight`: Requests carried out at once per connection.
+    pub fn with_max_in_flight(mut self, max_in_flight: usize) -> Self {
+        self.max_in_flight = max_in_flight;
+        self
+    }
+
+    /// Sets `log`: Log sink.
+    pub fn with_log(mut self, log: Logger) -> Self {
+        self.log = log;
+        self
+    }
 }
 
 /// A bound listener: a Unix socket or a TCP address.

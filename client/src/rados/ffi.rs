@@ -42,6 +42,7 @@ fn check(r: c_int, what: impl FnOnce() -> String) -> Result<c_int> {
 
 /// How to reach a cluster (the `rbd` CLI's `--conf`, `--keyring`, `--id`).
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ConnectOptions {
     /// Ceph config file; `None` searches as `rbd` does (`$CEPH_CONF`, /etc/ceph/ceph.conf, ...).
     pub conf: Option<String>,
@@ -58,6 +59,50 @@ pub struct ConnectOptions {
     pub args: Vec<String>,
     /// Leave `CEPH_ARGS` out: it describes the local cluster, not another one.
     pub ignore_env: bool,
+}
+
+impl ConnectOptions {
+    /// Sets `conf`: Ceph config file; `None` searches as `rbd` does (`$CEPH_CONF`, /etc/ceph/ceph.conf, ...).
+    pub fn with_conf(mut self, conf: impl Into<String>) -> Self {
+        self.conf = Some(conf.into());
+        self
+    }
+
+    /// Sets `keyring`: Keyring path, overriding the conf.
+    pub fn with_keyring(mut self, keyring: impl Into<String>) -> Self {
+        self.keyring = Some(keyring.into());
+        self
+    }
+
+    /// Sets `id`: Client id without `client.` (default `admin`).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Sets `cluster_name`: Cluster name (default `ceph`).
+    pub fn with_cluster_name(mut self, cluster_name: impl Into<String>) -> Self {
+        self.cluster_name = Some(cluster_name.into());
+        self
+    }
+
+    /// Sets `settings`: Extra `key=value` config settings applied after the conf file.
+    pub fn with_settings(mut self, settings: Vec<(String, String)>) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Sets `args`: Ceph command-line options (`--keyring F`, `-m HOST`, `--debug-ms 1`), parsed by
+    pub fn with_args(mut self, args: Vec<String>) -> Self {
+        self.args = args;
+        self
+    }
+
+    /// Sets `ignore_env`: Leave `CEPH_ARGS` out: it describes the local cluster, not another one.
+    pub fn with_ignore_env(mut self, ignore_env: bool) -> Self {
+        self.ignore_env = ignore_env;
+        self
+    }
 }
 
 /// A connected cluster handle.
@@ -77,6 +122,13 @@ unsafe impl Sync for Cluster {}
 
 impl Cluster {
     /// Connects, reading the conf, `CEPH_ARGS` and [`ConnectOptions::args`] like the `rbd` CLI.
+    /// Blocking (a monitor round trip), as is every management call behind it.
+    ///
+    /// ```no_run
+    /// use rbd_ext::rados::{Cluster, ConnectOptions};
+    /// let cluster = Cluster::connect(&ConnectOptions::default().with_conf("/etc/ceph/ceph.conf").with_id("cinder"))?;
+    /// # Ok::<(), rbd_ext::Error>(())
+    /// ```
     pub fn connect(opts: &ConnectOptions) -> Result<Arc<Cluster>> {
         let user = format!("client.{}", opts.id.as_deref().unwrap_or("admin"));
         let cuser = cstr(&user, "client name")?;

@@ -11,6 +11,7 @@ use crate::error::{Errno, Error, Result};
 
 /// Layout of a new image; `None` takes librbd's defaults (from the cluster config).
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CreateOptions {
     /// Object size exponent (22 = 4 MiB).
     pub order: Option<u8>,
@@ -22,6 +23,38 @@ pub struct CreateOptions {
     pub stripe_count: Option<u64>,
     /// Pool for data objects.
     pub data_pool: Option<String>,
+}
+
+impl CreateOptions {
+    /// Sets `order`: Object size exponent (22 = 4 MiB).
+    pub fn with_order(mut self, order: u8) -> Self {
+        self.order = Some(order);
+        self
+    }
+
+    /// Sets `features`: Feature bits (`RBD_FEATURE_*`).
+    pub fn with_features(mut self, features: u64) -> Self {
+        self.features = Some(features);
+        self
+    }
+
+    /// Sets `stripe_unit`: Stripe unit in bytes (with `stripe_count`).
+    pub fn with_stripe_unit(mut self, stripe_unit: u64) -> Self {
+        self.stripe_unit = Some(stripe_unit);
+        self
+    }
+
+    /// Sets `stripe_count`: Stripe count.
+    pub fn with_stripe_count(mut self, stripe_count: u64) -> Self {
+        self.stripe_count = Some(stripe_count);
+        self
+    }
+
+    /// Sets `data_pool`: Pool for data objects.
+    pub fn with_data_pool(mut self, data_pool: impl Into<String>) -> Self {
+        self.data_pool = Some(data_pool.into());
+        self
+    }
 }
 
 struct Opts(sys::rbd_image_options_t);

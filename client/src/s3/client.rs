@@ -138,11 +138,26 @@ pub struct CompletedPart {
 
 /// Optional headers for PUTs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PutOptions {
     /// A canned ACL (`x-amz-acl`), e.g. `public-read`.
     pub acl: Option<String>,
     /// `Content-Type` (default: none sent).
     pub content_type: Option<String>,
+}
+
+impl PutOptions {
+    /// Sets `acl`: A canned ACL (`x-amz-acl`), e.g. `public-read`.
+    pub fn with_acl(mut self, acl: impl Into<String>) -> Self {
+        self.acl = Some(acl.into());
+        self
+    }
+
+    /// Sets `content_type`: `Content-Type` (default: none sent).
+    pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = Some(content_type.into());
+        self
+    }
 }
 
 type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;

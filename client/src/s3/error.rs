@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::error::{Errno, Error};
+use crate::error::{Errno, Error, Hint};
 
 /// `ECONNREFUSED` (Linux).
 pub(crate) const ECONNREFUSED: Errno = Errno(111);
@@ -19,8 +19,8 @@ pub(crate) const EHOSTUNREACH: Errno = Errno(113);
 pub(crate) const EPROTO: Errno = Errno::EPROTO;
 
 /// How to make a private CA trusted; part of every certificate failure.
-pub(crate) const HOW_TO_TRUST: &str = "to trust a private CA, pass its PEM file with --ca-file FILE \
-     (s3 attach stores it with the settings as s3.ca_file, a path or config://KEY), or set SSL_CERT_FILE";
+pub(crate) const HOW_TO_TRUST: &str = "to trust a private CA, name its PEM file in the S3 settings \
+     (s3.ca_file, a path or config://KEY), or set SSL_CERT_FILE";
 
 /// What is wrong with the server's certificate, in words, and how to trust a CA.
 fn tls_detail(e: &rustls::Error) -> String {
@@ -293,7 +293,12 @@ impl From<S3Error> for Error {
     /// Keeps the message (`s3 GET <url> bytes=a-b: HTTP 404 Not Found (NoSuchKey)`) and the
     /// errno; the [`S3Error`] stays reachable as the source for callers that want the status.
     fn from(e: S3Error) -> Error {
-        Error::new(e.errno(), e.to_string()).with(e)
+        let hint = (e.kind() == S3ErrorKind::Tls).then_some(Hint::TrustCa);
+        let err = Error::new(e.errno(), e.to_string());
+        match hint {
+            Some(h) => err.hinted(h).with(e),
+            None => err.with(e),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::S3ErrorKind;
 
@@ -108,7 +108,8 @@ impl Counters {
 
 /// A snapshot of an [`S3Client`](super::S3Client)'s counters. `to_json()` gives one JSON
 /// object with these field names.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct S3Stats {
     /// HTTP exchanges made, every method, including retried attempts.
     pub requests: u64,
@@ -135,10 +136,44 @@ impl S3Stats {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("plain counters serialise")
     }
+
+    /// Adds another client's counters: counts add up, maxima take the maximum. Histogram
+    /// buckets are per client and left out of the sum.
+    pub fn add(&mut self, o: &S3Stats) {
+        self.requests += o.requests;
+        self.gets += o.gets;
+        self.bytes_fetched += o.bytes_fetched;
+        self.puts += o.puts;
+        self.bytes_sent += o.bytes_sent;
+        self.retries += o.retries;
+        self.failures_total += o.failures_total;
+        let (f, g) = (&mut self.failures, &o.failures);
+        for (a, b) in [
+            (&mut f.not_found, g.not_found),
+            (&mut f.forbidden, g.forbidden),
+            (&mut f.conflict, g.conflict),
+            (&mut f.timeout, g.timeout),
+            (&mut f.bad_data, g.bad_data),
+            (&mut f.http, g.http),
+            (&mut f.connect, g.connect),
+            (&mut f.reset, g.reset),
+            (&mut f.invalid, g.invalid),
+            (&mut f.io, g.io),
+            (&mut f.changed, g.changed),
+            (&mut f.tls, g.tls),
+        ] {
+            *a += b;
+        }
+        self.latency.count += o.latency.count;
+        self.latency.sum_us += o.latency.sum_us;
+        self.latency.max_us = self.latency.max_us.max(o.latency.max_us);
+        self.latency.buckets.clear();
+    }
 }
 
 /// Failed operations by [`S3ErrorKind`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Failures {
     /// 404.
     pub not_found: u64,
@@ -167,7 +202,8 @@ pub struct Failures {
 }
 
 /// Latency summary and histogram.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Latency {
     /// Exchanges measured.
     pub count: u64,
@@ -175,12 +211,14 @@ pub struct Latency {
     pub sum_us: u64,
     /// The largest, microseconds.
     pub max_us: u64,
-    /// Non-cumulative buckets, ascending.
+    /// Non-cumulative buckets, ascending (empty in sums over clients).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub buckets: Vec<LatencyBucket>,
 }
 
 /// One histogram bucket: exchanges that took more than the previous bound, up to `le_ms`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LatencyBucket {
     /// Upper bound in milliseconds (inclusive); `null` for the last, unbounded bucket.
     pub le_ms: Option<u64>,

@@ -87,15 +87,10 @@ pub(crate) struct CloneLayout {
 
 impl CloneLayout {
     fn options(self, remote: Option<RemoteOptions>) -> CloneOptions {
-        CloneOptions {
-            features: self.features,
-            order: self.order,
-            stripe_unit: self.stripe_unit,
-            stripe_count: self.stripe_count,
-            data_pool: self.data_pool,
-            remote,
-            ..Default::default()
-        }
+        let mut o = CloneOptions::default();
+        (o.features, o.order, o.stripe_unit, o.stripe_count, o.data_pool, o.remote) =
+            (self.features, self.order, self.stripe_unit, self.stripe_count, self.data_pool, remote);
+        o
     }
 }
 
@@ -120,7 +115,7 @@ pub(crate) fn clone_standalone(cluster: Arc<Cluster>, parent: ImageSpec, child: 
         }
         // A parent whose S3 settings do not work would give a child failing at its first read.
         s3_parent::check_s3_parent(&c, &parent).await?;
-        rbdext::clone_standalone(&c, &parent, &child, &layout.options(None))?;
+        rbdext::clone_standalone(&c, &parent, &child, &layout.options(None)).await?;
         Ok(())
     })
 }
@@ -129,7 +124,7 @@ pub(crate) fn clone_standalone(cluster: Arc<Cluster>, parent: ImageSpec, child: 
 pub(crate) fn clone_remote(cluster: Arc<Cluster>, remote: RemoteOptions, parent: ImageSpec, child: ImageSpec, layout: CloneLayout) -> Result<()> {
     let c = Arc::clone(&cluster);
     run(cluster, async move {
-        rbdext::clone_standalone(&c, &parent, &child, &layout.options(Some(remote)))?;
+        rbdext::clone_standalone(&c, &parent, &child, &layout.options(Some(remote))).await?;
         Ok(())
     })
 }
@@ -148,7 +143,7 @@ pub(crate) struct Linked {
 pub(crate) fn list_children(cluster: Arc<Cluster>, parent: ImageSpec) -> Result<Vec<Linked>> {
     let c = Arc::clone(&cluster);
     run(cluster, async move {
-        let kids = rbdext::children(&c, &parent)?;
+        let kids = rbdext::children(&c, &parent).await?;
         let mut out = Vec::with_capacity(kids.children.len());
         for k in kids.children {
             let md = header::md_ioctx(&c, &k)?;
@@ -163,7 +158,7 @@ pub(crate) fn list_children(cluster: Arc<Cluster>, parent: ImageSpec) -> Result<
 pub(crate) fn remove(cluster: Arc<Cluster>, spec: ImageSpec) -> Result<()> {
     let c = Arc::clone(&cluster);
     run(cluster, async move {
-        rbdext::remove(&c, &spec)?;
+        rbdext::remove(&c, &spec).await?;
         Ok(())
     })
 }
@@ -172,7 +167,7 @@ pub(crate) fn remove(cluster: Arc<Cluster>, spec: ImageSpec) -> Result<()> {
 pub(crate) fn flatten(cluster: Arc<Cluster>, spec: ImageSpec, progress: Progress<'_>) -> Result<()> {
     let c = Arc::clone(&cluster);
     run(cluster, async move {
-        let image = Image::open(&c, &spec, OpenOptions { write: true, ..Default::default() })?;
+        let image = Image::open(&c, &spec, OpenOptions::default().with_write(true)).await?;
         let r = rbdext::flatten(&image, progress).await;
         let closed = image.close_async().await;
         r?;
@@ -311,10 +306,10 @@ pub(crate) fn hydrate(cluster: Arc<Cluster>, spec: ImageSpec, parallel: usize, p
     run(cluster, async move {
         // An S3-backed parent is read (fills are not writes); a clone is flattened, which
         // takes the writer lock.
-        let mut image = Image::open(&c, &spec, OpenOptions::default())?;
+        let mut image = Image::open(&c, &spec, OpenOptions::default()).await?;
         if !image.is_s3_backed() && image.header().parent.is_some() {
             image.close_async().await?;
-            image = Image::open(&c, &spec, OpenOptions { write: true, ..Default::default() })?;
+            image = Image::open(&c, &spec, OpenOptions::default().with_write(true)).await?;
         }
         let r = s3_parent::hydrate(&image, parallel, progress).await;
         let closed = image.close_async().await;

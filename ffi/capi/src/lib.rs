@@ -451,13 +451,11 @@ pub unsafe extern "C" fn rbd_ext_clone_standalone_remote(
 ) -> c_int {
     // SAFETY: as the caller promised.
     guard(|| unsafe {
-        let remote = RemoteOptions {
-            conf: arg(remote_conf, "remote conf")?,
-            keyring: opt_arg(remote_keyring, "remote keyring")?,
-            secret_ref: opt_arg(remote_key_ref, "remote key reference")?,
-            client_name: opt_arg(remote_client_name, "remote client name")?,
-            cluster_name: opt_arg(remote_cluster_name, "remote cluster name")?,
-        };
+        let mut remote = RemoteOptions::new(arg(remote_conf, "remote conf")?);
+        remote.keyring = opt_arg(remote_keyring, "remote keyring")?;
+        remote.secret_ref = opt_arg(remote_key_ref, "remote key reference")?;
+        remote.client_name = opt_arg(remote_client_name, "remote client name")?;
+        remote.cluster_name = opt_arg(remote_cluster_name, "remote cluster name")?;
         let parent = ImageSpec {
             pool: arg(p_pool, "parent pool")?,
             namespace: opt_arg(p_namespace, "parent namespace")?.unwrap_or_default(),
@@ -653,13 +651,9 @@ pub unsafe extern "C" fn rbd_ext_s3_attach(ioctx: rados_ioctx_t, name: *const c_
         if o.retries != 0 {
             settings.retries = o.retries;
         }
-        let attach = AttachOptions {
-            settings,
-            secret_key_file: opt_arg(o.secret_key_file, "secret key file")?,
-            replace_secret: o.replace_secret,
-            size: (o.size != 0).then_some(o.size),
-            order: (o.order != 0).then_some(o.order),
-        };
+        let mut attach = AttachOptions::default().with_settings(settings).with_replace_secret(o.replace_secret);
+        attach.secret_key_file = opt_arg(o.secret_key_file, "secret key file")?;
+        (attach.size, attach.order) = ((o.size != 0).then_some(o.size), (o.order != 0).then_some(o.order));
         let (cluster, spec) = image_at(ioctx, name, "image")?;
         calls::s3_attach(cluster, spec, attach)?;
         Ok(0)

@@ -10,7 +10,7 @@ set -euxo pipefail
 
 : "${CEPH_CONF:?export CEPH_CONF first: eval \"\$(qa/cluster up)\"}"
 : "${WU:?set WU (the workunit name) before sourcing common.bash}"
-command -v rbd-ext >/dev/null || { echo "rbd-ext is not on PATH (build: cargo build --release -p rbd-ext)" >&2; exit 1; }
+command -v rbd-ext >/dev/null || { echo "rbd-ext is not on PATH (build: cargo build --release -p rbd-ext-cli)" >&2; exit 1; }
 
 WU_TMP=$(mktemp -d "${TMPDIR:-/tmp}/wu-$WU.XXXXXX")
 WU_IMAGES=()

@@ -582,39 +582,9 @@ pub struct StatsArgs {
     pub reset: bool,
 }
 
-/// `RBD_FEATURE_*` names as `rbd` prints and accepts them, in bit order.
-pub const FEATURE_NAMES: &[(&str, u64)] = {
-    use rbd_ext::header::features as f;
-    &[
-        ("layering", f::LAYERING),
-        ("striping", f::STRIPINGV2),
-        ("exclusive-lock", f::EXCLUSIVE_LOCK),
-        ("object-map", f::OBJECT_MAP),
-        ("fast-diff", f::FAST_DIFF),
-        ("deep-flatten", f::DEEP_FLATTEN),
-        ("journaling", f::JOURNALING),
-        ("data-pool", f::DATA_POOL),
-        ("operations", f::OPERATIONS),
-        ("migrating", 1 << 9),
-        ("non-primary", f::NON_PRIMARY),
-        ("dirty-cache", 1 << 11),
-    ]
-};
-
-/// Features a user may ask for on the command line. Journaling is left out on purpose:
-/// rbd-ext cannot write journaled images, so it must not create them; `operations` and
-/// `non-primary` are internal bits (rbd-ext sets them to protect parents).
-const SETTABLE_FEATURES: &[&str] =
-    &["layering", "striping", "exclusive-lock", "object-map", "fast-diff", "deep-flatten", "data-pool"];
-
-/// `--image-feature NAME`.
+/// `--image-feature NAME`: the library's names (`rbd`'s).
 fn parse_feature(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    match FEATURE_NAMES.iter().find(|(n, _)| *n == s) {
-        Some((n, bit)) if SETTABLE_FEATURES.contains(n) => Ok(*bit),
-        Some(_) => Err(format!("feature '{s}' cannot be set with rbd-ext (settable: {})", SETTABLE_FEATURES.join(", "))),
-        None => Err(format!("unknown feature '{s}' (settable: {})", SETTABLE_FEATURES.join(", "))),
-    }
+    rbd_ext::header::features::parse(s).map_err(|e| e.what().to_string())
 }
 
 /// A byte count: plain bytes, or with a K/M/G/T/P suffix (powers of 1024; `KiB`, `KB`, `k`

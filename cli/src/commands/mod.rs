@@ -70,15 +70,8 @@ impl Ctx {
         if let Some(m) = &g.mon_host {
             args.extend(["--mon-host".to_string(), m.clone()]);
         }
-        let opts = ConnectOptions {
-            conf: g.conf.clone().or(env.conf),
-            keyring: None,
-            id: Some(id),
-            cluster_name: g.cluster.clone().or(env.cluster),
-            settings: Vec::new(),
-            args,
-            ignore_env: false,
-        };
+        let mut opts = ConnectOptions::default().with_id(id).with_args(args);
+        (opts.conf, opts.cluster_name) = (g.conf.clone().or(env.conf), g.cluster.clone().or(env.cluster));
         let cluster = Cluster::connect(&opts)?;
         Ok(Ctx { cluster, pool: g.pool.clone(), format: g.format, pretty: g.pretty_format })
     }
@@ -108,8 +101,9 @@ impl Ctx {
 
 /// Connects and runs the verb.
 pub async fn run(cli: Cli) -> CmdResult {
-    let ctx = Ctx::connect(&cli.global)?;
-    match cli.command {
+    let Cli { global, command } = cli;
+    let ctx = blocking(move || Ctx::connect(&global)).await?;
+    match command {
         Command::CloneStandalone(a) => clone_standalone::run(&ctx, a).await,
         Command::Info(a) => info::run(&ctx, a).await,
         Command::Children(a) => children::run(&ctx, a).await,
@@ -129,6 +123,16 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Stats(a) => stats::run(&ctx, a).await,
         Command::Nbd(c) => nbd::run(&ctx, c).await,
         Command::Doctor(a) => doctor::run(&ctx, a).await,
+    }
+}
+
+/// Runs library calls that have no async form (a connection, a pool scan, a few omap
+/// reads) on the runtime's blocking pool, so that no verb blocks an async worker.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> CmdResult<T> + Send + 'static) -> CmdResult<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(msg(format!("a blocking task was cancelled: {e}"))),
     }
 }
 
@@ -197,20 +201,6 @@ pub fn open_input(p: &Path) -> CmdResult<(Box<dyn Read + Send>, Option<u64>)> {
     Ok((Box::new(f), size))
 }
 
-/// Reads until `buf` is full or EOF; returns the bytes read (a pipe delivers short reads).
-pub fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// A progress bar on stderr when it is a terminal, as `rbd` shows "Image flatten: 42%
 /// complete..."; hidden (draws nothing) in pipes and logs, so scripts see clean output.
 pub fn progress(label: &str, total: u64) -> indicatif::ProgressBar {
@@ -240,18 +230,7 @@ pub fn note(text: &str) {
 
 /// Feature names for display, in bit order; unknown bits as hex.
 pub fn feature_names(bits: u64) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut known = 0;
-    for (name, bit) in crate::cli::FEATURE_NAMES {
-        known |= bit;
-        if bits & bit != 0 {
-            names.push((*name).to_string());
-        }
-    }
-    if bits & !known != 0 {
-        names.push(format!("unknown(0x{:x})", bits & !known));
-    }
-    names
+    rbd_ext::header::features::names(bits)
 }
 
 /// Sizes as `rbd info` prints them: "12 MiB", "4 KiB", "1.5 GiB", "100 B".
@@ -269,21 +248,11 @@ pub fn human_size(n: u64) -> String {
 
 /// Combines `--image-feature` values; `None` when none were given.
 pub fn feature_bits(list: &[u64]) -> CmdResult<Option<u64>> {
-    use rbd_ext::header::features as f;
     if list.is_empty() {
         return Ok(None);
     }
     let bits = list.iter().fold(0, |a, b| a | b);
-    // librbd would refuse these with a bare EINVAL; say which dependency is missing.
-    let needs = [
-        (f::OBJECT_MAP, f::EXCLUSIVE_LOCK, "object-map requires exclusive-lock"),
-        (f::FAST_DIFF, f::OBJECT_MAP, "fast-diff requires object-map"),
-    ];
-    for (feature, dep, why) in needs {
-        if bits & feature != 0 && bits & dep == 0 {
-            return Err(msg(format!("--image-feature: {why}")));
-        }
-    }
+    rbd_ext::header::features::check(bits).map_err(|e| msg(format!("--image-feature: {}", e.what())))?;
     Ok(Some(bits))
 }
 

@@ -7,12 +7,13 @@ use serde_json::json;
 
 use rbd_ext::doctor::{self, Report, Severity};
 
-use super::{io_err, msg, CmdResult, Ctx};
+use super::{blocking, io_err, msg, CmdResult, Ctx};
 use crate::cli::DoctorArgs;
 
 /// Runs the checks (and the fixes with --fix) and prints the report.
 pub async fn run(ctx: &Ctx, a: DoctorArgs) -> CmdResult {
-    let report = doctor::run(&ctx.cluster, &doctor::Options { pool: ctx.pool.clone(), fix: a.fix })?;
+    let (cluster, opts) = (ctx.cluster.clone(), doctor::Options::new(ctx.pool.clone()).with_fix(a.fix));
+    let report = blocking(move || Ok(doctor::run(&cluster, &opts)?)).await?;
     if ctx.json() {
         ctx.print_json(&to_json(&report))?;
     } else {

@@ -4,21 +4,25 @@ use std::io::Write;
 
 use serde_json::json;
 
-use super::{io_err, CmdResult, Ctx};
+use super::{blocking, io_err, CmdResult, Ctx};
 use crate::cli::{ImageArg, LockCommand, LockRmArgs};
 
 /// Runs the sub-verb.
 pub async fn run(ctx: &Ctx, c: LockCommand) -> CmdResult {
     match c {
-        LockCommand::Ls(a) => ls(ctx, a),
-        LockCommand::Rm(a) => rm(ctx, a),
+        LockCommand::Ls(a) => ls(ctx, a).await,
+        LockCommand::Rm(a) => rm(ctx, a).await,
     }
 }
 
-fn ls(ctx: &Ctx, a: ImageArg) -> CmdResult {
+async fn ls(ctx: &Ctx, a: ImageArg) -> CmdResult {
     let spec = ctx.spec(&a.image)?;
-    let (loc, _) = rbd_ext::header::locate(&ctx.cluster, &spec)?;
-    let lockers = rbd_ext::lock::lockers(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}: list lockers")))?;
+    let cluster = ctx.cluster.clone();
+    let lockers = blocking(move || {
+        let (loc, _) = rbd_ext::header::locate(&cluster, &spec)?;
+        Ok(rbd_ext::lock::lockers(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}: list lockers")))?)
+    })
+    .await?;
     if ctx.json() {
         // The field names of `rbd lock ls --format json`.
         let list: Vec<_> = lockers.iter().map(|l| json!({ "id": l.cookie, "locker": l.client, "address": l.address })).collect();
@@ -50,15 +54,19 @@ fn is_entity(s: &str) -> bool {
     })
 }
 
-fn rm(ctx: &Ctx, a: LockRmArgs) -> CmdResult {
+async fn rm(ctx: &Ctx, a: LockRmArgs) -> CmdResult {
     let spec = ctx.spec(&a.image)?;
     // Stock `rbd lock rm IMAGE COOKIE LOCKER` takes the cookie first; our hint messages say
     // `LOCKER COOKIE`. Accept both: the entity name is the locker.
     let (locker, cookie) = if !is_entity(&a.locker) && is_entity(&a.cookie) { (a.cookie, a.locker) } else { (a.locker, a.cookie) };
-    let (loc, _) = rbd_ext::header::locate(&ctx.cluster, &spec)?;
-    rbd_ext::lock::break_lock(&loc.md, &loc.id, &locker, &cookie)
-        .map_err(|e| e.context(format_args!("image {spec}: break the lock of {locker} (cookie '{cookie}')")))?;
-    Ok(())
+    let cluster = ctx.cluster.clone();
+    blocking(move || {
+        let (loc, _) = rbd_ext::header::locate(&cluster, &spec)?;
+        rbd_ext::lock::break_lock(&loc.md, &loc.id, &locker, &cookie)
+            .map_err(|e| e.context(format_args!("image {spec}: break the lock of {locker} (cookie '{cookie}')")))?;
+        Ok(())
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -13,9 +13,9 @@ use crate::cli::CloneMapCommand;
 /// Runs the sub-verb.
 pub async fn run(ctx: &Ctx, c: CloneMapCommand) -> CmdResult {
     match c {
-        CloneMapCommand::Show(a) => show(ctx, &a.image),
-        CloneMapCommand::Check(a) => check(ctx, &a.image, false),
-        CloneMapCommand::Rebuild(a) => check(ctx, &a.image, true),
+        CloneMapCommand::Show(a) => show(ctx, &a.image).await,
+        CloneMapCommand::Check(a) => check(ctx, &a.image, false).await,
+        CloneMapCommand::Rebuild(a) => check(ctx, &a.image, true).await,
     }
 }
 
@@ -31,10 +31,15 @@ fn runs(states: &[rbd_ext::clone_map::State]) -> Vec<(u64, u64, rbd_ext::clone_m
     out
 }
 
-fn show(ctx: &Ctx, image: &str) -> CmdResult {
+async fn show(ctx: &Ctx, image: &str) -> CmdResult {
     let spec = ctx.spec(image)?;
-    let (loc, _) = rbd_ext::header::locate(&ctx.cluster, &spec)?;
-    let Some(states) = rbd_ext::clone_map::load(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}: clone map")))? else {
+    let (cluster, s) = (ctx.cluster.clone(), spec.clone());
+    let loaded = super::blocking(move || {
+        let (loc, _) = rbd_ext::header::locate(&cluster, &s)?;
+        Ok(rbd_ext::clone_map::load(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {s}: clone map")))?)
+    })
+    .await?;
+    let Some(states) = loaded else {
         return Err(msg(format!("image {spec} has no clone map (it is not a standalone clone): {}", Errno::ENOENT)));
     };
     let runs = runs(&states);
@@ -49,9 +54,9 @@ fn show(ctx: &Ctx, image: &str) -> CmdResult {
     Ok(())
 }
 
-fn check(ctx: &Ctx, image: &str, repair: bool) -> CmdResult {
+async fn check(ctx: &Ctx, image: &str, repair: bool) -> CmdResult {
     let spec = ctx.spec(image)?;
-    let report = rbd_ext::check_clone_map(&ctx.cluster, &spec, repair)?;
+    let report = rbd_ext::check_clone_map(&ctx.cluster, &spec, repair).await?;
     print_report(ctx, &report)?;
     if !repair && !report.mismatches.is_empty() {
         return Err(msg(format!(

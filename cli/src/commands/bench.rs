@@ -15,7 +15,7 @@ use crate::cli::{BenchArgs, IoPattern, IoType};
 /// Runs `io_total / io_size` I/Os, `io_threads` at a time, and prints the totals.
 pub async fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
     let spec = ctx.spec(&a.image)?;
-    let image = Image::open(&ctx.cluster, &spec, OpenOptions { write: a.io_type == IoType::Write, ..Default::default() })?;
+    let image = Image::open(&ctx.cluster, &spec, OpenOptions::default().with_write(a.io_type == IoType::Write)).await?;
     let size = image.size();
     if a.io_size == 0 || a.io_size > size {
         return Err(msg(format!("bench {spec}: --io-size {} must be between 1 and the image size {size}: {}", a.io_size, Errno::EINVAL)));
@@ -79,7 +79,7 @@ pub async fn run(ctx: &Ctx, a: BenchArgs) -> CmdResult {
         std::io::stdout().lock().write_all(text.as_bytes()).map_err(|e| io_err(e, "write to stdout"))?;
     }
     // Writers release the lock now rather than on drop, so an error there is reported.
-    image.close()?;
+    image.close_async().await?;
     Ok(())
 }
 

@@ -15,9 +15,9 @@ pub async fn run(ctx: &Ctx, a: ProtectionArgs) -> CmdResult {
     if let Some(m) = &a.set {
         // clap allows only the two names.
         let mode = ProtectionMode::from_name(m).expect("clap checks the mode name");
-        rbd_ext::set_protection(&ctx.cluster, &spec, mode)?;
+        rbd_ext::set_protection(&ctx.cluster, &spec, mode).await?;
     }
-    let mode = rbd_ext::protection(&ctx.cluster, &spec)?.map_or("none", |p| p.applied().name());
+    let mode = rbd_ext::protection(&ctx.cluster, &spec).await?.map_or("none", |p| p.applied().name());
     if ctx.json() {
         return ctx.print_json(&json!({ "image": spec.to_string(), "protection": mode }));
     }

@@ -6,7 +6,7 @@ use crate::cli::ResizeArgs;
 /// Resizes through an image opened for writing (so the writer lock is held).
 pub async fn run(ctx: &Ctx, a: ResizeArgs) -> CmdResult {
     let spec = ctx.spec(&a.image)?;
-    let image = rbd_ext::Image::open(&ctx.cluster, &spec, rbd_ext::OpenOptions { write: true, ..Default::default() })?;
+    let image = rbd_ext::Image::open(&ctx.cluster, &spec, rbd_ext::OpenOptions::default().with_write(true)).await?;
     let old = image.size();
     // As `rbd resize`: losing data takes an explicit flag.
     if a.size < old && !a.allow_shrink {
@@ -20,6 +20,6 @@ pub async fn run(ctx: &Ctx, a: ResizeArgs) -> CmdResult {
     if a.size != old {
         image.resize(a.size).await?;
     }
-    image.close()?;
+    image.close_async().await?;
     Ok(())
 }

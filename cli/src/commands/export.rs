@@ -5,10 +5,9 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
 use rbd_ext::extents::nonzero_runs;
-use rbd_ext::{Image, OpenOptions};
+use rbd_ext::{read_range, Image, OpenOptions};
 
 use super::output::{Existing, OutputFile};
-use super::read::copy_range;
 use super::{io_err, is_dash, progress, progress_done, CmdResult, Ctx};
 use crate::cli::ExportArgs;
 
@@ -21,15 +20,15 @@ const LABEL: &str = "Exporting image";
 /// Streams the image out in order; a file output is sparse where the image reads zeros.
 pub async fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult {
     let spec = ctx.spec(&a.image)?;
-    let image = Image::open(&ctx.cluster, &spec, OpenOptions::default())?;
+    let image = Image::open(&ctx.cluster, &spec, OpenOptions::default()).await?;
     let size = image.size();
     let bar = progress(LABEL, size);
     if is_dash(&a.path) {
         let mut out = io::stdout().lock();
-        copy_range(&image, 0, size, |_, data| {
+        read_range(&image, 0, size, |_, data| {
             out.write_all(&data).map_err(|e| io_err(e, "write to stdout"))?;
             bar.inc(data.len() as u64);
-            Ok(())
+            CmdResult::Ok(())
         })
         .await?;
         out.flush().map_err(|e| io_err(e, "write to stdout"))?;
@@ -39,12 +38,12 @@ pub async fn run(ctx: &Ctx, a: ExportArgs) -> CmdResult {
         // whole image is in it (a failed export leaves none).
         let out = OutputFile::create(&a.path, Existing::Refuse)?;
         let file = out.file();
-        copy_range(&image, 0, size, |at, data| {
+        read_range(&image, 0, size, |at, data| {
             for (off, len) in nonzero_runs(&data, SPARSE_SIZE) {
                 file.write_all_at(&data[off as usize..(off + len) as usize], at + off).map_err(|e| io_err(e, format_args!("write to {name}")))?;
             }
             bar.inc(data.len() as u64);
-            Ok(())
+            CmdResult::Ok(())
         })
         .await?;
         // Holes at the end still count towards the length.

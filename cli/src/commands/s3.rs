@@ -24,7 +24,7 @@ pub async fn run(ctx: &Ctx, c: S3Command) -> CmdResult {
     match c {
         S3Command::Publish(a) => publish(ctx, a).await,
         S3Command::Attach(a) => attach(ctx, a).await,
-        S3Command::Show(a) => show(ctx, a),
+        S3Command::Show(a) => show(ctx, a).await,
         S3Command::Verify(a) => verify(ctx, a).await,
         S3Command::Finalize(a) => super::s3_finalize::run(ctx, a).await,
     }
@@ -43,7 +43,7 @@ fn parse_dest(s: &str) -> CmdResult<(String, String)> {
 
 /// The secret key for publish: read from the file, or resolved from config-key. Never
 /// printed, never part of an error message.
-fn publish_secret(ctx: &Ctx, s: &S3PublishSecretArgs) -> CmdResult<Option<String>> {
+async fn publish_secret(ctx: &Ctx, s: &S3PublishSecretArgs) -> CmdResult<Option<String>> {
     if let Some(path) = &s.secret_key_file {
         let raw = std::fs::read(path).map_err(|e| io_err(e, format_args!("read secret key file {}", path.display())))?;
         let secret = String::from_utf8(raw).map_err(|_| msg(format!("secret key file {}: not UTF-8: {}", path.display(), Errno::EINVAL)))?;
@@ -54,7 +54,8 @@ fn publish_secret(ctx: &Ctx, s: &S3PublishSecretArgs) -> CmdResult<Option<String
         return Ok(Some(secret));
     }
     if let Some(r) = &s.secret_key_ref {
-        return Ok(Some(resolve_secret(&ctx.cluster, &SecretRef::parse(r)?)?));
+        let (cluster, r) = (ctx.cluster.clone(), SecretRef::parse(r)?);
+        return Ok(Some(super::blocking(move || Ok(resolve_secret(&cluster, &r)?)).await?));
     }
     Ok(None)
 }
@@ -74,7 +75,7 @@ async fn publish(ctx: &Ctx, a: S3PublishArgs) -> CmdResult {
     })?;
     let region = a.endpoint.region.clone().or_else(|| aws.region(profile)).unwrap_or_else(|| "us-east-1".into());
     let mut cfg = S3Config::new(endpoint, region, bucket.clone());
-    if let Some(secret_key) = publish_secret(ctx, &a.secret)? {
+    if let Some(secret_key) = publish_secret(ctx, &a.secret).await? {
         let access_key = a.access_key.clone().unwrap_or_default();
         cfg.credentials = Some(Credentials::new(access_key, secret_key));
     } else if !a.secret.anonymous {
@@ -89,7 +90,8 @@ async fn publish(ctx: &Ctx, a: S3PublishArgs) -> CmdResult {
         cfg.credentials = Some(c);
     }
     if let Some(ca) = a.endpoint.ca_file.clone().or_else(|| aws.ca_bundle(profile)) {
-        cfg.ca_pem = Some(rbd_ext::backfill::read_ca(&ctx.cluster, &ca)?);
+        let cluster = ctx.cluster.clone();
+        cfg.ca_pem = Some(super::blocking(move || Ok(rbd_ext::backfill::read_ca(&cluster, &ca)?)).await?);
     }
     if a.create_bucket {
         S3Client::new(cfg.clone())?.create_bucket(&bucket).await.map_err(|e| Error::from(e).context("s3 publish: create the bucket"))?;
@@ -147,13 +149,9 @@ async fn attach(ctx: &Ctx, a: S3AttachArgs) -> CmdResult {
         ca_file: a.ca_file.map(|c| absolute(&c)),
         ..defaults
     };
-    let opts = AttachOptions {
-        settings,
-        secret_key_file: a.secret.secret_key_file.map(|p| p.display().to_string()),
-        replace_secret: a.replace_secret,
-        size: a.size,
-        order: a.order,
-    };
+    let mut opts = AttachOptions::default().with_settings(settings).with_replace_secret(a.replace_secret);
+    opts.secret_key_file = a.secret.secret_key_file.map(|p| p.display().to_string());
+    (opts.size, opts.order) = (a.size, a.order);
     s3_parent::s3_attach(&ctx.cluster, &spec, &opts).await.map_err(|e| e.context(format_args!("s3 attach {spec}")))?;
     Ok(())
 }
@@ -202,9 +200,10 @@ fn settings_fields(s: &S3Settings) -> Vec<(&'static str, serde_json::Value)> {
     v
 }
 
-fn show(ctx: &Ctx, a: ImageArg) -> CmdResult {
+async fn show(ctx: &Ctx, a: ImageArg) -> CmdResult {
     let spec = ctx.spec(&a.image)?;
-    let settings = s3_parent::s3_settings(&ctx.cluster, &spec)?;
+    let (cluster, s) = (ctx.cluster.clone(), spec.clone());
+    let settings = super::blocking(move || Ok(s3_parent::s3_settings(&cluster, &s)?)).await?;
     let fields = settings_fields(&settings);
     if ctx.json() {
         let m: serde_json::Map<String, serde_json::Value> = fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();

@@ -17,10 +17,10 @@ pub async fn run(ctx: &Ctx, a: HydrateArgs) -> CmdResult {
     let spec = ctx.spec(&a.image)?;
     // An S3-backed parent is read (its fills are not writes); a clone is flattened, which
     // takes the writer lock.
-    let mut image = Image::open(&ctx.cluster, &spec, OpenOptions::default())?;
+    let mut image = Image::open(&ctx.cluster, &spec, OpenOptions::default()).await?;
     if !image.is_s3_backed() && image.header().parent.is_some() {
         drop(image);
-        image = Image::open(&ctx.cluster, &spec, OpenOptions { write: true, ..Default::default() })?;
+        image = Image::open(&ctx.cluster, &spec, OpenOptions::default().with_write(true)).await?;
     }
     let bar = progress(LABEL, 0);
     let report = |done: u64, total: u64| {
@@ -28,7 +28,7 @@ pub async fn run(ctx: &Ctx, a: HydrateArgs) -> CmdResult {
         bar.set_position(done);
     };
     let r = rbd_ext::s3_parent::hydrate(&image, a.parallel as usize, &report).await.inspect_err(|_| bar.abandon())?;
-    image.close()?;
+    image.close_async().await?;
     progress_done(&bar, LABEL);
     let mib = r.bytes as f64 / (1 << 20) as f64;
     let rate = mib / r.seconds.max(1e-9);

@@ -12,7 +12,8 @@ use crate::cli::StatsArgs;
 /// Prints the counters: JSON as saved, or one `key: value` line per counter.
 pub async fn run(ctx: &Ctx, a: StatsArgs) -> CmdResult {
     let spec = ctx.spec(&a.image)?;
-    let v = rbd_ext::s3_parent::s3_stats(&ctx.cluster, &spec, a.reset)?;
+    let stats = rbd_ext::s3_parent::s3_stats(&ctx.cluster, &spec, a.reset).await?;
+    let v = serde_json::to_value(&stats)?;
     if ctx.json() {
         return ctx.print_json(&v);
     }

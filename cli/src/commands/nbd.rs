@@ -36,13 +36,14 @@ async fn serve(ctx: &Ctx, a: NbdServeArgs) -> CmdResult {
     // the lock held.
     let mut term = signal(SignalKind::terminate()).map_err(|e| io_err(e, "install the SIGTERM handler"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| io_err(e, "install the SIGINT handler"))?;
-    let (_, header) = rbd_ext::header::locate(&ctx.cluster, &spec)?;
+    let (cluster, s) = (ctx.cluster.clone(), spec.clone());
+    let (_, header) = super::blocking(move || Ok(rbd_ext::header::locate(&cluster, &s)?)).await?;
     let s3_backed = header.parent.as_ref().is_some_and(|p| p.parent_type == ParentType::S3Source);
     let read_only = a.read_only || s3_backed;
     if s3_backed && !a.read_only {
         log(&format!("{spec} is an S3-backed parent, filled from S3 only: serving it read-only (write its clones)"));
     }
-    let image = Arc::new(Image::open(&ctx.cluster, &spec, OpenOptions { write: !read_only, ..Default::default() })?);
+    let image = Arc::new(Image::open(&ctx.cluster, &spec, OpenOptions::default().with_write(!read_only)).await?);
     let name = a.export_name.clone().unwrap_or_else(|| spec.image.clone());
     let (listener, uri) = bind(&a, &name)?;
     if !read_only {
@@ -62,7 +63,7 @@ async fn serve(ctx: &Ctx, a: NbdServeArgs) -> CmdResult {
         };
         log(&format!("{which}: no new connections; finishing the requests in flight"));
     };
-    let opts = ServeOptions { export_name: name, read_only, max_in_flight: a.max_in_flight, log: Arc::new(log) };
+    let opts = ServeOptions::new(name, Arc::new(log)).with_read_only(read_only).with_max_in_flight(a.max_in_flight);
     let served = nbd::serve(Arc::clone(&image), listener, opts, shutdown).await;
     if let Some(p) = &a.socket {
         let _ = std::fs::remove_file(p);
@@ -70,7 +71,7 @@ async fn serve(ctx: &Ctx, a: NbdServeArgs) -> CmdResult {
     served?;
     image.flush().await?;
     let image = Arc::try_unwrap(image).map_err(|_| msg(format!("nbd serve {spec}: the image is still in use after the last connection closed")))?;
-    image.close()?;
+    image.close_async().await?;
     log(&format!("stopped; {spec} flushed{}", if read_only { "" } else { " and its lock released" }));
     Ok(())
 }
