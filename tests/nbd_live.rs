@@ -307,15 +307,21 @@ fn s3_parent(c: &mut Cleanup, file: &Path, parent: &str) -> String {
     bucket
 }
 
+/// The raw image the S3 tests publish: 6 objects of 4 MiB of `seed`'s bytes, objects 1 and
+/// 4 zero (manifest holes, never fetched).
+fn s3_image_bytes(seed: u64) -> Vec<u8> {
+    let mut data = common::random(24 * MIB, seed);
+    for n in [1, 4] {
+        data[n * 4 * MIB..(n + 1) * 4 * MIB].fill(0);
+    }
+    data
+}
+
 #[test]
 fn s3_child_and_parent_over_nbd() {
     let _s = serial();
     let mut c = Cleanup::default();
-    // 6 objects of 4 MiB; 1 and 4 are zero (manifest holes, never fetched).
-    let mut data = common::random(24 * MIB, 0x53);
-    for n in [1, 4] {
-        data[n * 4 * MIB..(n + 1) * 4 * MIB].fill(0);
-    }
+    let data = s3_image_bytes(0x53);
     let src = c.file("nbd-s3-src", &data);
     let parent = c.image("nbd-s3-parent");
     let child = c.image("nbd-s3-child");
@@ -351,10 +357,7 @@ fn s3_child_and_parent_over_nbd() {
 fn nbdcopy_of_an_s3_child_costs_one_ranged_get_per_object() {
     let _s = serial();
     let mut c = Cleanup::default();
-    let mut data = common::random(24 * MIB, 0x5c);
-    for n in [1, 4] {
-        data[n * 4 * MIB..(n + 1) * 4 * MIB].fill(0);
-    }
+    let data = s3_image_bytes(0x5c);
     let src = c.file("nbd-copy-src", &data);
     let parent = c.image("nbd-copy-parent");
     let child = c.image("nbd-copy-child");
