@@ -59,13 +59,6 @@ fn export(spec: &str) -> Vec<u8> {
     d
 }
 
-/// A stock `rbd` call that must be refused with EROFS.
-fn refused(args: &[&str]) {
-    let (ok, _, err) = common::stock("rbd", args);
-    assert!(!ok, "stock rbd {args:?} succeeded on a protected parent");
-    assert!(err.contains("(30) Read-only file system"), "rbd {args:?}: expected EROFS, stderr: {err}");
-}
-
 fn pattern(seed: u8, len: usize) -> Vec<u8> {
     (0..len).map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[(i % 4) as usize] ^ seed).collect()
 }
@@ -130,15 +123,15 @@ fn default_protection_lets_stock_clone_and_refuses_what_changes_the_parent() {
     common::stock_ok("rbd", &["clone", "--rbd-default-clone-format", "2", &format!("{p}@gold2"), &k2]);
 
     // What is refused: everything that changes or removes the HEAD the child reads.
-    refused(&["rm", "--no-progress", &p]);
-    refused(&["trash", "mv", &p]);
-    refused(&["bench", "--io-type", "write", "--io-total", "64K", "--io-size", "4K", &p]);
-    refused(&["resize", "--no-progress", "--allow-shrink", "--size", "4M", &p]);
-    refused(&["snap", "rollback", "--no-progress", &format!("{p}@gold")]);
+    common::stock_rbd_refused_erofs(&["rm", "--no-progress", &p]);
+    common::stock_rbd_refused_erofs(&["trash", "mv", &p]);
+    common::stock_rbd_refused_erofs(&["bench", "--io-type", "write", "--io-total", "64K", "--io-size", "4K", &p]);
+    common::stock_rbd_refused_erofs(&["resize", "--no-progress", "--allow-shrink", "--size", "4M", &p]);
+    common::stock_rbd_refused_erofs(&["snap", "rollback", "--no-progress", &format!("{p}@gold")]);
     // Not possible with stock librbd while writes are refused (README): new snapshots and
     // protecting existing ones go through the same read-write gate.
-    refused(&["snap", "create", &format!("{p}@new")]);
-    refused(&["snap", "protect", &format!("{p}@gold2")]);
+    common::stock_rbd_refused_erofs(&["snap", "create", &format!("{p}@new")]);
+    common::stock_rbd_refused_erofs(&["snap", "protect", &format!("{p}@gold2")]);
 
     // Everyone reads the right bytes; the stock clones and the standalone child are
     // writable and their writes stay theirs.
@@ -180,8 +173,8 @@ fn strict_on_request_and_a_legacy_parent_moves_to_the_default() {
     assert_eq!(f & (PARENT_PROTECTION_FEATURES | RBD_FEATURE_MIGRATING), PARENT_PROTECTION_FEATURES);
     assert_ne!(op & OP_FEATURE_RBD_EXT_PROTECTED, 0);
     assert_eq!(io.omap_get(&hdr, header::MIGRATION).unwrap(), None);
-    refused(&["clone", "--rbd-default-clone-format", "2", &format!("{p}@gold2"), &format!("rbd/{}", common::unique("prot-no"))]);
-    refused(&["rm", "--no-progress", &p]);
+    common::stock_rbd_refused_erofs(&["clone", "--rbd-default-clone-format", "2", &format!("{p}@gold2"), &format!("rbd/{}", common::unique("prot-no"))]);
+    common::stock_rbd_refused_erofs(&["rm", "--no-progress", &p]);
     same(&export(&p), &b, "export of the strict parent");
 
     // A parent protected by an older rbd-ext: strict bits and a v1 record. The next
@@ -201,7 +194,7 @@ fn strict_on_request_and_a_legacy_parent_moves_to_the_default() {
     let k = format!("rbd/{}", common::unique("prot-after-migration"));
     common::stock_ok("rbd", &["clone", "--rbd-default-clone-format", "2", &format!("{p}@gold2"), &k]);
     same(&export(&k), &b, "stock clone after the migration");
-    refused(&["trash", "mv", &p]);
+    common::stock_rbd_refused_erofs(&["trash", "mv", &p]);
     common::stock_ok("rbd", &["rm", "--no-progress", &k]);
 
     rbd_ext(&["rm", &c1]);

@@ -50,6 +50,22 @@ pub fn stock_ok(cmd: &str, args: &[&str]) -> String {
     out
 }
 
+/// Runs a stock `rbd` command that must be refused with EROFS. The exit status is what is
+/// checked: `rbd` exits with the errno it failed with, and `rbd bench` reports a failed write
+/// by calling `exit(errno)` from librbd's completion thread, which races its own message (it is
+/// sometimes lost, stdout and stderr both). The message is shown when the status differs.
+#[track_caller]
+pub fn stock_rbd_refused_erofs(args: &[&str]) {
+    let out = Command::new("rbd").args(args).output().unwrap_or_else(|e| panic!("run rbd: {e}"));
+    assert_eq!(
+        out.status.code(),
+        Some(30),
+        "rbd {args:?}: expected EROFS (exit status 30), stdout: {} stderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Whether every OSD of the test cluster is up (`ceph osd stat`).
 pub fn all_osds_up() -> bool {
     let out = stock_ok("ceph", &["osd", "stat", "--format", "json"]);
