@@ -163,10 +163,16 @@ pub struct ImageInfo {
     pub parent: Option<ImageSpec>,
 }
 
-/// `rbd.sparse_copyup` of the non-zero parts of `parent_data`.
-fn sparse_copyup_call(parent_data: &[u8]) -> rbd_ext_cls::stubs::Call {
-    let extents: BTreeMap<u64, u64> = nonzero_runs(parent_data, SPARSE_GRANULARITY).into_iter().collect();
-    stock::sparse_copyup(&extents, parent_data)
+/// The copy-up call for `parent_data`: `rbd.sparse_copyup` of its non-zero parts, or, when
+/// all of it is non-zero, `rbd.copyup` of the buffer itself (no 4 MiB encoding copy; the
+/// same result on the OSD).
+fn copyup_call(parent_data: Vec<u8>) -> rbd_ext_cls::stubs::Call {
+    let runs = nonzero_runs(&parent_data, SPARSE_GRANULARITY);
+    if runs.as_slice() == [(0, parent_data.len() as u64)] {
+        return stock::copyup(parent_data);
+    }
+    let extents: BTreeMap<u64, u64> = runs.into_iter().collect();
+    stock::sparse_copyup(&extents, &parent_data)
 }
 
 fn os_err(spec: &ImageSpec, object_no: u64, what: &str, rc: i32) -> Error {
@@ -661,7 +667,7 @@ impl Image {
             self.parent_object_data(e.object_no, hdr)
         );
         pending?;
-        let copyup = WriteOp::default().exec(sparse_copyup_call(&parent_data?));
+        let copyup = WriteOp::default().exec(copyup_call(parent_data?));
         if hdr.snapc.snaps.is_empty() {
             let op = steps.into_iter().fold(copyup, WriteOp::step);
             let r = self.rados_write(&data_w, &oid, &op).await?;
@@ -688,7 +694,7 @@ impl Image {
         let _object = self.objects.lock(n).await;
         self.object_map_update(n, om::EXISTS, None).await?;
         self.clone_map_set(n, CloneMapState::Pending, None).await?;
-        let op = WriteOp::default().exec(sparse_copyup_call(&parent_data));
+        let op = WriteOp::default().exec(copyup_call(parent_data));
         let oid = hdr.data_oid(n);
         if self.header().snapc.snaps.is_empty() {
             let r = self.rados_write(&self.data_w()?, &oid, &op).await?;
@@ -917,5 +923,31 @@ impl Image {
     pub async fn close_async(mut self) -> Result<()> {
         let work = self.take_closing();
         blocking(work).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copyup_call;
+
+    #[test]
+    fn all_non_zero_data_goes_up_as_is_with_copyup() {
+        let data: Vec<u8> = (0..16384u32).map(|i| (i % 251) as u8 + 1).collect();
+        let c = copyup_call(data.clone());
+        assert_eq!((c.class, c.method), ("rbd", "copyup"));
+        assert_eq!(c.input, data, "the raw data, no envelope (wire facts 6.1)");
+    }
+
+    #[test]
+    fn data_with_a_zero_block_or_none_at_all_goes_up_sparse() {
+        let mut data = vec![9u8; 16384];
+        data[4096..8192].fill(0);
+        let c = copyup_call(data);
+        assert_eq!(c.method, "sparse_copyup");
+        assert_eq!(c.input.len(), 4 + 2 * 16 + 4 + 12288, "two extents and only their bytes");
+        let c = copyup_call(vec![0u8; 16384]);
+        assert_eq!(c.method, "sparse_copyup", "all zeros: an empty extent map creates the object");
+        // An empty buffer must not become `copyup`, which writes nothing for empty input.
+        assert_eq!(copyup_call(Vec::new()).method, "sparse_copyup");
     }
 }

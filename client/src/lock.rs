@@ -71,7 +71,7 @@ struct WatchInner {
     /// The header lock's cookie while this handle owns the lock (it follows the watch handle).
     cookie: Mutex<Option<String>>,
     /// A header-update notification arrived since the header was last read.
-    stale: AtomicBool,
+    stale: StaleFlag,
     /// This client was blocklisted: nothing more may be written through this handle.
     blocklisted: AtomicBool,
     /// The lock was found broken (by another client) after a re-watch.
@@ -92,7 +92,7 @@ impl HeaderWatch {
             spec: spec.clone(),
             watch: Mutex::new(None),
             cookie: Mutex::new(None),
-            stale: AtomicBool::new(false),
+            stale: StaleFlag::default(),
             blocklisted: AtomicBool::new(false),
             lost: AtomicBool::new(false),
             rewatching: AtomicBool::new(false),
@@ -117,7 +117,7 @@ impl HeaderWatch {
     /// that announces it again on drop unless [`StaleMark::done`] is called once the header
     /// was re-read (so a re-read that failed, or whose request was dropped, is retried).
     pub(crate) fn take_stale(&self) -> Option<StaleMark<'_>> {
-        self.inner.stale.swap(false, Ordering::AcqRel).then_some(StaleMark(Some(self)))
+        self.inner.stale.take()
     }
 
     /// Records an op that failed because this client is blocklisted.
@@ -147,8 +147,24 @@ impl HeaderWatch {
     }
 }
 
+/// "The header changed since this handle last read it".
+#[derive(Default)]
+struct StaleFlag(AtomicBool);
+
+impl StaleFlag {
+    fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> Option<StaleMark<'_>> {
+        // Lazily (`then`, not `then_some`): a mark built when nothing was announced would set
+        // the flag again on drop, and every other request would re-read the header.
+        self.0.swap(false, Ordering::AcqRel).then(|| StaleMark(Some(self)))
+    }
+}
+
 /// A taken header-update announcement (see [`HeaderWatch::take_stale`]).
-pub(crate) struct StaleMark<'a>(Option<&'a HeaderWatch>);
+pub(crate) struct StaleMark<'a>(Option<&'a StaleFlag>);
 
 impl StaleMark<'_> {
     /// The header was re-read.
@@ -159,8 +175,8 @@ impl StaleMark<'_> {
 
 impl Drop for StaleMark<'_> {
     fn drop(&mut self) {
-        if let Some(w) = self.0 {
-            w.inner.stale.store(true, Ordering::Release);
+        if let Some(flag) = self.0 {
+            flag.set();
         }
     }
 }
@@ -184,7 +200,7 @@ impl WatchInner {
     fn answer(&self, payload: &[u8]) -> Vec<u8> {
         let Some(op) = stock::notify_message_op(payload) else { return Vec::new() };
         if op == notify_op::HEADER_UPDATE {
-            self.stale.store(true, Ordering::Release);
+            self.stale.set();
             return Vec::new();
         }
         let owner_request = op == notify_op::REQUEST_LOCK
@@ -226,7 +242,7 @@ impl WatchInner {
                     *this.watch.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
                     this.rekey_lock(handle);
                     // Missed header updates: re-read the header on the next request.
-                    this.stale.store(true, Ordering::Release);
+                    this.stale.set();
                     break;
                 }
                 Err(e) if e.errno() == Errno::ESHUTDOWN => {
@@ -353,5 +369,33 @@ impl WriterLock {
 impl Drop for WriterLock {
     fn drop(&mut self) {
         let _ = self.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StaleFlag;
+
+    #[test]
+    fn nothing_announced_stays_nothing() {
+        let f = StaleFlag::default();
+        assert!(f.take().is_none());
+        assert!(f.take().is_none(), "an empty take must not announce an update");
+    }
+
+    #[test]
+    fn an_announcement_is_taken_once_when_the_reread_is_done() {
+        let f = StaleFlag::default();
+        f.set();
+        f.take().expect("announced").done();
+        assert!(f.take().is_none());
+    }
+
+    #[test]
+    fn a_reread_that_did_not_finish_is_announced_again() {
+        let f = StaleFlag::default();
+        f.set();
+        drop(f.take().expect("announced"));
+        assert!(f.take().is_some());
     }
 }

@@ -7,11 +7,14 @@
 //! included): a truncated or malformed frame closes the connection having written nothing.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::watch;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use tokio::task::JoinSet;
 
 use super::proto::{self, cmd, err, info, opt, rep, state, tflag, Command, Limits, Opt, Request};
@@ -80,6 +83,8 @@ pub enum Listener {
 const MAX_STATUS_SPAN: u64 = 1 << 30;
 /// WRITE_ZEROES with NO_HOLE writes real zeros in pieces of this size.
 const ZERO_CHUNK: u64 = 4 << 20;
+/// Socket buffer of a connection, each way: a few dozen 4 KiB requests or replies.
+const IO_BUFFER: usize = 256 << 10;
 
 struct Shared {
     image: Arc<Image>,
@@ -172,7 +177,10 @@ enum End {
 }
 
 async fn connection(n: u64, stream: Box<dyn Stream>, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (rd, mut wr) = tokio::io::split(stream);
+    // Buffered: a request header and its payload usually arrive together, and several
+    // requests at once under load; one read syscall takes them all.
+    let mut rd = BufReader::with_capacity(IO_BUFFER, rd);
     let hs = tokio::select! {
         r = handshake(&mut rd, &mut wr, &shared) => r,
         _ = stop.wait_for(|s| *s) => Ok(None),
@@ -289,25 +297,46 @@ where
 
 /// The transmission phase: read requests until DISC, EOF, an unrecoverable frame or the
 /// server's stop; requests already read are finished and answered before the close.
-async fn transmission<R, W>(rd: &mut R, mut wr: W, shared: &Arc<Shared>, neg: Negotiated, stop: &mut watch::Receiver<bool>) -> End
+///
+/// One task per connection runs every request of the connection concurrently (up to
+/// `max_in_flight`) and writes the replies itself, in completion order: a librados completion
+/// wakes this one task, which answers at once, instead of hopping through a request task and a
+/// writer task (each hop a thread wake-up, which on a small machine costs more than the I/O).
+async fn transmission<R, W>(rd: &mut R, wr: W, shared: &Arc<Shared>, neg: Negotiated, stop: &mut watch::Receiver<bool>) -> End
 where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin,
 {
     let lim = Limits { size: shared.image.size(), read_only: shared.opts.read_only, structured: neg.structured, allocation: neg.allocation };
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
-    let writer = tokio::spawn(async move {
-        while let Some(b) = rx.recv().await {
-            wr.write_all(&b).await?;
-        }
-        wr.shutdown().await
-    });
-    let slots = Arc::new(Semaphore::new(shared.opts.max_in_flight.max(1)));
-    let mut tasks = JoinSet::new();
+    let max = shared.opts.max_in_flight.max(1);
+    // Replies that are ready together leave in one write syscall (large reads bypass the
+    // buffer); the socket is flushed whenever no further reply is waiting.
+    let mut wr = BufWriter::with_capacity(IO_BUFFER, wr);
+    // Owns the request being read across loop turns, so a completion that interrupts a
+    // partly read request loses nothing (`next()` on it is cancel-safe).
+    let requests = futures::stream::unfold(rd, |rd| async move { Some((read_request(rd).await, rd)) });
+    futures::pin_mut!(requests);
+    let mut running = FuturesUnordered::new();
     let end = loop {
-        let read = tokio::select! {
-            r = read_request(rd) => r,
-            _ = stop.wait_for(|s| *s) => break End::Shutdown,
+        enum Event<Q, A> {
+            Replied(A),
+            Request(Q),
+            Stop,
+        }
+        let event = tokio::select! {
+            Some(reply) = running.next(), if !running.is_empty() => Event::Replied(reply),
+            Some(r) = requests.next(), if running.len() < max => Event::Request(r),
+            _ = stop.wait_for(|s| *s) => Event::Stop,
+        };
+        let read = match event {
+            Event::Replied(reply) => {
+                if let Err(e) = send_ready(&mut wr, reply, &mut running).await {
+                    break End::Closed(format!("writing a reply: {e}"));
+                }
+                continue;
+            }
+            Event::Request(r) => r,
+            Event::Stop => break End::Shutdown,
         };
         let (req, payload) = match read {
             Ok(Some(x)) => x,
@@ -319,30 +348,46 @@ where
             Ok(c) => c,
             Err(e) => {
                 let reply = error_reply(req.handle, req.kind, e, neg.structured, "invalid request");
-                if tx.send(reply).await.is_err() {
-                    break End::Closed("the client stopped reading".into());
+                if let Err(e) = send_ready(&mut wr, reply, &mut running).await {
+                    break End::Closed(format!("writing a reply: {e}"));
                 }
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { break End::Clean };
-        let (shared, tx) = (Arc::clone(shared), tx.clone());
-        tasks.spawn(async move {
-            let reply = execute(&shared, &req, command, payload, neg).await;
-            let _ = tx.send(reply).await;
-            drop(permit);
+        let shared = Arc::clone(shared);
+        running.push(async move {
+            // A bug in one request must not take the connection's other requests with it.
+            match AssertUnwindSafe(execute(&shared, &req, command, payload, neg)).catch_unwind().await {
+                Ok(reply) => reply,
+                Err(_) => {
+                    shared.log(&format!("request {} at {}+{}: panicked", kind_name(req.kind), req.offset, req.length));
+                    error_reply(req.handle, req.kind, err::EIO, neg.structured, "internal error")
+                }
+            }
         });
-        // Reap finished tasks as we go, so the set stays small.
-        while tasks.try_join_next().is_some() {}
     };
-    while let Some(r) = tasks.join_next().await {
-        if let Err(e) = r {
-            shared.log(&format!("a request task failed: {e}"));
+    // Finish and answer what was read (the client may still be reading replies).
+    while let Some(reply) = running.next().await {
+        if wr.write_all(&reply).await.is_err() {
+            break;
         }
     }
-    drop(tx);
-    let _ = writer.await;
+    let _ = wr.flush().await;
+    let _ = wr.shutdown().await;
     end
+}
+
+/// Writes `reply` and every other reply already finished, then flushes.
+async fn send_ready<W, F>(wr: &mut BufWriter<W>, reply: Vec<u8>, running: &mut FuturesUnordered<F>) -> std::io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+    F: Future<Output = Vec<u8>>,
+{
+    wr.write_all(&reply).await?;
+    while let Some(Some(more)) = running.next().now_or_never() {
+        wr.write_all(&more).await?;
+    }
+    wr.flush().await
 }
 
 /// Reads one request and its payload. `Ok(None)` on EOF between requests.

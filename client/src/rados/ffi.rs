@@ -609,7 +609,9 @@ impl Prepared {
                         OutKind::Stat
                     }
                     ReadStep::Read { off, len } => {
-                        s.buf = vec![0u8; *len];
+                        // Not zeroed first: librados fills it, and `finish` exposes only
+                        // the bytes it reports (a 4 MiB memset per object read saved).
+                        s.buf = Vec::with_capacity(*len);
                         sys::rados_read_op_read(rop, *off, *len, s.buf.as_mut_ptr() as *mut c_char, &mut s.out_len, &mut s.rval);
                         OutKind::Read
                     }
@@ -706,7 +708,12 @@ impl Prepared {
                     OutKind::Stat => StepOut::Stat(s.size, s.mtime),
                     OutKind::Read => {
                         let mut b = std::mem::take(&mut s.buf);
-                        b.truncate(if rc < 0 { 0 } else { s.out_len });
+                        let n = if rc < 0 || s.rval < 0 { 0 } else { s.out_len.min(b.capacity()) };
+                        // SAFETY: the op completed; librados copied exactly `out_len` bytes
+                        // (never more than the `len` = capacity it was given, else it
+                        // reports -ERANGE in `rval`) to the start of the buffer, so the first
+                        // `n` bytes are initialised.
+                        unsafe { b.set_len(n) };
                         StepOut::Data(b)
                     }
                     OutKind::Data => StepOut::Data(take_rados_buf(std::mem::replace(&mut s.out_ptr, ptr::null_mut()), s.out_len)),

@@ -128,6 +128,14 @@ pub fn object_map_resize(count: u64, default_state: u8) -> Call {
     }))
 }
 
+/// `rbd.copyup(data)` on a data object: creates it with `object` (non-empty) as its data
+/// only if it does not exist (a no-op otherwise). The input is the raw data, moved, not
+/// copied: for an object whose data is all non-zero this saves the encoding copy that
+/// [`sparse_copyup`] needs.
+pub fn copyup(object: Vec<u8>) -> Call {
+    call("rbd", "copyup", object)
+}
+
 /// `rbd.sparse_copyup(extents, data)` on a data object: creates it only if it does not
 /// exist (a no-op otherwise) with the `extents` (offset → length, ascending, within
 /// `object`) of `object`; the rest reads as zeros.
