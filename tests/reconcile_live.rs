@@ -154,3 +154,46 @@ fn a_writer_open_counts_librbd_copy_ups_from_the_object_map() {
     common::rbd_ext(&["rm", &child.to_string()]);
     common::rbd_ext(&["rm", &parent.to_string()]);
 }
+
+/// Listing a parent's children while other clients remove theirs: an entry the listing finds
+/// stale may be detached by its own `rm` first; the listing must not fail with that ENOENT
+/// (the C API's concurrent workers hit it).
+#[test]
+fn listing_while_children_are_removed_concurrently_never_fails() {
+    let cluster = common::cluster();
+    let (parent, first, _) = parent_and_child("list-race");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lister = {
+        let (cluster, parent, stop, first) = (cluster.clone(), parent.clone(), stop.clone(), first.image.clone());
+        std::thread::spawn(move || {
+            let mut listings = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let kids = rbd_ext::blocking::children(&cluster, &parent).unwrap_or_else(|e| panic!("listing {listings}: {e}"));
+                assert!(kids.children.iter().any(|c| c.image == first), "the child that stays is listed");
+                listings += 1;
+            }
+            listings
+        })
+    };
+    // Four clients clone and remove at once, as the C API test's workers do.
+    let removers: Vec<_> = (0..4)
+        .map(|t| {
+            let (cluster, parent) = (cluster.clone(), parent.clone());
+            std::thread::spawn(move || {
+                for i in 0..15 {
+                    let c = ImageSpec::new("rbd", &common::unique(&format!("list-race-{t}-{i}")));
+                    clone_standalone(&cluster, &parent, &c, &CloneOptions::default()).unwrap();
+                    rbd_ext::blocking::remove(&cluster, &c).unwrap();
+                }
+            })
+        })
+        .collect();
+    for r in removers {
+        r.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let listings = lister.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+    assert!(listings > 0);
+    rbd_ext::blocking::remove(&cluster, &first).unwrap();
+    rbd_ext::blocking::remove(&cluster, &parent).unwrap();
+}

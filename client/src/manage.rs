@@ -644,7 +644,12 @@ fn children_from(cluster: &Arc<Cluster>, ploc: &ImageLocation, specs: Vec<ChildI
             out.children.push(ImageSpec { pool: cmd.pool().to_string(), namespace: c.pool_namespace.clone(), image: name, snap: None });
             continue;
         }
-        ploc.md.exec_write(&header_oid(&ploc.id), &stubs::child_detach(&c))?;
+        match ploc.md.exec_write(&header_oid(&ploc.id), &stubs::child_detach(&c)) {
+            // Detached meanwhile by the child's own `rm` or `flatten` (which drop the parent
+            // record first, then this entry) or by another listing: nothing left to do here.
+            Err(e) if e.is_not_found() => continue,
+            r => r?,
+        }
         out.reconciled.push(format!(
             "dropped stale child entry pool {} namespace '{}' id {} (image removed or flattened outside rbd-ext)",
             c.pool_id, c.pool_namespace, c.image_id
