@@ -55,12 +55,6 @@ fn create(cluster: &Arc<Cluster>, prefix: &str, size_mib: u64) -> Img {
     Img { name, id }
 }
 
-fn rbd_fails(args: &[&str]) -> String {
-    let (ok, out, err) = common::stock("rbd", args);
-    assert!(!ok, "rbd {args:?} should have failed, printed {out}");
-    err
-}
-
 fn info_json(name: &str) -> String {
     common::stock_ok("rbd", &["info", "--format", "json", &format!("rbd/{name}")])
 }
