@@ -710,9 +710,9 @@ impl Prepared {
                         let mut b = std::mem::take(&mut s.buf);
                         let n = if rc < 0 || s.rval < 0 { 0 } else { s.out_len.min(b.capacity()) };
                         // SAFETY: the op completed; librados copied exactly `out_len` bytes
-                        // (never more than the `len` = capacity it was given, else it
-                        // reports -ERANGE in `rval`) to the start of the buffer, so the first
-                        // `n` bytes are initialised.
+                        // to the start of the buffer, never more than the `len` it was given
+                        // (at most the capacity; a longer result is -ERANGE in `rval` with
+                        // nothing copied), so the first `n` bytes are initialised.
                         unsafe { b.set_len(n) };
                         StepOut::Data(b)
                     }
