@@ -197,3 +197,60 @@ fn listing_while_children_are_removed_concurrently_never_fails() {
     rbd_ext::blocking::remove(&cluster, &first).unwrap();
     rbd_ext::blocking::remove(&cluster, &parent).unwrap();
 }
+
+/// Many children are listed in bulk (issue 15: no round trip per child in series), and the
+/// bulk path keeps every rule of the careful one. 70 children live in a namespace whose
+/// directory lists 1100 other images first, so their names come from the second page of the
+/// directory; among them a child removed by stock `rbd rm` and one flattened by stock
+/// `rbd flatten` are still found stale and dropped, and one in the trash is still listed (by
+/// id, as `rbd children` shows an image without a name).
+#[test]
+fn many_children_are_listed_in_bulk_with_stale_entries_dropped() {
+    let cluster = common::cluster();
+    let ns = common::unique("bulk");
+    common::stock_ok("rbd", &["namespace", "create", "--pool", "rbd", "--namespace", &ns]);
+    let io = cluster.ioctx("rbd", &ns).unwrap();
+    let fillers: Vec<String> = (0..1100).map(|i| format!("a-{i:04}")).collect();
+    for f in &fillers {
+        rbd_ext::rados::create_image(&io, f, 1 << 20, &rbd_ext::rados::CreateOptions::default()).unwrap();
+    }
+    let spec = |name: &str| ImageSpec { pool: "rbd".into(), namespace: ns.clone(), image: name.into(), snap: None };
+    let parent = spec("p");
+    common::stock_ok("rbd", &["create", "--size", "16M", &parent.to_string()]);
+    let kids: Vec<ImageSpec> = (0..70).map(|i| spec(&format!("z-{i:02}"))).collect();
+    let mut ids = Vec::new();
+    for c in &kids {
+        clone_standalone(&cluster, &parent, c, &CloneOptions::default()).unwrap();
+        ids.push(rbd_ext::header::locate(&cluster, c).unwrap().0.id);
+    }
+    common::stock_ok("rbd", &["rm", "--no-progress", &kids[0].to_string()]);
+    common::stock_ok("rbd", &["flatten", "--no-progress", &kids[1].to_string()]);
+    common::stock_ok("rbd", &["trash", "mv", &kids[2].to_string()]);
+
+    let listed = rbd_ext::blocking::children(&cluster, &parent).unwrap();
+    let mut want: Vec<String> = std::iter::once(ids[2].clone()).chain(kids[3..].iter().map(|c| c.image.clone())).collect();
+    let mut got: Vec<String> = listed.children.iter().map(|c| c.image.clone()).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "live children by name (the trashed one by id)");
+    assert!(listed.children.iter().all(|c| c.pool == "rbd" && c.namespace == ns), "{:?}", listed.children);
+    for stale in &ids[..2] {
+        assert!(
+            listed.reconciled.iter().any(|r| r.contains("dropped stale child entry") && r.contains(stale.as_str())),
+            "stale entry {stale} not dropped: {:?}",
+            listed.reconciled
+        );
+    }
+    let again = rbd_ext::blocking::children(&cluster, &parent).unwrap();
+    assert!(again.reconciled.is_empty(), "dropped twice: {:?}", again.reconciled);
+    assert_eq!(again.children.len(), 68);
+
+    common::stock_ok("rbd", &["trash", "restore", "--pool", "rbd", "--namespace", &ns, &ids[2]]);
+    for c in kids[2..].iter().chain([&kids[1], &parent]) {
+        rbd_ext::blocking::remove(&cluster, c).unwrap();
+    }
+    for f in &fillers {
+        rbd_ext::rados::remove_image(&io, f).unwrap();
+    }
+    common::stock_ok("rbd", &["namespace", "remove", "--pool", "rbd", "--namespace", &ns]);
+}

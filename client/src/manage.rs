@@ -1,6 +1,7 @@
 //! Image management: standalone clone, children (reconciled), remove with parent protection,
 //! flatten, and the clone-map check/rebuild against RADOS ground truth.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use rbd_ext_cls::codec::SnapId;
 use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::codec::Codec;
-use rbd_ext_cls::types::header::RBD_EXT_PROTECT;
+use rbd_ext_cls::types::header::{self as header_keys, RBD_EXT_PROTECT};
 use rbd_ext_cls::types::{ChildImageSpec, ChildImageSpecs, CloneMapState, ParentProtection, ParentRecord, ParentType, ProtectionMode, StateRun};
 
 /// Prefix of the parent-header keys holding children in other clusters (one set per fsid).
@@ -22,7 +23,7 @@ use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, Ima
 use crate::image::Image;
 use crate::lock;
 use crate::remote::{self, RemoteCluster};
-use crate::rados::{blocking, create_image, remove_image, Cluster, CreateOptions, IoCtx};
+use crate::rados::{blocking, create_image, remove_image, Cluster, CreateOptions, IoCtx, ReadOp, ReadStep, StepOut};
 use crate::spec::ImageSpec;
 
 /// Options of [`clone_standalone`].
@@ -614,13 +615,7 @@ fn child_state(cluster: &Arc<Cluster>, ploc: &ImageLocation, c: &ChildImageSpec)
         Err(e) if e.is_not_found() => return Ok((Some(cmd), None, false)),
         Err(e) => return Err(e),
     };
-    let points_here = h.parent.as_ref().is_some_and(|p| {
-        p.pool_id == ploc.md.pool_id()
-            && p.pool_namespace == ploc.md.namespace()
-            && p.image_id == ploc.id
-            && p.snap_id == SnapId::NOSNAP
-            && p.head_overlap.is_some()
-    });
+    let points_here = h.parent.as_ref().is_some_and(|p| points_at(p, ploc));
     Ok((Some(cmd), Some(h), points_here))
 }
 
@@ -629,6 +624,17 @@ pub(crate) fn child_points_at(cluster: &Arc<Cluster>, ploc: &ImageLocation, c: &
     Ok(child_state(cluster, ploc, c)?.2)
 }
 
+/// Header reads a listing keeps in flight: a listing of thousands of children costs what its
+/// slowest batch costs, not one round trip per child in series.
+const LIST_IN_FLIGHT: usize = 128;
+
+/// From this many live children in one pool, their names come from listing the pool's
+/// directory in pages (as stock `rbd children` does) rather than one lookup per child.
+const LIST_NAMES_BY_DIRECTORY: usize = 64;
+
+/// `rbd_directory` names per `dir_list` page.
+const DIR_LIST_PAGE: u64 = 1024;
+
 fn children_from(cluster: &Arc<Cluster>, ploc: &ImageLocation, specs: Vec<ChildImageSpec>) -> Result<Children> {
     let mut out = Children::default();
     for (key, value) in ploc.md.omap_list(&header_oid(&ploc.id), REMOTE_CHILDREN_PREFIX)? {
@@ -636,15 +642,67 @@ fn children_from(cluster: &Arc<Cluster>, ploc: &ImageLocation, specs: Vec<ChildI
         let set = ChildImageSpecs::read_bytes(&value).map_err(|_| Error::new(Errno::EIO, format!("object {}: corrupt {key}", header_oid(&ploc.id))))?;
         out.remote.extend(set.iter().map(|c| format!("cluster {fsid} pool {} namespace '{}' image id {}", c.pool_id, c.pool_namespace, c.image_id)));
     }
-    for c in specs {
-        let (cmd, h, points_here) = child_state(cluster, ploc, &c)?;
+    // One I/O context per pool and namespace, not per child (a missing pool: every child in it
+    // is stale, which the careful path below confirms).
+    let mut pools: BTreeMap<(i64, &str), Option<IoCtx>> = BTreeMap::new();
+    for c in &specs {
+        if let std::collections::btree_map::Entry::Vacant(v) = pools.entry((c.pool_id, c.pool_namespace.as_str())) {
+            v.insert(match cluster.ioctx_by_id(c.pool_id, &c.pool_namespace) {
+                Ok(io) => Some(io),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            });
+        }
+    }
+    // Which entries still point here (every child's parent record) and the children's names,
+    // all read in parallel.
+    let verify = stream::iter(&specs)
+        .map(|c| {
+            let io = pools[&(c.pool_id, c.pool_namespace.as_str())].as_ref();
+            async move {
+                let Some(io) = io else { return Ok(false) };
+                let oid = header_oid(&c.image_id);
+                // The record as stored (the one encoding `parent_get` returns).
+                let r = io.aio_read(&oid, &ReadOp { steps: vec![ReadStep::OmapGetByKeys(vec![header_keys::PARENT.into()])] }, 0)?.await;
+                match (r.rc, r.steps.into_iter().next()) {
+                    (0, Some((_, StepOut::Omap(kv, _)))) => {
+                        let Some((_, v)) = kv.into_iter().next() else { return Ok(false) };
+                        let p = ParentRecord::read_bytes(&v).map_err(|_| Error::new(Errno::EIO, format!("object {oid}: corrupt key {}", header_keys::PARENT)))?;
+                        Ok(points_at(&p, ploc))
+                    }
+                    // Gone (removed outside rbd-ext): stale, confirmed below.
+                    (rc, _) if rc == -libc::ENOENT => Ok(false),
+                    (rc, _) => Err(Error::new(Errno(-rc.min(-1)), format!("object {oid}: read parent record of child {}", c.image_id))),
+                }
+            }
+        })
+        .buffered(LIST_IN_FLIGHT)
+        .try_collect::<Vec<bool>>();
+    let mut names = ChildNames::default();
+    for c in &specs {
+        names.want(c);
+    }
+    // This is a blocking entry point: wait here, librados' completions wake this thread.
+    let (live, named) = futures::executor::block_on(futures::future::join(verify, names.resolve(&pools)));
+    let live = live?;
+    named?;
+    for (c, live) in specs.iter().zip(live) {
+        if live {
+            let io = pools[&(c.pool_id, c.pool_namespace.as_str())].as_ref().expect("a live child has a pool");
+            let name = names.name_of(c);
+            out.children.push(ImageSpec { pool: io.pool().to_string(), namespace: c.pool_namespace.clone(), image: name, snap: None });
+            continue;
+        }
+        // The careful path, for the few entries found stale: look again with the whole header
+        // (a child may have been re-attached meanwhile) and repair.
+        let (cmd, h, points_here) = child_state(cluster, ploc, c)?;
         if points_here {
             let cmd = cmd.expect("a child that points here has a pool");
             let name = header::lookup_name(&cmd, &c.image_id).unwrap_or_else(|_| c.image_id.clone());
             out.children.push(ImageSpec { pool: cmd.pool().to_string(), namespace: c.pool_namespace.clone(), image: name, snap: None });
             continue;
         }
-        match ploc.md.exec_write(&header_oid(&ploc.id), &stubs::child_detach(&c)) {
+        match ploc.md.exec_write(&header_oid(&ploc.id), &stubs::child_detach(c)) {
             // Detached meanwhile by the child's own `rm` or `flatten` (which drop the parent
             // record first, then this entry) or by another listing: nothing left to do here.
             Err(e) if e.is_not_found() => continue,
@@ -662,6 +720,80 @@ fn children_from(cluster: &Arc<Cluster>, ploc: &ImageLocation, specs: Vec<ChildI
         }
     }
     Ok(out)
+}
+
+/// Whether parent record `p` (of a child) names the HEAD of the image at `ploc`.
+fn points_at(p: &ParentRecord, ploc: &ImageLocation) -> bool {
+    p.exists()
+        && p.pool_id == ploc.md.pool_id()
+        && p.pool_namespace == ploc.md.namespace()
+        && p.image_id == ploc.id
+        && p.snap_id == SnapId::NOSNAP
+        && p.head_overlap.is_some()
+}
+
+/// The names of children, resolved per pool in bulk.
+#[derive(Default)]
+struct ChildNames {
+    /// Per pool and namespace: the ids wanted, then id → name.
+    wanted: BTreeMap<(i64, String), BTreeMap<String, Option<String>>>,
+}
+
+impl ChildNames {
+    fn want(&mut self, c: &ChildImageSpec) {
+        self.wanted.entry((c.pool_id, c.pool_namespace.clone())).or_default().insert(c.image_id.clone(), None);
+    }
+
+    /// Looks the wanted ids up: a pool with many of them by listing its directory, one with
+    /// few by one lookup per id, in parallel. An id not in the directory (an image in the
+    /// trash) keeps no name.
+    async fn resolve(&mut self, pools: &BTreeMap<(i64, &str), Option<IoCtx>>) -> Result<()> {
+        for ((pool_id, ns), ids) in &mut self.wanted {
+            let Some(io) = pools[&(*pool_id, ns.as_str())].as_ref() else { continue };
+            if ids.len() >= LIST_NAMES_BY_DIRECTORY {
+                let mut after = String::new();
+                loop {
+                    let out = match io.exec_async("rbd_directory", &stock::dir_list(&after, DIR_LIST_PAGE)).await {
+                        Ok(o) => o,
+                        Err(e) if e.is_not_found() => break,
+                        Err(e) => return Err(e.context(format_args!("pool {} namespace '{ns}'", io.pool()))),
+                    };
+                    let page = stock::decode_dir_list(&out).map_err(|e| Error::new(e, format!("pool {}: rbd_directory: dir_list reply", io.pool())))?;
+                    let n = page.len() as u64;
+                    for (name, id) in page {
+                        if let Some(slot) = ids.get_mut(&id) {
+                            *slot = Some(name.clone());
+                        }
+                        after = name;
+                    }
+                    if n < DIR_LIST_PAGE {
+                        break;
+                    }
+                }
+            } else {
+                let found = stream::iter(ids.keys())
+                    .map(|id| async move {
+                        let out = io.exec_async("rbd_directory", &stock::dir_get_name(id)).await.ok()?;
+                        stubs::decode_reply::<String>(&out).ok()
+                    })
+                    .buffered(LIST_IN_FLIGHT)
+                    .collect::<Vec<Option<String>>>()
+                    .await;
+                for (slot, name) in ids.values_mut().zip(found) {
+                    *slot = name;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `c`'s name, or its id when it has none (in the trash), as `rbd children` shows it.
+    fn name_of(&self, c: &ChildImageSpec) -> String {
+        self.wanted
+            .get(&(c.pool_id, c.pool_namespace.clone()))
+            .and_then(|ids| ids.get(&c.image_id).cloned().flatten())
+            .unwrap_or_else(|| c.image_id.clone())
+    }
 }
 
 /// What [`remove`] did besides removing.

@@ -63,6 +63,18 @@ impl IoCtx {
         }
     }
 
+    /// Calls a read method without blocking the caller's thread; returns its output.
+    pub async fn exec_async(&self, oid: &str, call: &Call) -> Result<Vec<u8>> {
+        let r = self.aio_read(oid, &ReadOp::default().exec(call), 0)?.await;
+        if r.rc < 0 {
+            return Err(fail(r.rc, oid, format_args!("{}.{}", call.class, call.method)));
+        }
+        match r.steps.into_iter().next() {
+            Some((_, StepOut::Data(d))) => Ok(d),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// Calls a write method (its output is discarded by the OSD).
     pub fn exec_write(&self, oid: &str, call: &Call) -> Result<()> {
         self.write(oid, &WriteOp::default().exec(call)).map_err(|e| {

@@ -33,6 +33,20 @@ pub fn dir_get_name(id: &str) -> Call {
     call("rbd", "dir_get_name", id.to_string().get_encoding())
 }
 
+/// `rbd.dir_list(start_after, max)` on `rbd_directory`: up to `max` images after name
+/// `start_after` (empty: from the start), in name order.
+pub fn dir_list(start_after: &str, max: u64) -> Call {
+    call("rbd", "dir_list", enc(|o| {
+        start_after.to_string().encode(o);
+        max.encode(o);
+    }))
+}
+
+/// Decodes a `dir_list` reply: name → id.
+pub fn decode_dir_list(out: &[u8]) -> Result<BTreeMap<String, String>, Errno> {
+    reply(out, BTreeMap::<String, String>::read)
+}
+
 /// `rbd.get_size(snap)`: reply u8 order · u64 size.
 pub fn get_size(snap: SnapId) -> Call {
     call("rbd", "get_size", snap.get_encoding())
@@ -289,6 +303,17 @@ pub fn response_message(result: i32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dir_list_is_start_after_then_max_and_replies_name_to_id() {
+        // ceph-wire-facts.md §4.7: string start_after · u64 max; reply map<string, string>.
+        let c = dir_list("vm1", 1024);
+        assert_eq!((c.class, c.method), ("rbd", "dir_list"));
+        assert_eq!(c.input, [&3u32.to_le_bytes()[..], b"vm1", &1024u64.to_le_bytes()].concat());
+        let reply = [&1u32.to_le_bytes()[..], &3u32.to_le_bytes(), b"vm1", &4u32.to_le_bytes(), b"abcd"].concat();
+        assert_eq!(decode_dir_list(&reply).unwrap(), BTreeMap::from([("vm1".to_string(), "abcd".to_string())]));
+        assert_eq!(decode_dir_list(&reply[..9]), Err(Errno::EBADMSG));
+    }
 
     #[test]
     fn lock_op_matches_the_facts_example() {
