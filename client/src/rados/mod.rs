@@ -50,29 +50,26 @@ impl WriteOp {
     }
 }
 
+/// The output of a one-call read op, or its error naming the object and the method.
+fn method_output(r: OpResult, oid: &str, call: &Call) -> Result<Vec<u8>> {
+    if r.rc < 0 {
+        return Err(fail(r.rc, oid, format_args!("{}.{}", call.class, call.method)));
+    }
+    match r.steps.into_iter().next() {
+        Some((_, StepOut::Data(d))) => Ok(d),
+        _ => Ok(Vec::new()),
+    }
+}
+
 impl IoCtx {
     /// Calls a read method and returns its output.
     pub fn exec(&self, oid: &str, call: &Call) -> Result<Vec<u8>> {
-        let r = self.operate_read(oid, &ReadOp::default().exec(call), 0)?;
-        if r.rc < 0 {
-            return Err(fail(r.rc, oid, format_args!("{}.{}", call.class, call.method)));
-        }
-        match r.steps.into_iter().next() {
-            Some((_, StepOut::Data(d))) => Ok(d),
-            _ => Ok(Vec::new()),
-        }
+        method_output(self.operate_read(oid, &ReadOp::default().exec(call), 0)?, oid, call)
     }
 
     /// Calls a read method without blocking the caller's thread; returns its output.
     pub async fn exec_async(&self, oid: &str, call: &Call) -> Result<Vec<u8>> {
-        let r = self.aio_read(oid, &ReadOp::default().exec(call), 0)?.await;
-        if r.rc < 0 {
-            return Err(fail(r.rc, oid, format_args!("{}.{}", call.class, call.method)));
-        }
-        match r.steps.into_iter().next() {
-            Some((_, StepOut::Data(d))) => Ok(d),
-            _ => Ok(Vec::new()),
-        }
+        method_output(self.aio_read(oid, &ReadOp::default().exec(call), 0)?.await, oid, call)
     }
 
     /// Calls a write method (its output is discarded by the OSD).
