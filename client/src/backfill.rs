@@ -23,7 +23,7 @@ use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::types::backfill::BACKFILL_CLAIM_KEY;
 
 use crate::error::{Errno, Error, Result};
-use crate::rados::{Cluster, IoCtx, ReadOp, ReadStep, StepOut};
+use crate::rados::{Cluster, IoCtx, ReadOp, ReadStep, StepOut, WriteOp, WriteStep};
 use crate::s3::{self, Credentials, Manifest, ObjectPin, S3Client, S3Config, SecretRef};
 
 /// One client's back-fill counters on an S3-backed image (saved on the header under
@@ -391,17 +391,44 @@ impl Backfill {
     }
 
     /// The data of object `n` (`oid` in `data`), filling it from S3 if it is not in RADOS.
-    /// `read` is the RADOS read op result already made by the caller (data + claim key).
     pub(crate) async fn fill(&self, data: &IoCtx, oid: &str, n: u64) -> Result<Vec<u8>> {
         if self.is_hole(n).await? {
             self.counters.holes.fetch_add(1, Ordering::Relaxed);
             return Ok(vec![0; self.object_len(n) as usize]);
         }
-        // One fill per object in this process: later callers wait here, then find it in RADOS.
+        self.one_fill_at_a_time(data, oid, self.fill_locked(data, oid, n)).await
+    }
+
+    /// Makes sure object `n` is in RADOS, without reading it back (hydrate): claims first,
+    /// so a filled object costs one refused claim (EEXIST) and a missing one no read.
+    pub(crate) async fn ensure_filled(&self, data: &IoCtx, oid: &str, n: u64) -> Result<()> {
+        if self.is_hole(n).await? {
+            self.counters.holes.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.one_fill_at_a_time(data, oid, async {
+            let claim = data.aio_write(oid, &WriteOp::default().exec(&stubs::backfill_claim(&self.owner, self.settings.claim_ttl_ms)), 0)?.await;
+            match -claim.rc {
+                0 => self.fetch_and_complete(data, oid, n).await.map(drop),
+                libc::EEXIST => {
+                    self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                // Another client is filling it: wait for it as a reader does.
+                libc::EBUSY => self.fill_locked(data, oid, n).await.map(drop),
+                e => Err(Error::new(Errno(e), format!("object {oid}: rbd_ext.backfill_claim"))),
+            }
+        })
+        .await
+    }
+
+    /// Runs `fill` as the only fill of `oid` in this process: later callers wait here, then
+    /// find the object in RADOS. Counts a failure.
+    async fn one_fill_at_a_time<T>(&self, data: &IoCtx, oid: &str, fill: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         let key = format!("{:p}/{}/{}/{oid}", Arc::as_ptr(data.cluster()), data.pool_id(), data.namespace());
         let gate = Arc::clone(inflight().lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default());
         let _g = gate.lock().await;
-        let r = self.fill_locked(data, oid, n).await;
+        let r = fill.await;
         inflight().lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
         if r.is_err() {
             self.counters.failures.fetch_add(1, Ordering::Relaxed);
@@ -442,7 +469,7 @@ impl Backfill {
                 }
                 Filled::Missing | Filled::Claimed => {}
             }
-            let claim = data.aio_write(oid, &crate::rados::WriteOp::default().exec(&stubs::backfill_claim(&self.owner, self.settings.claim_ttl_ms)), 0)?.await;
+            let claim = data.aio_write(oid, &WriteOp::default().exec(&stubs::backfill_claim(&self.owner, self.settings.claim_ttl_ms)), 0)?.await;
             match -claim.rc {
                 0 => {
                     if was_claimed {
@@ -479,7 +506,15 @@ impl Backfill {
                 return Err(e.context(format_args!("back-fill of object {n} ({oid})")));
             }
         };
-        let r = data.aio_write(oid, &crate::rados::WriteOp::default().exec(stubs::backfill_complete(&self.owner, &fetched)), 0)?.await;
+        // The claim check and the data in one compound op (one transaction): the method,
+        // given no data, only checks and drops the claim (its write_full of nothing is
+        // overwritten by the step after it), so neither side copies the data into a method
+        // input and the OSD writes it straight from the message.
+        let mut op = WriteOp::default().exec(&stubs::backfill_complete(&self.owner, &[])).step(WriteStep::WriteFull(fetched));
+        let pending = data.aio_write(oid, &op, 0)?;
+        // librados copied the op's data when it was prepared: the buffer is ours again.
+        let Some(WriteStep::WriteFull(fetched)) = op.steps.pop() else { unreachable!("the op's last step is its write_full") };
+        let r = pending.await;
         match -r.rc {
             0 => {
                 self.counters.fills.fetch_add(1, Ordering::Relaxed);

@@ -471,6 +471,18 @@ impl Image {
         })
     }
 
+    /// Fills object `n` of an S3-backed image from S3 unless it is in RADOS already, without
+    /// reading it back (hydrate).
+    pub(crate) async fn ensure_filled(&self, n: u64) -> Result<()> {
+        self.ready().await?;
+        let _req = self.gate.request().await;
+        let Some(bf) = &self.backfill else {
+            return Err(Error::new(Errno::EINVAL, format!("image {} is not S3-backed", self.loc.spec)));
+        };
+        let oid = self.header().data_oid(n);
+        bf.ensure_filled(&self.loc.data, &oid, n).await.map_err(|x| x.context(format_args!("image {}", self.loc.spec)))
+    }
+
     /// One object's part of a read: the child object, else the parent inside the overlap,
     /// else zeros (as librbd).
     async fn read_extent(&self, e: ObjectExtent, hdr: &ImageHeader) -> Result<(ObjectExtent, Vec<u8>)> {

@@ -493,7 +493,6 @@ pub async fn hydrate(image: &Image, parallel: usize, progress: Progress<'_>) -> 
         crate::manage::flatten(image, progress).await?;
         return Ok(HydrateReport { objects: hdr.object_count(), bytes: hdr.size, seconds: t.elapsed().as_secs_f64() });
     }
-    let os = hdr.object_size();
     let total = hdr.object_count();
     let done = AtomicU64::new(0);
     progress(0, total);
@@ -501,8 +500,7 @@ pub async fn hydrate(image: &Image, parallel: usize, progress: Progress<'_>) -> 
         .map(|n| {
             let done = &done;
             async move {
-                let len = os.min(hdr.size - n * os);
-                image.read_at(n * os, len).await?;
+                image.ensure_filled(n).await?;
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 Ok::<(), Error>(())
             }

@@ -202,11 +202,11 @@ impl<'a> Req<'a> {
     }
 }
 
-/// A reply with its whole body.
+/// A reply with its whole body (a `Vec`: what callers keep, with no conversion that copies).
 struct Resp {
     status: StatusCode,
     headers: HeaderMap,
-    body: Bytes,
+    body: Vec<u8>,
 }
 
 impl S3Client {
@@ -320,7 +320,7 @@ impl S3Client {
         };
         check_range_reply(r.status, &r.headers, r.body.len(), start, len).map_err(|d| self.bad(&what, key, d))?;
         self.inner.stats.get_ok(r.body.len());
-        Ok(r.body.into())
+        Ok(r.body)
     }
 
     /// The whole object.
@@ -332,7 +332,7 @@ impl S3Client {
             }
         }
         self.inner.stats.get_ok(r.body.len());
-        Ok(r.body.into())
+        Ok(r.body)
     }
 
     /// `PUT` of a whole object; returns its ETag (unquoted).
@@ -602,23 +602,47 @@ impl S3Client {
         let resp = self.inner.http.request(request).await.map_err(|e| S3Error::transport(what, e))?;
         let (parts, body) = resp.into_parts();
         let body = if parts.status.is_success() {
-            match req.body_limit {
-                Some(limit) => Limited::new(body, limit).collect().await.map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        S3Error::bad_data(what, format!("HTTP {}: body longer than the {limit} bytes asked for", parts.status.as_u16()))
-                    } else {
-                        S3Error::body(what, e)
-                    }
-                })?,
-                None => body.collect().await.map_err(|e| S3Error::body(what, Box::new(e)))?,
-            }
-            .to_bytes()
+            let limit = req.body_limit.unwrap_or(usize::MAX);
+            read_limited(body, limit, header_u64(&parts.headers, &CONTENT_LENGTH)).await.map_err(|e| match e {
+                LimitedBody::TooLong => {
+                    S3Error::bad_data(what, format!("HTTP {}: body longer than the {limit} bytes asked for", parts.status.as_u16()))
+                }
+                LimitedBody::Body(e) => S3Error::body(what, Box::new(e)),
+            })?
         } else {
             // Only to find the error code; an unreadable error body is no extra failure.
-            Limited::new(body, ERROR_BODY_MAX).collect().await.map(|c| c.to_bytes()).unwrap_or_default()
+            Limited::new(body, ERROR_BODY_MAX).collect().await.map(|c| c.to_bytes().to_vec()).unwrap_or_default()
         };
         Ok(Resp { status: parts.status, headers: parts.headers, body })
     }
+}
+
+/// The most [`read_limited`] allocates before the bytes arrive.
+const PREALLOC_MAX: usize = 64 << 20;
+
+enum LimitedBody {
+    TooLong,
+    Body(hyper::Error),
+}
+
+/// A reply body of at most `limit` bytes, copied once into a buffer sized up front (from
+/// `Content-Length` when it is within the limit): collecting the frames first and joining
+/// them after would copy every byte twice and hold both copies of a 4 MiB range at once.
+async fn read_limited(mut body: hyper::body::Incoming, limit: usize, content_length: Option<u64>) -> Result<Vec<u8>, LimitedBody> {
+    // Never more up front than a range we ask for, or a few MiB when the server alone says
+    // how long the body is.
+    let cap = content_length.and_then(|n| usize::try_from(n).ok()).filter(|&n| n <= limit).map_or(0, |n| n.min(PREALLOC_MAX));
+    let mut out = Vec::with_capacity(cap);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(LimitedBody::Body)?;
+        if let Some(chunk) = frame.data_ref() {
+            if out.len() + chunk.len() > limit {
+                return Err(LimitedBody::TooLong);
+            }
+            out.extend_from_slice(chunk);
+        }
+    }
+    Ok(out)
 }
 
 /// Delay before retry `attempt` (1-based): 20 ms doubling per attempt, capped at 1 s,
