@@ -407,7 +407,7 @@ impl Backfill {
             return Ok(());
         }
         self.one_fill_at_a_time(data, oid, async {
-            let claim = data.aio_write(oid, &WriteOp::default().exec(&stubs::backfill_claim(&self.owner, self.settings.claim_ttl_ms)), 0)?.await;
+            let claim = data.aio_write(oid, &WriteOp::default().exec(stubs::backfill_claim(&self.owner, self.settings.claim_ttl_ms)), 0)?.await;
             match -claim.rc {
                 0 => self.fetch_and_complete(data, oid, n).await.map(drop),
                 libc::EEXIST => {
@@ -510,7 +510,7 @@ impl Backfill {
         // given no data, only checks and drops the claim (its write_full of nothing is
         // overwritten by the step after it), so neither side copies the data into a method
         // input and the OSD writes it straight from the message.
-        let mut op = WriteOp::default().exec(&stubs::backfill_complete(&self.owner, &[])).step(WriteStep::WriteFull(fetched));
+        let mut op = WriteOp::default().exec(stubs::backfill_complete(&self.owner, &[])).step(WriteStep::WriteFull(fetched));
         let pending = data.aio_write(oid, &op, 0)?;
         // librados copied the op's data when it was prepared: the buffer is ours again.
         let Some(WriteStep::WriteFull(fetched)) = op.steps.pop() else { unreachable!("the op's last step is its write_full") };
