@@ -407,8 +407,7 @@ impl Backfill {
             return Ok(());
         }
         self.one_fill_at_a_time(data, oid, async {
-            let claim = data.aio_write(oid, &WriteOp::default().exec(stubs::backfill_claim(&self.owner, self.settings.claim_ttl_ms)), 0)?.await;
-            match -claim.rc {
+            match -self.claim(data, oid).await? {
                 0 => self.fetch_and_complete(data, oid, n).await.map(drop),
                 libc::EEXIST => {
                     self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -420,6 +419,11 @@ impl Backfill {
             }
         })
         .await
+    }
+
+    /// `rbd_ext.backfill_claim` on `oid`: its return code (0, -EEXIST filled, -EBUSY held).
+    async fn claim(&self, data: &IoCtx, oid: &str) -> Result<i32> {
+        Ok(data.aio_write(oid, &WriteOp::default().exec(stubs::backfill_claim(&self.owner, self.settings.claim_ttl_ms)), 0)?.await.rc)
     }
 
     /// Runs `fill` as the only fill of `oid` in this process: later callers wait here, then
@@ -469,8 +473,7 @@ impl Backfill {
                 }
                 Filled::Missing | Filled::Claimed => {}
             }
-            let claim = data.aio_write(oid, &WriteOp::default().exec(&stubs::backfill_claim(&self.owner, self.settings.claim_ttl_ms)), 0)?.await;
-            match -claim.rc {
+            match -self.claim(data, oid).await? {
                 0 => {
                     if was_claimed {
                         // The claim we just got was someone else's, expired (its holder died

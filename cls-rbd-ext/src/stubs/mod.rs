@@ -63,7 +63,9 @@ pub fn backfill_claim(owner: &str, ttl_ms: u32) -> Call {
     Call::new("backfill_claim", crate::ops::BackfillClaimOp { owner: owner.to_string(), ttl_ms }.get_encoding())
 }
 
-/// `backfill_complete`: write the verified data and drop the claim, atomically.
+/// `backfill_complete`: write the verified data and drop the claim, atomically. The client
+/// sends empty `data` followed by a write_full step in the same op (one transaction), so the
+/// data is not copied into the method's input.
 pub fn backfill_complete(owner: &str, data: &[u8]) -> Call {
     let mut input = Vec::new();
     crate::ops::BackfillCompleteOp::encode_borrowed(owner, data, &mut input);
