@@ -15,7 +15,7 @@ use rbd_ext::Errno;
 use rbd_ext_cls::codec::{BufferList, Codec, SnapId, UTime};
 use rbd_ext_cls::methods::WR;
 use rbd_ext_cls::ops::{
-    BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp, ParentAttachOp,
+    BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp, CloneMapUpdateOp, ParentAttachOp,
     ParentOverlapSetOp, PingOp, ProtectionSetOp, BACKFILL_MAX_TTL_MS,
 };
 use rbd_ext_cls::types::backfill::{BackfillClaim, BACKFILL_CLAIM_KEY};
@@ -259,6 +259,11 @@ fn get(start: u64, count: u64) -> Vec<u8> {
 
 fn update(start: u64, count: u64, new_state: CloneMapState, expected_state: Option<CloneMapState>) -> Vec<u8> {
     CloneMapUpdateOp { start, count, new_state, expected_state }.get_encoding()
+}
+
+fn update_many(updates: &[(u64, u64, CloneMapState, Option<CloneMapState>)]) -> Vec<u8> {
+    let updates = updates.iter().map(|&(start, count, new_state, expected_state)| CloneMapUpdateOp { start, count, new_state, expected_state });
+    CloneMapUpdateManyOp { updates: updates.collect() }.get_encoding()
 }
 
 fn resize(object_count: u64, default_state: CloneMapState) -> Vec<u8> {
@@ -513,6 +518,15 @@ fn rows() -> Vec<Row> {
         r("clone_map_update: data block corrupt, range misses it", Fx::MapCorrupt(blk1 as i64 + 1, 0x01), "clone_map_update", update(0, 4, Exists, None), ok),
         r("clone_map_update: object truncated", Fx::MapTruncated, "clone_map_update", update(0, 1, Exists, None), err(E::EIO)),
         r("clone_map_update: last CRC entry corrupt", Fx::MapCorrupt(-2, 0x08), "clone_map_update", update(MAP - 1, 1, Exists, None), err(E::EIO)),
+        // ---- clone_map_update_many ----
+        r("clone_map_update_many: updates", Fx::Map, "clone_map_update_many", update_many(&[(0, 1, Pending, None), (0, 1, CopiedUp, Some(Pending)), (9000, 3, Exists, None)]), ok),
+        r("clone_map_update_many: garbage input", Fx::Map, "clone_map_update_many", vec![1, 1, 4, 0, 0, 0, 9, 0, 0, 0], err(E::EINVAL)),
+        r("clone_map_update_many: no update", Fx::Map, "clone_map_update_many", update_many(&[]), err(E::EINVAL)),
+        r("clone_map_update_many: one update out of range", Fx::Map, "clone_map_update_many", update_many(&[(0, 1, Exists, None), (MAP - 1, 2, Exists, None)]), err(E::EINVAL)),
+        r("clone_map_update_many: one unknown state", Fx::Map, "clone_map_update_many", update_many(&[(0, 1, Exists, None), (1, 1, Unknown(6), None)]), err(E::EINVAL)),
+        r("clone_map_update_many: missing map", Fx::Missing, "clone_map_update_many", update_many(&[(0, 1, Exists, None)]), err(E::ENOENT)),
+        r("clone_map_update_many: a data block corrupt", Fx::MapCorrupt(blk1 as i64 + 1, 0x01), "clone_map_update_many", update_many(&[(0, 1, Exists, None), (8192, 4, Exists, None)]), err(E::EIO)),
+        r("clone_map_update_many: a corrupt block no update touches", Fx::MapCorrupt(blk1 as i64 + 1, 0x01), "clone_map_update_many", update_many(&[(0, 4, Exists, None), (2 * 8192, 1, Exists, None)]), ok),
         // ---- clone_map_resize ----
         r("clone_map_resize: grows", Fx::Map, "clone_map_resize", resize(MAP + 10_000, ExistsParent), ok),
         r("clone_map_resize: shrinks", Fx::Map, "clone_map_resize", resize(100, NonExistent), ok),

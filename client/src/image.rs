@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use rbd_ext_cls::codec::SnapId;
+use rbd_ext_cls::ops::CloneMapUpdateOp;
 use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::stubs::stock::object_map_state as om;
 use rbd_ext_cls::types::{clone_map_object, CloneMapState, ParentRecord, ParentType, SnapContext};
@@ -77,6 +78,8 @@ struct Writer {
     /// Clone map states; `None` when the image has no clone map (not a clone, flattened,
     /// or made by stock tools).
     clone_map: Mutex<Option<Vec<CloneMapState>>>,
+    /// Batches concurrent clone-map transitions into one write of the map object.
+    clone_map_updates: clone_map::UpdateQueue,
     /// The context every data-object write goes through: it carries the image's snapshot
     /// context (as librbd's data ioctx), so the OSD preserves stock snapshots. Replaced by a
     /// new context when the snapshot context changes, never changed in place (see
@@ -282,7 +285,7 @@ impl Image {
             // is in this re-read, and any later one is announced on the header watch.
             let fresh = header::read_header(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?;
             let data = RwLock::new((fresh.snapc.clone(), data_write_ctx(&loc, &fresh.snapc)?));
-            Some(Writer { lock, object_map, clone_map: Mutex::new(states), data })
+            Some(Writer { lock, object_map, clone_map: Mutex::new(states), clone_map_updates: Default::default(), data })
         } else {
             None
         };
@@ -794,16 +797,23 @@ impl Image {
             Some(s) if s == new => return Ok(()),
             _ => {}
         }
-        let op = WriteOp::default().exec(&stubs::clone_map_update(object_no, 1, new, expected));
-        let r = self.rados_write(&self.loc.md, &clone_map_object(&self.loc.id), &op).await?;
+        let update = CloneMapUpdateOp { start: object_no, count: 1, new_state: new, expected_state: expected };
+        let oid = clone_map_object(&self.loc.id);
+        let rc = w
+            .clone_map_updates
+            .submit(update, |call| {
+                let (op, oid) = (WriteOp::default().exec(&call), &oid);
+                async move { self.rados_write(&self.loc.md, oid, &op).await.map(|r| r.rc) }
+            })
+            .await?;
         let mut m = w.clone_map.lock().unwrap_or_else(|e| e.into_inner());
-        if r.rc == -libc::ENOENT {
+        if rc == -libc::ENOENT {
             // The map went away (flatten, or removal by another tool): stop maintaining it.
             *m = None;
             return Ok(());
         }
-        if r.rc < 0 {
-            return Err(os_err(&self.loc.spec, object_no, "clone map update", r.rc));
+        if rc < 0 {
+            return Err(os_err(&self.loc.spec, object_no, "clone map update", rc));
         }
         if let Some(states) = m.as_mut() {
             if expected.is_none_or(|x| states[object_no as usize] == x) {

@@ -32,7 +32,9 @@ use fuzz_gen::{child, child_op, remote_record, s3_record, snapshot_record, stand
 use rbd_ext_cls::codec::{Codec, UTime};
 use rbd_ext_cls::methods::{Method, METHODS, WR};
 use rbd_ext_cls::codec::BufferList;
-use rbd_ext_cls::ops::{BackfillClaimOp, BackfillCompleteOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp, ParentAttachOp};
+use rbd_ext_cls::ops::{
+    BackfillClaimOp, BackfillCompleteOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp, CloneMapUpdateOp, ParentAttachOp,
+};
 use rbd_ext_cls::stubs;
 use rbd_ext_cls::types::features::*;
 use rbd_ext_cls::types::backfill::{BackfillClaim, BACKFILL_CLAIM_KEY};
@@ -300,6 +302,10 @@ fn model(name: &str, before: &[CloneMapState], input: &[u8]) -> Option<Result<Ve
             Err(_) => Err(Errno::EINVAL),
             Ok(op) => stubs::clone_map_model_update(&mut m, op.start, op.count, op.new_state, op.expected_state)
                 .map(|_| m),
+        }),
+        "clone_map_update_many" => Some(match CloneMapUpdateManyOp::read_bytes(input) {
+            Err(_) => Err(Errno::EINVAL),
+            Ok(op) => stubs::clone_map_model_update_many(&mut m, &op.updates).map(|_| m),
         }),
         "clone_map_resize" => Some(match CloneMapResizeOp::read_bytes(input) {
             Err(_) => Err(Errno::EINVAL),

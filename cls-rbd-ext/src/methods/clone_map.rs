@@ -1,6 +1,6 @@
-//! `clone_map_init`, `clone_map_get`, `clone_map_update`, `clone_map_resize`: the clone map
-//! of a child image, object `rbd_clone_map.<child id>` (stored form in
-//! [`crate::types::CloneMapLayout`]'s module and `docs/clone-map.md`).
+//! `clone_map_init`, `clone_map_get`, `clone_map_update`, `clone_map_update_many`,
+//! `clone_map_resize`: the clone map of a child image, object `rbd_clone_map.<child id>`
+//! (stored form in [`crate::types::CloneMapLayout`]'s module and `docs/clone-map.md`).
 //!
 //! Reads touch only the header and the blocks a range needs; every block read is checked
 //! against its CRC before use, and a mismatch is -EIO with a level-0 line naming the block.
@@ -11,7 +11,8 @@ use std::ops::Range;
 
 use super::{cls_log, decode_input};
 use crate::ops::{
-    CloneMapGetOp, CloneMapGetReply, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp, CLONE_MAP_MAX_GET_ENTRIES,
+    CloneMapGetOp, CloneMapGetReply, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp, CloneMapUpdateOp,
+    CLONE_MAP_MAX_GET_ENTRIES,
 };
 use crate::types::{
     block_crcs, encode_stored_map, fill_nibbles, get_nibble, pack_runs, set_nibble, stored_header_len, CloneMapError,
@@ -196,46 +197,103 @@ pub(crate) fn clone_map_update(ctx: &mut dyn ClsContext, input: &[u8], _out: &mu
         cls_log!(ctx, 20, "{M}: {why}");
         return Err(Errno::EINVAL);
     }
-    let layout = load_layout(ctx, M)?;
-    if let Err(why) = op.check_range(layout.object_count()) {
+    apply_updates(ctx, M, std::slice::from_ref(&op))
+}
+
+/// `clone_map_update_many` (RD|WR). Input: [`CloneMapUpdateManyOp`]. Output: none.
+///
+/// The updates in order, each a compare-and-set as in `clone_map_update`, in one call: a
+/// client batches the transitions of many objects into one write of the map object. Reads
+/// and verifies each block an update touches once, writes each changed stretch once.
+///
+/// Returns -EINVAL if the input does not decode, holds no update or more than
+/// [`crate::ops::CLONE_MAP_MAX_UPDATES`], or any update would be refused by
+/// `clone_map_update` (nothing is written then); otherwise as `clone_map_update`.
+pub(crate) fn clone_map_update_many(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Vec<u8>) -> Result<(), Errno> {
+    const M: &str = "clone_map_update_many";
+    let op = decode_input(ctx, M, CloneMapUpdateManyOp::read_bytes(input))?;
+    cls_log!(ctx, 20, "{M} updates={}", op.updates.len());
+    if let Err(why) = op.validate() {
         cls_log!(ctx, 20, "{M}: {why}");
         return Err(Errno::EINVAL);
     }
-    let blocks = layout.blocks_covering(op.start, op.count);
-    let (mut data, mut crcs) = load_blocks(ctx, M, &layout, &blocks)?;
-    let base = blocks.start * layout.entries_per_block();
-    let new = op.new_state.to_u8();
-    let mut changed: Option<(u64, u64)> = None; // first and last changed byte of `data`
-    let mut n_changed = 0u64;
-    for i in op.start - base..op.start - base + op.count {
-        if op.applies_to(CloneMapState::from_u8(get_nibble(&data, i))) {
-            set_nibble(&mut data, i, new);
-            n_changed += 1;
-            let byte = i / 2;
-            changed = Some(changed.map_or((byte, byte), |(first, _)| (first, byte)));
+    apply_updates(ctx, M, &op.updates)
+}
+
+/// Consecutive verified blocks of the map, held while updates apply to them.
+struct Stretch {
+    blocks: Range<u64>,
+    data: Vec<u8>,
+    crcs: Vec<u32>,
+    /// First and last changed byte of `data`.
+    changed: Option<(u64, u64)>,
+}
+
+/// Applies validated `updates` in order: checks every range first (-EINVAL, nothing
+/// written), loads the blocks they touch (merged into stretches, each verified), changes the
+/// entries in memory, then writes back only the changed bytes of each stretch and the CRC
+/// entries of their blocks. All reads come before any write.
+fn apply_updates(ctx: &mut dyn ClsContext, method: &str, updates: &[CloneMapUpdateOp]) -> Result<(), Errno> {
+    let layout = load_layout(ctx, method)?;
+    for op in updates {
+        if let Err(why) = op.check_range(layout.object_count()) {
+            cls_log!(ctx, 20, "{method}: {why}");
+            return Err(Errno::EINVAL);
         }
     }
-    let Some((first, last)) = changed else {
-        cls_log!(ctx, 20, "{M}: no entry changed");
-        return Ok(());
-    };
-    let bs = layout.block_size();
-    let (fb, lb) = (first / bs, last / bs);
-    let span = (fb * bs) as usize..(((lb + 1) * bs) as usize).min(data.len());
-    for (k, crc) in (fb..=lb).zip(block_crcs(&data[span], bs)) {
-        crcs[k as usize] = crc;
+    let mut ranges: Vec<Range<u64>> = updates.iter().map(|op| layout.blocks_covering(op.start, op.count)).collect();
+    ranges.sort_by_key(|r| r.start);
+    let mut merged: Vec<Range<u64>> = Vec::new();
+    for r in ranges {
+        match merged.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => merged.push(r),
+        }
     }
-    let data_off = layout.data_offset() + blocks.start * bs + first;
-    ctx.write(data_off, &data[first as usize..=last as usize]).map_err(|e| storage_error(ctx, M, "write", e))?;
-    let crc_off = layout.crc_offset(blocks.start + fb);
-    ctx.write(crc_off, &crc_bytes(&crcs[fb as usize..=lb as usize])).map_err(|e| storage_error(ctx, M, "write", e))?;
-    cls_log!(
-        ctx,
-        20,
-        "{M}: {n_changed} entries changed, {} data bytes and {} CRC entries written",
-        last - first + 1,
-        lb - fb + 1
-    );
+    let mut stretches = Vec::with_capacity(merged.len());
+    for blocks in merged {
+        let (data, crcs) = load_blocks(ctx, method, &layout, &blocks)?;
+        stretches.push(Stretch { blocks, data, crcs, changed: None });
+    }
+    let epb = layout.entries_per_block();
+    let mut n_changed = 0u64;
+    for op in updates {
+        let first_block = op.start / epb;
+        // The stretch holding this update's first block holds all of its blocks (merged).
+        let k = stretches.partition_point(|s| s.blocks.end <= first_block);
+        let s = &mut stretches[k];
+        let base = s.blocks.start * epb;
+        let new = op.new_state.to_u8();
+        for i in op.start - base..op.start - base + op.count {
+            if op.applies_to(CloneMapState::from_u8(get_nibble(&s.data, i))) {
+                set_nibble(&mut s.data, i, new);
+                n_changed += 1;
+                let byte = i / 2;
+                s.changed = Some(s.changed.map_or((byte, byte), |(first, last)| (first.min(byte), last.max(byte))));
+            }
+        }
+    }
+    let bs = layout.block_size();
+    let (mut bytes, mut crc_entries) = (0, 0);
+    for s in &mut stretches {
+        let Some((first, last)) = s.changed else { continue };
+        let (fb, lb) = (first / bs, last / bs);
+        let span = (fb * bs) as usize..(((lb + 1) * bs) as usize).min(s.data.len());
+        for (k, crc) in (fb..=lb).zip(block_crcs(&s.data[span], bs)) {
+            s.crcs[k as usize] = crc;
+        }
+        let data_off = layout.data_offset() + s.blocks.start * bs + first;
+        ctx.write(data_off, &s.data[first as usize..=last as usize]).map_err(|e| storage_error(ctx, method, "write", e))?;
+        let crc_off = layout.crc_offset(s.blocks.start + fb);
+        ctx.write(crc_off, &crc_bytes(&s.crcs[fb as usize..=lb as usize])).map_err(|e| storage_error(ctx, method, "write", e))?;
+        bytes += last - first + 1;
+        crc_entries += lb - fb + 1;
+    }
+    if n_changed == 0 {
+        cls_log!(ctx, 20, "{method}: no entry changed");
+    } else {
+        cls_log!(ctx, 20, "{method}: {n_changed} entries changed, {bytes} data bytes and {crc_entries} CRC entries written");
+    }
     Ok(())
 }
 

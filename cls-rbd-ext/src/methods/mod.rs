@@ -41,6 +41,7 @@ pub const METHODS: &[Method] = &[
     Method { name: "clone_map_init", flags: RD | WR, call: clone_map::clone_map_init },
     Method { name: "clone_map_get", flags: RD, call: clone_map::clone_map_get },
     Method { name: "clone_map_update", flags: RD | WR, call: clone_map::clone_map_update },
+    Method { name: "clone_map_update_many", flags: RD | WR, call: clone_map::clone_map_update_many },
     Method { name: "clone_map_resize", flags: RD | WR, call: clone_map::clone_map_resize },
     Method { name: "parent_attach", flags: RD | WR, call: parent::parent_attach },
     Method { name: "parent_get", flags: RD, call: parent::parent_get },

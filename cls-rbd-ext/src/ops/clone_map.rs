@@ -1,6 +1,6 @@
 //! Requests and replies of the clone-map methods (`clone_map_init`, `clone_map_get`,
-//! `clone_map_update`, `clone_map_resize`). Every struct is an envelope v1/compat 1, so
-//! fields can be appended later without breaking older peers.
+//! `clone_map_update`, `clone_map_update_many`, `clone_map_resize`). Every struct is an
+//! envelope v1/compat 1, so fields can be appended later without breaking older peers.
 
 use crate::codec::{encode_envelope, read_envelope, BufferList, Codec, DecodeError, Reader};
 use crate::types::{get_nibble, packed_len, set_nibble, CloneMapState, StateRun, CLONE_MAP_MAX_OBJECT_COUNT};
@@ -326,6 +326,46 @@ impl Codec for CloneMapUpdateOp {
     }
 }
 
+/// Most updates one `clone_map_update_many` takes.
+pub const CLONE_MAP_MAX_UPDATES: usize = 4096;
+
+/// Input of `clone_map_update_many`: several [`CloneMapUpdateOp`]s applied in order, in one
+/// call, so a client can batch the transitions of many objects into one write of the map.
+/// (Several `clone_map_update` calls in one compound op do not work: each call reads the map
+/// as it was before the op.)
+///
+/// Envelope v1/1: `vector<CloneMapUpdateOp>` updates.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CloneMapUpdateManyOp {
+    /// Applied in order; each one is its own compare-and-set, as `clone_map_update`.
+    pub updates: Vec<CloneMapUpdateOp>,
+}
+
+impl CloneMapUpdateManyOp {
+    /// Checks what can be checked without the map: 1 to [`CLONE_MAP_MAX_UPDATES`] updates,
+    /// each valid on its own.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.updates.is_empty() || self.updates.len() > CLONE_MAP_MAX_UPDATES {
+            return Err(format!("{} updates (1 to {CLONE_MAP_MAX_UPDATES})", self.updates.len()));
+        }
+        for (i, u) in self.updates.iter().enumerate() {
+            u.validate().map_err(|why| format!("update {i}: {why}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Codec for CloneMapUpdateManyOp {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode_envelope(out, 1, 1, |o| self.updates.encode(o));
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut env = read_envelope(r, "clone_map_update_many op", 1)?;
+        Ok(CloneMapUpdateManyOp { updates: Vec::read(&mut env.body)? })
+    }
+}
+
 /// Input of `clone_map_resize`. Envelope v1/1: u64 object_count · u8 default_state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloneMapResizeOp {
@@ -415,6 +455,13 @@ mod tests {
         assert!(CloneMapUpdateOp { start: u64::MAX, ..up }.check_range(10).is_err());
         assert!(CloneMapUpdateOp { start: 9, ..up }.check_range(10).is_ok());
         assert!(CloneMapUpdateOp { start: 10, ..up }.check_range(10).is_err());
+        let many = |n| CloneMapUpdateManyOp { updates: vec![up; n] };
+        assert!(many(0).validate().is_err());
+        assert!(many(1).validate().is_ok());
+        assert!(many(CLONE_MAP_MAX_UPDATES).validate().is_ok());
+        assert!(many(CLONE_MAP_MAX_UPDATES + 1).validate().is_err());
+        let bad = CloneMapUpdateManyOp { updates: vec![up, CloneMapUpdateOp { count: 0, ..up }] };
+        assert_eq!(bad.validate(), Err("update 1: count 0".to_string()));
         let rs = CloneMapResizeOp { object_count: 5, default_state: ExistsParent };
         assert!(rs.validate().is_ok());
         assert!(CloneMapResizeOp { default_state: Unknown(200), ..rs }.validate().is_err());
@@ -474,6 +521,8 @@ mod tests {
             prop_assert_eq!(CloneMapGetOp::read_bytes(&get.get_encoding()), Ok(get));
             let up = CloneMapUpdateOp { start, count, new_state: s1, expected_state: s2 };
             prop_assert_eq!(CloneMapUpdateOp::read_bytes(&up.get_encoding()), Ok(up));
+            let many = CloneMapUpdateManyOp { updates: vec![up, CloneMapUpdateOp { start: count, ..up }] };
+            prop_assert_eq!(CloneMapUpdateManyOp::read_bytes(&many.get_encoding()), Ok(many));
             let rs = CloneMapResizeOp { object_count: count, default_state: s1 };
             prop_assert_eq!(CloneMapResizeOp::read_bytes(&rs.get_encoding()), Ok(rs));
         }
@@ -501,6 +550,7 @@ mod tests {
             let _ = CloneMapGetOp::read_bytes(&b);
             let _ = CloneMapGetReply::read_bytes(&b);
             let _ = CloneMapUpdateOp::read_bytes(&b);
+            let _ = CloneMapUpdateManyOp::read_bytes(&b);
             let _ = CloneMapResizeOp::read_bytes(&b);
         }
     }

@@ -9,8 +9,8 @@ mod protection;
 mod version;
 
 pub use clone_map::{
-    CloneMapEntries, CloneMapGetOp, CloneMapGetReply, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp,
-    RunLength, CLONE_MAP_MAX_GET_ENTRIES,
+    CloneMapEntries, CloneMapGetOp, CloneMapGetReply, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp,
+    CloneMapUpdateOp, RunLength, CLONE_MAP_MAX_GET_ENTRIES, CLONE_MAP_MAX_UPDATES,
 };
 pub use backfill::{BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, BACKFILL_MAX_TTL_MS};
 pub use children::{is_valid_cluster_fsid, validate_child_spec, ChildOp, ChildrenListOp};

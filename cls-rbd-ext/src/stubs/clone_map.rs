@@ -5,7 +5,9 @@
 //! The calls go to the object [`crate::types::clone_map_object`]`(child_id)`.
 
 use super::{decode_reply, Call};
-use crate::ops::{CloneMapGetOp, CloneMapGetReply, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp};
+use crate::ops::{
+    CloneMapGetOp, CloneMapGetReply, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp, CloneMapUpdateOp,
+};
 use crate::types::{pack_runs, unpack, CloneMapState, StateRun};
 use crate::{Codec, Errno};
 
@@ -43,6 +45,12 @@ pub fn clone_map_update(
     Call::new("clone_map_update", CloneMapUpdateOp { start, count, new_state, expected_state }.get_encoding())
 }
 
+/// `clone_map_update_many`: the updates in order, in one write of the map. A write call.
+/// Plugins older than this method answer -EOPNOTSUPP; send each update alone then.
+pub fn clone_map_update_many(updates: Vec<CloneMapUpdateOp>) -> Call {
+    Call::new("clone_map_update_many", CloneMapUpdateManyOp { updates }.get_encoding())
+}
+
 /// `clone_map_resize` to `object_count` entries, new ones in `default_state`. A write call.
 pub fn clone_map_resize(object_count: u64, default_state: CloneMapState) -> Call {
     Call::new("clone_map_resize", CloneMapResizeOp { object_count, default_state }.get_encoding())
@@ -74,6 +82,21 @@ pub fn clone_map_model_update(
             *s = new_state;
             changed += 1;
         }
+    }
+    Ok(changed)
+}
+
+/// Applies `clone_map_update_many` to an in-memory map: -EINVAL (map unchanged) where the
+/// method would refuse any update, else each in order; returns how many entries changed.
+pub fn clone_map_model_update_many(map: &mut [CloneMapState], updates: &[CloneMapUpdateOp]) -> Result<u64, Errno> {
+    let op = CloneMapUpdateManyOp { updates: updates.to_vec() };
+    op.validate().map_err(|_| Errno::EINVAL)?;
+    if updates.iter().any(|u| u.check_range(map.len() as u64).is_err()) {
+        return Err(Errno::EINVAL);
+    }
+    let mut changed = 0;
+    for u in updates {
+        changed += clone_map_model_update(map, u.start, u.count, u.new_state, u.expected_state)?;
     }
     Ok(changed)
 }
@@ -123,6 +146,10 @@ mod tests {
         assert_eq!(clone_map_init(1, vec![], true).method, "clone_map_init");
         assert_eq!(clone_map_get(0, 0).method, "clone_map_get");
         assert_eq!(clone_map_resize(9, ExistsParent).method, "clone_map_resize");
+        let up = CloneMapUpdateOp { start: 1, count: 1, new_state: Pending, expected_state: None };
+        let many = clone_map_update_many(vec![up, up]);
+        assert_eq!(many.method, "clone_map_update_many");
+        assert_eq!(CloneMapUpdateManyOp::read_bytes(&many.input).unwrap().updates, [up, up]);
     }
 
     #[test]
@@ -146,6 +173,15 @@ mod tests {
         assert_eq!(m, [NonExistent, CopiedUp, Exists, CopiedUp, NonExistent]);
         assert_eq!(clone_map_model_update(&mut m, 4, 2, CopiedUp, None), Err(Errno::EINVAL));
         assert_eq!(clone_map_model_update(&mut m, 0, 0, CopiedUp, None), Err(Errno::EINVAL));
+        let up = |start, new_state, expected_state| CloneMapUpdateOp { start, count: 1, new_state, expected_state };
+        // In order: the second update sees the first's result; a refused one changes nothing.
+        let before = m.clone();
+        assert_eq!(clone_map_model_update_many(&mut m, &[up(0, Pending, None), up(5, Exists, None)]), Err(Errno::EINVAL));
+        assert_eq!(m, before);
+        let many = [up(0, Pending, None), up(0, CopiedUp, Some(Pending)), up(2, CopiedUp, Some(Pending))];
+        assert_eq!(clone_map_model_update_many(&mut m, &many), Ok(2));
+        assert_eq!(m, [CopiedUp, CopiedUp, Exists, CopiedUp, NonExistent]);
+        assert_eq!(clone_map_model_update_many(&mut m, &[]), Err(Errno::EINVAL));
         clone_map_model_resize(&mut m, 7, Pending).unwrap();
         assert_eq!(&m[5..], [Pending, Pending]);
         assert_eq!(clone_map_runs(&m).len(), 4);

@@ -13,7 +13,8 @@ pub mod stock;
 
 pub use clone_map::{
     clone_map_get, clone_map_init, clone_map_model_init, clone_map_model_resize, clone_map_model_update,
-    clone_map_resize, clone_map_runs, clone_map_update, decode_clone_map_get, decode_clone_map_states,
+    clone_map_model_update_many, clone_map_resize, clone_map_runs, clone_map_update, clone_map_update_many,
+    decode_clone_map_get, decode_clone_map_states,
 };
 
 pub use children::{child_attach, child_attach_remote, child_detach, child_detach_remote, children_list, decode_children_list, protection_set};

@@ -10,7 +10,7 @@
 
 use rbd_ext_cls::codec::{BufferList, Codec, SnapId};
 use rbd_ext_cls::ops::{
-    BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateOp, ParentAttachOp,
+    BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp, CloneMapUpdateOp, ParentAttachOp,
     ParentOverlapSetOp, PingOp,
 };
 use rbd_ext_cls::types::{ChildImageSpec, CloneMapState, ParentRecord, ParentType, StateRun};
@@ -118,7 +118,8 @@ pub fn snapshot_record(overlap: u64) -> ParentRecord {
 
 /// Methods [`seeds`] knows; any other (a method added later) gets the empty input only.
 pub const SEEDED: &[&str] = &[
-    "get_version", "ping", "clone_map_init", "clone_map_get", "clone_map_update", "clone_map_resize",
+    "get_version", "ping", "clone_map_init", "clone_map_get", "clone_map_update", "clone_map_update_many",
+    "clone_map_resize",
     "parent_attach", "parent_get", "parent_detach", "parent_overlap_set", "child_attach", "child_detach",
     "children_list", "set_size", "backfill_claim", "backfill_complete", "backfill_abort",
 ];
@@ -155,6 +156,16 @@ pub fn seeds(method: &str) -> Vec<Vec<u8>> {
             CloneMapUpdateOp { start: 1, count: n - 1, new_state: ExistsClean, expected_state: Some(Exists) }
                 .get_encoding(),
         ],
+        "clone_map_update_many" => {
+            let up = |start, count, new_state, expected_state| CloneMapUpdateOp { start, count, new_state, expected_state };
+            let many = |updates| CloneMapUpdateManyOp { updates }.get_encoding();
+            vec![
+                many(vec![up(0, 1, Pending, None), up(0, 1, CopiedUp, Some(Pending))]),
+                many(vec![up(n - 1, 1, Exists, None), up(3, 2, Pending, Some(ExistsParent)), up(8191, 2, Exists, None)]),
+                many(vec![up(8000, 400, CopiedUp, Some(ExistsParent))]),
+                many((0..64).map(|i| up(i * 300, 1, Exists, None)).collect()),
+            ]
+        }
         "clone_map_resize" => vec![
             CloneMapResizeOp { object_count: n + 1, default_state: ExistsParent }.get_encoding(),
             CloneMapResizeOp { object_count: n - 1, default_state: NonExistent }.get_encoding(),

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::context::MemObject;
-use crate::ops::{CloneMapEntries, RunLength};
+use crate::ops::{CloneMapEntries, RunLength, CLONE_MAP_MAX_UPDATES};
 use crate::stubs;
 use crate::types::{decode_stored_map, StateRun, CLONE_MAP_MAX_OBJECT_COUNT};
 use crate::MemContext;
@@ -54,6 +54,14 @@ fn update(
     expected: Option<CloneMapState>,
 ) -> Result<(), Errno> {
     c.call(clone_map_update, &stubs::clone_map_update(start, count, new, expected).input).map(|_| ())
+}
+
+fn up(start: u64, count: u64, new_state: CloneMapState, expected_state: Option<CloneMapState>) -> CloneMapUpdateOp {
+    CloneMapUpdateOp { start, count, new_state, expected_state }
+}
+
+fn update_many(c: &mut MemContext, updates: Vec<CloneMapUpdateOp>) -> Result<(), Errno> {
+    c.call(clone_map_update_many, &stubs::clone_map_update_many(updates).input).map(|_| ())
 }
 
 fn resize(c: &mut MemContext, count: u64, default: CloneMapState) -> Result<(), Errno> {
@@ -319,6 +327,70 @@ fn a_single_object_update_touches_only_its_block() {
     assert!(decode_stored_map(data(&mut c)).is_ok());
 }
 
+// ---- clone_map_update_many ----
+
+#[test]
+fn update_many_applies_in_order() {
+    let mut c = with_map(10, vec![run(0, 10, ExistsParent)]);
+    // A copy-up's two transitions of one object, and another object's first, in one call.
+    update_many(&mut c, vec![up(3, 1, Pending, None), up(3, 1, CopiedUp, Some(Pending)), up(7, 2, Pending, None)]).unwrap();
+    let want = [ExistsParent, ExistsParent, ExistsParent, CopiedUp, ExistsParent, ExistsParent, ExistsParent, Pending, Pending, ExistsParent];
+    assert_eq!(get_all(&mut c), want);
+    // Each update is its own compare-and-set: a mismatch skips that one only.
+    update_many(&mut c, vec![up(3, 1, Exists, Some(Pending)), up(7, 1, CopiedUp, Some(Pending))]).unwrap();
+    assert_eq!(get_all(&mut c)[3..9], [CopiedUp, ExistsParent, ExistsParent, ExistsParent, CopiedUp, Pending]);
+    // Out of order: the stretch written back starts at the lowest changed byte.
+    update_many(&mut c, vec![up(9, 1, Exists, None), up(0, 1, Exists, None)]).unwrap();
+    assert_eq!(get_all(&mut c)[..2], [Exists, ExistsParent]);
+    assert_eq!(get_all(&mut c)[9], Exists);
+    assert!(decode_stored_map(data(&mut c)).is_ok());
+}
+
+#[test]
+fn update_many_errors_write_nothing() {
+    let mut c = with_map(100, vec![]);
+    let before = c.object.clone();
+    assert_eq!(update_many(&mut c, vec![]), Err(Errno::EINVAL));
+    assert_eq!(update_many(&mut c, vec![up(0, 1, Exists, None); CLONE_MAP_MAX_UPDATES + 1]), Err(Errno::EINVAL));
+    // A bad update anywhere refuses the whole call, before anything is written.
+    assert_eq!(update_many(&mut c, vec![up(0, 1, Exists, None), up(99, 2, Exists, None)]), Err(Errno::EINVAL));
+    assert_eq!(update_many(&mut c, vec![up(0, 1, Exists, None), up(5, 1, Unknown(9), None)]), Err(Errno::EINVAL));
+    assert_eq!(update_many(&mut c, vec![up(0, 1, Exists, None), up(5, 0, Exists, None)]), Err(Errno::EINVAL));
+    assert_eq!(c.call(clone_map_update_many, &[1, 1, 4, 0, 0, 0, 9, 0, 0, 0]), Err(Errno::EINVAL));
+    assert_eq!(c.object, before);
+    assert_eq!(update_many(&mut MemContext::missing(), vec![up(0, 1, Exists, None)]), Err(Errno::ENOENT));
+}
+
+#[test]
+fn update_many_reads_and_writes_each_block_once() {
+    let mut c = with_map(TEN_TIB_OBJECTS, vec![run(0, TEN_TIB_OBJECTS, ExistsParent)]);
+    // 64 objects in block 0, 1 object each in blocks 100 and 200 (8192 entries per block).
+    let mut updates: Vec<_> = (0..64).map(|i| up(i * 100, 1, Pending, None)).collect();
+    updates.push(up(100 * 8192 + 5, 1, Pending, None));
+    updates.push(up(200 * 8192, 1, Pending, None));
+    let mut counting = Counting::new(&mut c);
+    clone_map_update_many(&mut counting, &stubs::clone_map_update_many(updates).input, &mut Vec::new()).unwrap();
+    // Three blocks and their CRC entries read; each stretch's changed bytes and one CRC each.
+    assert!(counting.read <= 64 + 3 * (4096 + 4), "read {}", counting.read);
+    assert_eq!(counting.written, (63 * 50 + 1 + 4) + (1 + 4) + (1 + 4));
+    let states = get(&mut c, 0, 6400).unwrap().states();
+    assert!(states.iter().enumerate().all(|(i, &s)| s == if i % 100 == 0 { Pending } else { ExistsParent }));
+    assert_eq!(get(&mut c, 100 * 8192 + 4, 3).unwrap().states(), [ExistsParent, Pending, ExistsParent]);
+    assert_eq!(get(&mut c, 200 * 8192, 1).unwrap().states(), [Pending]);
+    assert!(decode_stored_map(data(&mut c)).is_ok());
+}
+
+#[test]
+fn update_many_over_a_corrupt_block_is_eio_and_writes_nothing() {
+    let mut c = with_map(3 * 8192, vec![]);
+    let blk1 = CloneMapLayout::new(3 * 8192).data_offset() as usize + 4096;
+    data(&mut c)[blk1 + 7] ^= 0x10;
+    let before = c.object.clone();
+    assert_eq!(update_many(&mut c, vec![up(0, 1, Exists, None), up(8192, 1, Exists, None)]), Err(Errno::EIO));
+    assert_eq!(c.object, before);
+    update_many(&mut c, vec![up(0, 1, Exists, None), up(2 * 8192, 1, Exists, None)]).unwrap();
+}
+
 // ---- clone_map_resize ----
 
 #[test]
@@ -498,6 +570,7 @@ fn arb_state() -> impl Strategy<Value = CloneMapState> {
 #[derive(Debug, Clone)]
 enum Step {
     Update(u64, u64, CloneMapState, Option<CloneMapState>),
+    UpdateMany(Vec<CloneMapUpdateOp>),
     Resize(u64, CloneMapState),
     Get(u64, u64),
 }
@@ -505,6 +578,9 @@ enum Step {
 fn arb_step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => (0..30_000u64, 0..20_000u64, arb_state(), prop::option::of(arb_state())).prop_map(|(s, n, a, b)| Step::Update(s, n, a, b)),
+        // Mostly inside the map (a bad update refuses the whole call), in any order.
+        2 => prop::collection::vec((0..12_000u64, 0..40u64, arb_state(), prop::option::of(arb_state())), 0..8)
+            .prop_map(|v| Step::UpdateMany(v.into_iter().map(|(s, n, a, b)| up(s, n, a, b)).collect())),
         1 => (0..30_000u64, arb_state()).prop_map(|(n, d)| Step::Resize(n, d)),
         2 => (0..30_000u64, 0..20_000u64).prop_map(|(s, n)| Step::Get(s, n)),
     ]
@@ -523,6 +599,10 @@ proptest! {
                 Step::Update(s, n, a, b) => {
                     let want = stubs::clone_map_model_update(&mut model, s, n, a, b).map(|_| ());
                     prop_assert_eq!(update(&mut c, s, n, a, b), want);
+                }
+                Step::UpdateMany(updates) => {
+                    let want = stubs::clone_map_model_update_many(&mut model, &updates).map(|_| ());
+                    prop_assert_eq!(update_many(&mut c, updates), want);
                 }
                 Step::Resize(n, d) => {
                     let want = stubs::clone_map_model_resize(&mut model, n, d);
