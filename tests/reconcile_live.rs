@@ -155,6 +155,40 @@ fn a_writer_open_counts_librbd_copy_ups_from_the_object_map() {
     common::rbd_ext(&["rm", &parent.to_string()]);
 }
 
+#[test]
+fn concurrent_copy_ups_all_land_in_the_clone_map() {
+    use rbd_ext::clone_map::State;
+    let cluster = common::cluster();
+    let (parent, child, _) = parent_and_child("rc-batch");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+    let img = std::sync::Arc::new(Image::open_blocking(&cluster, &child, OpenOptions::default().with_write(true)).unwrap());
+    // A small write into every object at once: 16 copy-ups whose clone-map transitions
+    // queue behind the one in flight and go together (`clone_map_update_many`).
+    rt.block_on(async {
+        let writes: Vec<_> = (0..OBJECTS)
+            .map(|n| {
+                let img = img.clone();
+                tokio::spawn(async move { img.write_at(n * OS + 100, format!("object {n}").as_bytes()).await })
+            })
+            .collect();
+        for w in writes {
+            w.await.unwrap().unwrap();
+        }
+    });
+    assert_eq!(clone_map_states(&child), vec![State::CopiedUp; OBJECTS as usize], "the map as stored, writer still open");
+    let pimg = Image::open_blocking(&cluster, &parent, OpenOptions::default()).unwrap();
+    for n in 0..OBJECTS {
+        let mut want = rt.block_on(pimg.read_at(n * OS, OS)).unwrap();
+        let text = format!("object {n}");
+        want[100..100 + text.len()].copy_from_slice(text.as_bytes());
+        assert!(rt.block_on(img.read_at(n * OS, OS)).unwrap() == want, "object {n}: parent data around the write");
+    }
+    pimg.close().unwrap();
+    std::sync::Arc::into_inner(img).unwrap().close().unwrap();
+    common::rbd_ext(&["rm", &child.to_string()]);
+    common::rbd_ext(&["rm", &parent.to_string()]);
+}
+
 /// Listing a parent's children while other clients remove theirs: an entry the listing finds
 /// stale may be detached by its own `rm` first; the listing must not fail with that ENOENT
 /// (the C API's concurrent workers hit it).

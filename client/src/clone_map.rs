@@ -10,6 +10,8 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use futures::future::join_all;
+
 use rbd_ext_cls::ops::{CloneMapUpdateOp, CLONE_MAP_MAX_UPDATES};
 use rbd_ext_cls::stubs::{self, Call};
 use rbd_ext_cls::types::{clone_map_object, CloneMapState, StateRun};
@@ -123,6 +125,10 @@ impl UpdateQueue {
         F: Fn(Call) -> Fut,
         Fut: Future<Output = Result<i32>>,
     {
+        if self.single_only.load(Ordering::Relaxed) {
+            // As before batching: each update its own call, all in flight at once.
+            return send(single(update)).await;
+        }
         loop {
             let rx = {
                 let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -166,22 +172,18 @@ impl UpdateQueue {
             let n = s.waiting.len().min(CLONE_MAP_MAX_UPDATES - 1);
             s.waiting.drain(..n).collect()
         };
-        if batch.is_empty() || self.single_only.load(Ordering::Relaxed) {
-            let r = send(single(own)).await;
-            for (u, tx) in batch {
-                let _ = tx.send(Turn::Done(shared(&send(single(u)).await)));
-            }
-            return r;
+        if batch.is_empty() {
+            return send(single(own)).await;
         }
         let mut updates = Vec::with_capacity(batch.len() + 1);
         updates.push(own);
         updates.extend(batch.iter().map(|(u, _)| *u));
-        let mut r = send(stubs::clone_map_update_many(updates)).await;
+        let r = send(stubs::clone_map_update_many(updates)).await;
         if matches!(r, Ok(rc) if rc == -libc::EOPNOTSUPP) {
             self.single_only.store(true, Ordering::Relaxed);
-            r = send(single(own)).await;
-            for (u, tx) in batch {
-                let _ = tx.send(Turn::Done(shared(&send(single(u)).await)));
+            let (r, rs) = futures::join!(send(single(own)), join_all(batch.iter().map(|(u, _)| send(single(*u)))));
+            for ((_, tx), rc) in batch.into_iter().zip(rs) {
+                let _ = tx.send(Turn::Done(shared(&rc)));
             }
             return r;
         }
@@ -303,6 +305,11 @@ mod tests {
         assert_eq!(calls.iter().filter(|c| c.0 == "clone_map_update_many").count(), 1, "{calls:?}");
         assert_eq!(calls.iter().filter(|c| *c == &("clone_map_update", 1)).count(), 8, "{calls:?}");
         assert!(q.single_only.load(Ordering::Relaxed));
+        // From then on every update goes alone, and none waits behind another.
+        let rcs = within_a_minute(futures::future::join_all((0..8).map(|i| q.submit(up(i, CopiedUp, None), &send)))).await;
+        assert!(rcs.iter().all(|r| matches!(r, Ok(0))));
+        assert_eq!(map.calls.lock().unwrap()[calls.len()..], [("clone_map_update", 1); 8]);
+        assert_eq!(*map.states.lock().unwrap(), vec![CopiedUp; 8]);
     }
 
     #[tokio::test]
