@@ -802,7 +802,7 @@ impl Image {
         let rc = w
             .clone_map_updates
             .submit(update, |call| {
-                let (op, oid) = (WriteOp::default().exec(&call), &oid);
+                let (op, oid) = (WriteOp::default().exec(call), &oid);
                 async move { self.rados_write(&self.loc.md, oid, &op).await.map(|r| r.rc) }
             })
             .await?;
