@@ -21,11 +21,7 @@ use rbd_ext::s3::Manifest;
 const OBJ: u64 = 4 << 20;
 
 fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-        .without_plots()
+    Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(20).without_plots()
 }
 
 fn bench_extents(c: &mut Criterion) {

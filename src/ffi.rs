@@ -89,13 +89,7 @@ fn log_line(level: i32, msg: &str) {
 
 /// The objclass C method signature cannot carry user data, so each method gets its own
 /// monomorphised trampoline that knows its index in `METHODS`.
-unsafe extern "C" fn trampoline<const I: usize>(
-    hctx: *mut c_void,
-    input: *mut c_char,
-    in_len: c_int,
-    out: *mut *mut c_char,
-    out_len: *mut c_int,
-) -> c_int {
+unsafe extern "C" fn trampoline<const I: usize>(hctx: *mut c_void, input: *mut c_char, in_len: c_int, out: *mut *mut c_char, out_len: *mut c_int) -> c_int {
     let input: &[u8] = if input.is_null() || in_len <= 0 {
         &[]
     } else {
@@ -235,12 +229,7 @@ impl ClsContext for OsdContext {
         check(r).map(|()| v)
     }
 
-    fn omap_get_vals(
-        &mut self,
-        start_after: &str,
-        prefix: &str,
-        max: u64,
-    ) -> Result<rbd_ext_cls::context::OmapPage, Errno> {
+    fn omap_get_vals(&mut self, start_after: &str, prefix: &str, max: u64) -> Result<rbd_ext_cls::context::OmapPage, Errno> {
         let (mut p, mut n, mut more) = (ptr::null_mut(), 0usize, 0 as c_int);
         // SAFETY: valid hctx; both strings valid for their lengths; buffer freed by take_buf.
         let r = unsafe {
@@ -281,9 +270,7 @@ impl ClsContext for OsdContext {
         let val_lens: Vec<usize> = entries.iter().map(|(_, v)| v.len()).collect();
         // SAFETY: four arrays of `entries.len()` elements, each pointer valid for its length
         // for the duration of the call; the shim copies everything.
-        check(unsafe {
-            rbdext_map_set_vals(self.hctx, entries.len(), keys.as_ptr(), key_lens.as_ptr(), vals.as_ptr(), val_lens.as_ptr())
-        })
+        check(unsafe { rbdext_map_set_vals(self.hctx, entries.len(), keys.as_ptr(), key_lens.as_ptr(), vals.as_ptr(), val_lens.as_ptr()) })
     }
 
     fn omap_remove(&mut self, key: &str) -> Result<(), Errno> {

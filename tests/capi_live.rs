@@ -59,9 +59,8 @@ impl Drop for TempDir {
 /// The debug library, checked to be newer than the sources it is built from.
 fn check_library_built() {
     let so = Path::new(ROOT).join("target/debug/librbd_ext.so");
-    let built = std::fs::metadata(&so)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} not found: build it with `cargo build -p rbd-ext-capi`", so.display()));
+    let built =
+        std::fs::metadata(&so).and_then(|m| m.modified()).unwrap_or_else(|_| panic!("{} not found: build it with `cargo build -p rbd-ext-capi`", so.display()));
     for dir in ["ffi/capi/src", "client/src", "cls-rbd-ext/src"] {
         let newest = newest_mtime(&Path::new(ROOT).join(dir));
         assert!(built >= newest, "{} is older than {dir}: rebuild it with `cargo build -p rbd-ext-capi`", so.display());

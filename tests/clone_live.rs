@@ -5,8 +5,8 @@ mod common;
 
 use std::sync::Arc;
 
-use rbd_ext::rados::Cluster;
 use rbd_ext::blocking::{children, clone_standalone};
+use rbd_ext::rados::Cluster;
 use rbd_ext::{CloneOptions, Errno, Image, ImageSpec, OpenOptions};
 
 fn parent_with_data(size: u64, seed: u8) -> (ImageSpec, Vec<u8>) {

@@ -79,8 +79,12 @@ fn put_back(oid: &str, data: &[u8]) {
 /// The OSD logs of the test cluster (`$RBD_EXT_CLUSTER_DIR/log/osd.*.log`) with their
 /// current lengths, to look at what is logged from now on.
 fn osd_logs() -> Vec<(std::path::PathBuf, u64)> {
-    let Ok(dir) = std::env::var("RBD_EXT_CLUSTER_DIR") else { return Vec::new() };
-    let Ok(rd) = std::fs::read_dir(std::path::Path::new(&dir).join("log")) else { return Vec::new() };
+    let Ok(dir) = std::env::var("RBD_EXT_CLUSTER_DIR") else {
+        return Vec::new();
+    };
+    let Ok(rd) = std::fs::read_dir(std::path::Path::new(&dir).join("log")) else {
+        return Vec::new();
+    };
     rd.flatten()
         .map(|e| e.path())
         .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("osd.") && n.ends_with(".log")))
@@ -97,9 +101,7 @@ fn osd_logged_since(marks: &[(std::path::PathBuf, u64)], needle: &str) -> bool {
     if marks.is_empty() {
         return true;
     }
-    marks.iter().any(|(p, from)| {
-        std::fs::read(p).map(|b| String::from_utf8_lossy(&b[(*from as usize).min(b.len())..]).contains(needle)).unwrap_or(false)
-    })
+    marks.iter().any(|(p, from)| std::fs::read(p).map(|b| String::from_utf8_lossy(&b[(*from as usize).min(b.len())..]).contains(needle)).unwrap_or(false))
 }
 
 #[test]
@@ -182,11 +184,7 @@ fn clone_map_of_a_10_tib_child_through_the_osd() {
     assert_eq!(get(&io, &oid, in_block, 10).unwrap_err(), Errno::EIO, "get inside the corrupt block");
     assert_eq!(get(&io, &oid, k * epb - 5, 10).unwrap_err(), Errno::EIO, "get spanning into it");
     assert_eq!(get(&io, &oid, 0, 0).unwrap_err(), Errno::EIO, "whole map");
-    assert_eq!(
-        io.exec_write(&oid, &stubs::clone_map_update(in_block, 1, Pending, None)).unwrap_err().errno(),
-        Errno::EIO,
-        "update inside the corrupt block"
-    );
+    assert_eq!(io.exec_write(&oid, &stubs::clone_map_update(in_block, 1, Pending, None)).unwrap_err().errno(), Errno::EIO, "update inside the corrupt block");
     // Ranges that do not cover it still answer, and updates there still work.
     let before = get(&io, &oid, 0, k * epb).unwrap();
     assert_eq!(first_diff(&before, &model[..(k * epb) as usize]), None);

@@ -22,12 +22,9 @@ use rbd_ext::{Errno, ImageSpec};
 use rbd_ext_cls::codec::{Codec, SnapId};
 use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::types::features::{
-    CLONES_PROTECTION_FEATURES, OP_FEATURE_RBD_EXT_PROTECTED, PARENT_PROTECTION_FEATURES, RBD_FEATURE_OPERATIONS,
-    RBD_OPERATION_FEATURE_CLONE_PARENT,
+    CLONES_PROTECTION_FEATURES, OP_FEATURE_RBD_EXT_PROTECTED, PARENT_PROTECTION_FEATURES, RBD_FEATURE_OPERATIONS, RBD_OPERATION_FEATURE_CLONE_PARENT,
 };
-use rbd_ext_cls::types::{
-    header, snap_children_key, ChildImageSpec, ChildImageSpecs, ParentImageSpec, ParentRecord, ParentType, ProtectionMode,
-};
+use rbd_ext_cls::types::{header, snap_children_key, ChildImageSpec, ChildImageSpecs, ParentImageSpec, ParentRecord, ParentType, ProtectionMode};
 
 const MIB: u64 = 1 << 20;
 
@@ -72,8 +69,7 @@ fn stock_parent_get(io: &IoCtx, oid: &str) -> rbd_ext::Result<ParentImageSpec> {
 }
 
 fn stock_overlap_get(io: &IoCtx, oid: &str) -> rbd_ext::Result<Option<u64>> {
-    io.exec(oid, &stock::parent_overlap_get(SnapId::NOSNAP))
-        .map(|out| Option::<u64>::read_bytes(&out).expect("optional overlap decodes"))
+    io.exec(oid, &stock::parent_overlap_get(SnapId::NOSNAP)).map(|out| Option::<u64>::read_bytes(&out).expect("optional overlap decodes"))
 }
 
 fn ext_parent_get(io: &IoCtx, oid: &str) -> ParentRecord {
@@ -108,15 +104,7 @@ fn standalone_record_is_read_by_stock_cls_rbd_and_rbd_info() {
 
     // Stock cls_rbd on the same OSD decodes it (its v2 decoder skips the v3/v4 tail).
     let spec = stock_parent_get(&io, &hdr).expect("stock rbd.parent_get");
-    assert_eq!(
-        spec,
-        ParentImageSpec {
-            pool_id: io.pool_id(),
-            pool_namespace: String::new(),
-            image_id: parent.id.clone(),
-            snap_id: SnapId::NOSNAP
-        }
-    );
+    assert_eq!(spec, ParentImageSpec { pool_id: io.pool_id(), pool_namespace: String::new(), image_id: parent.id.clone(), snap_id: SnapId::NOSNAP });
     assert_eq!(stock_overlap_get(&io, &hdr).expect("stock rbd.parent_overlap_get"), Some(8 * MIB));
     // Ours returns every field.
     assert_eq!(ext_parent_get(&io, &hdr), stored);

@@ -15,15 +15,14 @@ use rbd_ext::Errno;
 use rbd_ext_cls::codec::{BufferList, Codec, SnapId, UTime};
 use rbd_ext_cls::methods::WR;
 use rbd_ext_cls::ops::{
-    BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp, CloneMapUpdateOp, ParentAttachOp,
-    ParentOverlapSetOp, PingOp, ProtectionSetOp, BACKFILL_MAX_TTL_MS,
+    BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp,
+    CloneMapUpdateOp, ParentAttachOp, ParentOverlapSetOp, PingOp, ProtectionSetOp, BACKFILL_MAX_TTL_MS,
 };
-use rbd_ext_cls::types::backfill::{BackfillClaim, BACKFILL_CLAIM_KEY};
 use rbd_ext_cls::stubs::Call;
+use rbd_ext_cls::types::backfill::{BackfillClaim, BACKFILL_CLAIM_KEY};
 use rbd_ext_cls::types::features::*;
 use rbd_ext_cls::types::{
-    header, ChildImageSpec, CloneMapLayout, CloneMapState, ParentRecord, ParentType, ProtectionMode, StateRun,
-    CLONE_MAP_MAX_OBJECT_COUNT,
+    header, ChildImageSpec, CloneMapLayout, CloneMapState, ParentRecord, ParentType, ProtectionMode, StateRun, CLONE_MAP_MAX_OBJECT_COUNT,
 };
 use rbd_ext_cls::CLASS_NAME;
 
@@ -82,12 +81,7 @@ fn header_keys() -> Vec<(&'static str, Vec<u8>)> {
         (header::ORDER, 22u8.get_encoding()),
         (
             header::FEATURES,
-            (RBD_FEATURE_LAYERING
-                | RBD_FEATURE_EXCLUSIVE_LOCK
-                | RBD_FEATURE_OBJECT_MAP
-                | RBD_FEATURE_FAST_DIFF
-                | RBD_FEATURE_DEEP_FLATTEN)
-                .get_encoding(),
+            (RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF | RBD_FEATURE_DEEP_FLATTEN).get_encoding(),
         ),
         (header::OBJECT_PREFIX, "rbd_data.10226b8b4567".to_string().get_encoding()),
         (header::SNAP_SEQ, 0u64.get_encoding()),
@@ -115,10 +109,7 @@ fn run(io: &IoCtx, oid: &str, c: &Call) -> Result<(), Errno> {
 fn map_init() -> Vec<u8> {
     CloneMapInitOp {
         object_count: MAP,
-        runs: vec![
-            StateRun { start: 0, len: MAP, state: ExistsParent },
-            StateRun { start: 10, len: 10, state: Exists },
-        ],
+        runs: vec![StateRun { start: 0, len: MAP, state: ExistsParent }, StateRun { start: 10, len: 10, state: Exists }],
         force: false,
     }
     .get_encoding()
@@ -149,9 +140,7 @@ fn setup(io: &IoCtx, oid: &str, fx: &Fx) {
             hdr(io, &[]);
             for s in steps {
                 match s {
-                    Step::Call(m, input) => {
-                        io.exec_write(oid, &call(m, input.clone())).unwrap_or_else(|e| panic!("fixture {m}: {e}"))
-                    }
+                    Step::Call(m, input) => io.exec_write(oid, &call(m, input.clone())).unwrap_or_else(|e| panic!("fixture {m}: {e}")),
                     Step::Set(k, v) => io.omap_set(oid, &[(k, v)]).unwrap(),
                 }
             }
@@ -334,15 +323,7 @@ fn rows() -> Vec<Row> {
             ("snapshot_0000000000000004", Some(vec![8, 8, 0, 0, 0, 0])),
             (
                 header::PARENT,
-                Some(
-                    ParentRecord {
-                        snap_id: SnapId(4),
-                        head_overlap: None,
-                        parent_type: ParentType::Snapshot,
-                        ..standalone(MIB)
-                    }
-                    .get_encoding(),
-                ),
+                Some(ParentRecord { snap_id: SnapId(4), head_overlap: None, parent_type: ParentType::Snapshot, ..standalone(MIB) }.get_encoding()),
             ),
         ])
     };
@@ -373,26 +354,86 @@ fn rows() -> Vec<Row> {
         r("parent_attach: features undecodable", corrupt_features(), "parent_attach", attach(standalone(MIB)), err(E::EIO)),
         r("parent_attach: overlap None", hdr(), "parent_attach", attach(ParentRecord { head_overlap: None, ..standalone(MIB) }), err(E::EINVAL)),
         r("parent_attach: overlap 0", hdr(), "parent_attach", attach(standalone(0)), err(E::EINVAL)),
-        r("parent_attach: unknown type", hdr(), "parent_attach", attach(ParentRecord { parent_type: ParentType::Unknown(9), ..standalone(MIB) }), err(E::EINVAL)),
+        r(
+            "parent_attach: unknown type",
+            hdr(),
+            "parent_attach",
+            attach(ParentRecord { parent_type: ParentType::Unknown(9), ..standalone(MIB) }),
+            err(E::EINVAL),
+        ),
         r("parent_attach: standalone with a snap id", hdr(), "parent_attach", attach(ParentRecord { snap_id: SnapId(4), ..standalone(MIB) }), err(E::EINVAL)),
-        r("parent_attach: snapshot type at NOSNAP", hdr(), "parent_attach", attach(ParentRecord { parent_type: ParentType::Snapshot, ..standalone(MIB) }), err(E::EINVAL)),
+        r(
+            "parent_attach: snapshot type at NOSNAP",
+            hdr(),
+            "parent_attach",
+            attach(ParentRecord { parent_type: ParentType::Snapshot, ..standalone(MIB) }),
+            err(E::EINVAL),
+        ),
         r("parent_attach: pool -1", hdr(), "parent_attach", attach(ParentRecord { pool_id: -1, ..standalone(MIB) }), err(E::EINVAL)),
         r("parent_attach: empty image id", hdr(), "parent_attach", attach(ParentRecord { image_id: String::new(), ..standalone(MIB) }), err(E::EINVAL)),
-        r("parent_attach: image id not alphanumeric", hdr(), "parent_attach", attach(ParentRecord { image_id: "ab-c".into(), ..standalone(MIB) }), err(E::EINVAL)),
+        r(
+            "parent_attach: image id not alphanumeric",
+            hdr(),
+            "parent_attach",
+            attach(ParentRecord { image_id: "ab-c".into(), ..standalone(MIB) }),
+            err(E::EINVAL),
+        ),
         r("parent_attach: namespace with /", hdr(), "parent_attach", attach(ParentRecord { pool_namespace: "a/b".into(), ..standalone(MIB) }), err(E::EINVAL)),
-        r("parent_attach: remote fields on a standalone record", hdr(), "parent_attach", attach(ParentRecord { remote_cluster_name: "x".into(), ..standalone(MIB) }), err(E::EINVAL)),
+        r(
+            "parent_attach: remote fields on a standalone record",
+            hdr(),
+            "parent_attach",
+            attach(ParentRecord { remote_cluster_name: "x".into(), ..standalone(MIB) }),
+            err(E::EINVAL),
+        ),
         r("parent_attach: inline cephx key as secret", hdr(), "parent_attach", attach(remote(FAKE_KEY)), err(E::EINVAL)),
         r("parent_attach: inline key behind config://", hdr(), "parent_attach", attach(remote(&format!("config://{FAKE_KEY}"))), err(E::EINVAL)),
         r("parent_attach: secret not a config:// ref", hdr(), "parent_attach", attach(remote("file:///etc/ceph/keyring")), err(E::EINVAL)),
-        r("parent_attach: remote without monitors", hdr(), "parent_attach", attach(ParentRecord { remote_mon_hosts: vec![], ..remote("config://k") }), err(E::EINVAL)),
-        r("parent_attach: remote client not client.<id>", hdr(), "parent_attach", attach(ParentRecord { remote_client_name: "admin".into(), ..remote("config://k") }), err(E::EINVAL)),
-        r("parent_attach: S3 record with an image id", hdr(), "parent_attach", attach(ParentRecord { parent_type: ParentType::S3Source, ..standalone(MIB) }), err(E::EINVAL)),
-        r("parent_attach: stored parent undecodable", hdr_with(header::PARENT, Some(vec![4, 2, 0xff, 0, 0, 0])), "parent_attach", attach(standalone(MIB)), err(E::EIO)),
+        r(
+            "parent_attach: remote without monitors",
+            hdr(),
+            "parent_attach",
+            attach(ParentRecord { remote_mon_hosts: vec![], ..remote("config://k") }),
+            err(E::EINVAL),
+        ),
+        r(
+            "parent_attach: remote client not client.<id>",
+            hdr(),
+            "parent_attach",
+            attach(ParentRecord { remote_client_name: "admin".into(), ..remote("config://k") }),
+            err(E::EINVAL),
+        ),
+        r(
+            "parent_attach: S3 record with an image id",
+            hdr(),
+            "parent_attach",
+            attach(ParentRecord { parent_type: ParentType::S3Source, ..standalone(MIB) }),
+            err(E::EINVAL),
+        ),
+        r(
+            "parent_attach: stored parent undecodable",
+            hdr_with(header::PARENT, Some(vec![4, 2, 0xff, 0, 0, 0])),
+            "parent_attach",
+            attach(standalone(MIB)),
+            err(E::EIO),
+        ),
         r("parent_attach: stored parent compat 9", hdr_with(header::PARENT, Some(parent_compat(9))), "parent_attach", attach(standalone(MIB)), err(E::EIO)),
         r("parent_attach: duplicate attach", attached_child(), "parent_attach", attach(standalone(8 * MIB)), err(E::EEXIST)),
-        r("parent_attach: another parent while attached", attached_child(), "parent_attach", attach(ParentRecord { image_id: "other1".into(), ..standalone(MIB) }), err(E::EEXIST)),
+        r(
+            "parent_attach: another parent while attached",
+            attached_child(),
+            "parent_attach",
+            attach(ParentRecord { image_id: "other1".into(), ..standalone(MIB) }),
+            err(E::EEXIST),
+        ),
         r("parent_attach: reattach replaces", attached_child(), "parent_attach", reattach(ParentRecord { image_id: "other1".into(), ..standalone(MIB) }), ok),
-        r("parent_attach: same parent on a detached head (as upstream)", detached_snapshot_parent(), "parent_attach", attach(ParentRecord { snap_id: SnapId(4), parent_type: ParentType::Snapshot, ..standalone(MIB) }), ok),
+        r(
+            "parent_attach: same parent on a detached head (as upstream)",
+            detached_snapshot_parent(),
+            "parent_attach",
+            attach(ParentRecord { snap_id: SnapId(4), parent_type: ParentType::Snapshot, ..standalone(MIB) }),
+            ok,
+        ),
         r("parent_attach: no size key", hdr_with(header::SIZE, None), "parent_attach", attach(standalone(MIB)), err(E::ENOENT)),
         r("parent_attach: size undecodable", hdr_with(header::SIZE, Some(vec![1])), "parent_attach", attach(standalone(MIB)), err(E::EIO)),
         // ---- parent_get ----
@@ -417,18 +458,48 @@ fn rows() -> Vec<Row> {
         r("parent_overlap_set: garbage input", attached_child(), "parent_overlap_set", vec![1, 2, 3], err(E::EINVAL)),
         r("parent_overlap_set: missing header object", Fx::Missing, "parent_overlap_set", ParentOverlapSetOp { overlap: MIB }.get_encoding(), err(E::ENOENT)),
         r("parent_overlap_set: no parent", hdr(), "parent_overlap_set", ParentOverlapSetOp { overlap: MIB }.get_encoding(), err(E::ENOENT)),
-        r("parent_overlap_set: head detached", detached_snapshot_parent(), "parent_overlap_set", ParentOverlapSetOp { overlap: 1 }.get_encoding(), err(E::ENOENT)),
-        r("parent_overlap_set: overlap growth", attached_child(), "parent_overlap_set", ParentOverlapSetOp { overlap: 8 * MIB + 1 }.get_encoding(), err(E::EINVAL)),
-        r("parent_overlap_set: stored parent undecodable", hdr_with(header::PARENT, Some(vec![4, 2, 1, 0, 0, 0, 7])), "parent_overlap_set", ParentOverlapSetOp { overlap: 1 }.get_encoding(), err(E::EIO)),
+        r(
+            "parent_overlap_set: head detached",
+            detached_snapshot_parent(),
+            "parent_overlap_set",
+            ParentOverlapSetOp { overlap: 1 }.get_encoding(),
+            err(E::ENOENT),
+        ),
+        r(
+            "parent_overlap_set: overlap growth",
+            attached_child(),
+            "parent_overlap_set",
+            ParentOverlapSetOp { overlap: 8 * MIB + 1 }.get_encoding(),
+            err(E::EINVAL),
+        ),
+        r(
+            "parent_overlap_set: stored parent undecodable",
+            hdr_with(header::PARENT, Some(vec![4, 2, 1, 0, 0, 0, 7])),
+            "parent_overlap_set",
+            ParentOverlapSetOp { overlap: 1 }.get_encoding(),
+            err(E::EIO),
+        ),
         // ---- child_attach ----
         // ---- protection_set ----
         r("protection_set: strict", parent_with_child(), "protection_set", ProtectionSetOp { mode: ProtectionMode::Strict }.get_encoding(), ok),
         r("protection_set: clones again", parent_with_child(), "protection_set", ProtectionSetOp { mode: ProtectionMode::Clones }.get_encoding(), ok),
         r("protection_set: garbage input", parent_with_child(), "protection_set", vec![0xfe; 3], err(E::EINVAL)),
-        r("protection_set: missing header object", Fx::Missing, "protection_set", ProtectionSetOp { mode: ProtectionMode::Strict }.get_encoding(), err(E::ENOENT)),
+        r(
+            "protection_set: missing header object",
+            Fx::Missing,
+            "protection_set",
+            ProtectionSetOp { mode: ProtectionMode::Strict }.get_encoding(),
+            err(E::ENOENT),
+        ),
         r("protection_set: not protected", hdr(), "protection_set", ProtectionSetOp { mode: ProtectionMode::Strict }.get_encoding(), err(E::ENOENT)),
         r("protection_set: not an RBD header", Fx::NotRbd, "protection_set", ProtectionSetOp { mode: ProtectionMode::Strict }.get_encoding(), err(E::ENOEXEC)),
-        r("protection_set: features undecodable", corrupt_features(), "protection_set", ProtectionSetOp { mode: ProtectionMode::Strict }.get_encoding(), err(E::EIO)),
+        r(
+            "protection_set: features undecodable",
+            corrupt_features(),
+            "protection_set",
+            ProtectionSetOp { mode: ProtectionMode::Strict }.get_encoding(),
+            err(E::EIO),
+        ),
         r("child_attach: attaches", hdr(), "child_attach", head(kid("child1")), ok),
         r("child_attach: remote child (cluster fsid)", hdr(), "child_attach", child_op(SnapId::NOSNAP, kid("child1"), FSID), ok),
         r("child_attach: garbage input", hdr(), "child_attach", vec![0xfe; 5], err(E::EINVAL)),
@@ -444,11 +515,29 @@ fn rows() -> Vec<Row> {
         r("child_attach: not an RBD header (no features)", Fx::NotRbd, "child_attach", head(kid("child1")), err(E::ENOEXEC)),
         r("child_attach: features undecodable", corrupt_features(), "child_attach", head(kid("child1")), err(E::EIO)),
         r("child_attach: op_features undecodable", hdr_with(header::OP_FEATURES, Some(vec![1, 2])), "child_attach", head(kid("child1")), err(E::EIO)),
-        r("child_attach: protection record undecodable", hdr_with(header::RBD_EXT_PROTECT, Some(vec![1, 1, 16, 0, 0, 0])), "child_attach", head(kid("child1")), err(E::EIO)),
-        r("child_attach: children set undecodable", hdr_with("snap_children_000000000000head", Some(vec![1, 0, 0, 0, 2, 1])), "child_attach", head(kid("child1")), err(E::EIO)),
+        r(
+            "child_attach: protection record undecodable",
+            hdr_with(header::RBD_EXT_PROTECT, Some(vec![1, 1, 16, 0, 0, 0])),
+            "child_attach",
+            head(kid("child1")),
+            err(E::EIO),
+        ),
+        r(
+            "child_attach: children set undecodable",
+            hdr_with("snap_children_000000000000head", Some(vec![1, 0, 0, 0, 2, 1])),
+            "child_attach",
+            head(kid("child1")),
+            err(E::EIO),
+        ),
         r("child_attach: duplicate attach", parent_with_child(), "child_attach", head(kid("child1")), err(E::EEXIST)),
         r("child_attach: second child", parent_with_child(), "child_attach", head(kid("child2")), ok),
-        r("child_attach: duplicate remote child", Fx::HeaderThen(vec![Step::Call("child_attach", child_op(SnapId::NOSNAP, kid("child1"), FSID))]), "child_attach", child_op(SnapId::NOSNAP, kid("child1"), FSID), err(E::EEXIST)),
+        r(
+            "child_attach: duplicate remote child",
+            Fx::HeaderThen(vec![Step::Call("child_attach", child_op(SnapId::NOSNAP, kid("child1"), FSID))]),
+            "child_attach",
+            child_op(SnapId::NOSNAP, kid("child1"), FSID),
+            err(E::EEXIST),
+        ),
         // ---- child_detach ----
         r("child_detach: detaches", parent_with_child(), "child_detach", head(kid("child1")), ok),
         r("child_detach: garbage input", parent_with_child(), "child_detach", vec![0, 1], err(E::EINVAL)),
@@ -458,20 +547,56 @@ fn rows() -> Vec<Row> {
         r("child_detach: not an RBD header", Fx::NotRbd, "child_detach", head(kid("child1")), err(E::ENOEXEC)),
         r("child_detach: absent (no children)", hdr(), "child_detach", head(kid("child1")), err(E::ENOENT)),
         r("child_detach: absent (other child)", parent_with_child(), "child_detach", head(kid("child2")), err(E::ENOENT)),
-        r("child_detach: absent (local child, remote request)", parent_with_child(), "child_detach", child_op(SnapId::NOSNAP, kid("child1"), FSID), err(E::ENOENT)),
-        r("child_detach: children set undecodable", hdr_with("snap_children_000000000000head", Some(vec![2, 0, 0, 0])), "child_detach", head(kid("child1")), err(E::EIO)),
-        r("child_detach: protection record undecodable", parent_with_child().with(header::RBD_EXT_PROTECT, vec![9, 9, 0, 0, 0, 0]), "child_detach", head(kid("child1")), err(E::EIO)),
+        r(
+            "child_detach: absent (local child, remote request)",
+            parent_with_child(),
+            "child_detach",
+            child_op(SnapId::NOSNAP, kid("child1"), FSID),
+            err(E::ENOENT),
+        ),
+        r(
+            "child_detach: children set undecodable",
+            hdr_with("snap_children_000000000000head", Some(vec![2, 0, 0, 0])),
+            "child_detach",
+            head(kid("child1")),
+            err(E::EIO),
+        ),
+        r(
+            "child_detach: protection record undecodable",
+            parent_with_child().with(header::RBD_EXT_PROTECT, vec![9, 9, 0, 0, 0, 0]),
+            "child_detach",
+            head(kid("child1")),
+            err(E::EIO),
+        ),
         r("child_detach: features undecodable", parent_with_child().with(header::FEATURES, vec![0]), "child_detach", head(kid("child1")), err(E::EIO)),
         // ---- children_list ----
         r("children_list: lists", parent_with_child(), "children_list", list(SnapId::NOSNAP), ok),
-        r("children_list: bare upstream input with paging fields", parent_with_child(), "children_list", ChildrenListOp { snap_id: SnapId::NOSNAP, max: 1, start_after: Some(kid("a")) }.get_encoding(), ok),
+        r(
+            "children_list: bare upstream input with paging fields",
+            parent_with_child(),
+            "children_list",
+            ChildrenListOp { snap_id: SnapId::NOSNAP, max: 1, start_after: Some(kid("a")) }.get_encoding(),
+            ok,
+        ),
         r("children_list: garbage input", parent_with_child(), "children_list", vec![1, 2], err(E::EINVAL)),
         r("children_list: snapshot id, not NOSNAP", parent_with_child(), "children_list", list(SnapId(4)), err(E::EINVAL)),
-        r("children_list: truncated start_after", parent_with_child(), "children_list", cut(ChildrenListOp { snap_id: SnapId::NOSNAP, max: 1, start_after: Some(kid("a")) }.get_encoding(), 1), err(E::EINVAL)),
+        r(
+            "children_list: truncated start_after",
+            parent_with_child(),
+            "children_list",
+            cut(ChildrenListOp { snap_id: SnapId::NOSNAP, max: 1, start_after: Some(kid("a")) }.get_encoding(), 1),
+            err(E::EINVAL),
+        ),
         r("children_list: missing header object", Fx::Missing, "children_list", list(SnapId::NOSNAP), err(E::ENOENT)),
         r("children_list: without children", hdr(), "children_list", list(SnapId::NOSNAP), err(E::ENOENT)),
         r("children_list: non-RBD object", Fx::NotRbd, "children_list", list(SnapId::NOSNAP), err(E::ENOENT)),
-        r("children_list: children set undecodable", hdr_with("snap_children_000000000000head", Some(vec![1, 0, 0])), "children_list", list(SnapId::NOSNAP), err(E::EIO)),
+        r(
+            "children_list: children set undecodable",
+            hdr_with("snap_children_000000000000head", Some(vec![1, 0, 0])),
+            "children_list",
+            list(SnapId::NOSNAP),
+            err(E::EIO),
+        ),
         // ---- clone_map_init ----
         r("clone_map_init: creates", Fx::Missing, "clone_map_init", map_init(), ok),
         r("clone_map_init: on an empty object", Fx::Empty, "clone_map_init", map_init(), ok),
@@ -497,7 +622,13 @@ fn rows() -> Vec<Row> {
         r("clone_map_get: header CRC corrupt", Fx::MapCorrupt(20, 0x80), "clone_map_get", get(0, 1), err(E::EIO)),
         r("clone_map_get: header compat 2", Fx::MapPatched(1, vec![2]), "clone_map_get", get(0, 1), err(E::EIO)),
         r("clone_map_get: object shorter than its header says", Fx::MapTruncated, "clone_map_get", get(0, 1), err(E::EIO)),
-        r("clone_map_get: object longer than its header says", Fx::MapPatched(CloneMapLayout::new(MAP).object_size(), vec![0]), "clone_map_get", get(0, 1), err(E::EIO)),
+        r(
+            "clone_map_get: object longer than its header says",
+            Fx::MapPatched(CloneMapLayout::new(MAP).object_size(), vec![0]),
+            "clone_map_get",
+            get(0, 1),
+            err(E::EIO),
+        ),
         r("clone_map_get: data block corrupt, range covers it", Fx::MapCorrupt(blk1 as i64 + 7, 0x10), "clone_map_get", get(8192, 10), err(E::EIO)),
         r("clone_map_get: data block corrupt, range spans it", Fx::MapCorrupt(blk1 as i64 + 7, 0x10), "clone_map_get", get(0, 0), err(E::EIO)),
         r("clone_map_get: data block corrupt, range misses it", Fx::MapCorrupt(blk1 as i64 + 7, 0x10), "clone_map_get", get(2 * 8192, 100), ok),
@@ -519,14 +650,44 @@ fn rows() -> Vec<Row> {
         r("clone_map_update: object truncated", Fx::MapTruncated, "clone_map_update", update(0, 1, Exists, None), err(E::EIO)),
         r("clone_map_update: last CRC entry corrupt", Fx::MapCorrupt(-2, 0x08), "clone_map_update", update(MAP - 1, 1, Exists, None), err(E::EIO)),
         // ---- clone_map_update_many ----
-        r("clone_map_update_many: updates", Fx::Map, "clone_map_update_many", update_many(&[(0, 1, Pending, None), (0, 1, CopiedUp, Some(Pending)), (9000, 3, Exists, None)]), ok),
+        r(
+            "clone_map_update_many: updates",
+            Fx::Map,
+            "clone_map_update_many",
+            update_many(&[(0, 1, Pending, None), (0, 1, CopiedUp, Some(Pending)), (9000, 3, Exists, None)]),
+            ok,
+        ),
         r("clone_map_update_many: garbage input", Fx::Map, "clone_map_update_many", vec![1, 1, 4, 0, 0, 0, 9, 0, 0, 0], err(E::EINVAL)),
         r("clone_map_update_many: no update", Fx::Map, "clone_map_update_many", update_many(&[]), err(E::EINVAL)),
-        r("clone_map_update_many: one update out of range", Fx::Map, "clone_map_update_many", update_many(&[(0, 1, Exists, None), (MAP - 1, 2, Exists, None)]), err(E::EINVAL)),
-        r("clone_map_update_many: one unknown state", Fx::Map, "clone_map_update_many", update_many(&[(0, 1, Exists, None), (1, 1, Unknown(6), None)]), err(E::EINVAL)),
+        r(
+            "clone_map_update_many: one update out of range",
+            Fx::Map,
+            "clone_map_update_many",
+            update_many(&[(0, 1, Exists, None), (MAP - 1, 2, Exists, None)]),
+            err(E::EINVAL),
+        ),
+        r(
+            "clone_map_update_many: one unknown state",
+            Fx::Map,
+            "clone_map_update_many",
+            update_many(&[(0, 1, Exists, None), (1, 1, Unknown(6), None)]),
+            err(E::EINVAL),
+        ),
         r("clone_map_update_many: missing map", Fx::Missing, "clone_map_update_many", update_many(&[(0, 1, Exists, None)]), err(E::ENOENT)),
-        r("clone_map_update_many: a data block corrupt", Fx::MapCorrupt(blk1 as i64 + 1, 0x01), "clone_map_update_many", update_many(&[(0, 1, Exists, None), (8192, 4, Exists, None)]), err(E::EIO)),
-        r("clone_map_update_many: a corrupt block no update touches", Fx::MapCorrupt(blk1 as i64 + 1, 0x01), "clone_map_update_many", update_many(&[(0, 4, Exists, None), (2 * 8192, 1, Exists, None)]), ok),
+        r(
+            "clone_map_update_many: a data block corrupt",
+            Fx::MapCorrupt(blk1 as i64 + 1, 0x01),
+            "clone_map_update_many",
+            update_many(&[(0, 1, Exists, None), (8192, 4, Exists, None)]),
+            err(E::EIO),
+        ),
+        r(
+            "clone_map_update_many: a corrupt block no update touches",
+            Fx::MapCorrupt(blk1 as i64 + 1, 0x01),
+            "clone_map_update_many",
+            update_many(&[(0, 4, Exists, None), (2 * 8192, 1, Exists, None)]),
+            ok,
+        ),
         // ---- clone_map_resize ----
         r("clone_map_resize: grows", Fx::Map, "clone_map_resize", resize(MAP + 10_000, ExistsParent), ok),
         r("clone_map_resize: shrinks", Fx::Map, "clone_map_resize", resize(100, NonExistent), ok),

@@ -39,8 +39,7 @@ const WINDOW: usize = 32;
 
 /// Errnos the method docs list, plus EOPNOTSUPP for the unknown method name mixed in.
 /// EIO is also what a caught panic returns: panics are counted in the OSD logs instead.
-const ALLOWED: [Errno; 7] =
-    [Errno::EINVAL, Errno::ENOENT, Errno::ENOEXEC, Errno::EIO, Errno::EEXIST, Errno::EBUSY, Errno::EOPNOTSUPP];
+const ALLOWED: [Errno; 7] = [Errno::EINVAL, Errno::ENOENT, Errno::ENOEXEC, Errno::EIO, Errno::EEXIST, Errno::EBUSY, Errno::EOPNOTSUPP];
 
 struct Target {
     kind: &'static str,
@@ -82,11 +81,7 @@ fn ten_thousand_mutated_inputs_leave_the_osd_up() {
     io.exec_write(&hdr(&images[1].1), &stubs::parent_attach(&rec, false)).unwrap();
     io.exec_write(
         &hdr(&images[2].1),
-        &Call {
-            class: CLASS_NAME,
-            method: "child_attach",
-            input: child_op(SnapId::NOSNAP, fuzz_gen::child(0), "").get_encoding(),
-        },
+        &Call { class: CLASS_NAME, method: "child_attach", input: child_op(SnapId::NOSNAP, fuzz_gen::child(0), "").get_encoding() },
     )
     .unwrap();
     let map_oid = common::unique("cls-fuzz-map");
@@ -95,15 +90,13 @@ fn ten_thousand_mutated_inputs_leave_the_osd_up() {
         runs: vec![StateRun { start: 0, len: fuzz_gen::MAP_OBJECTS, state: CloneMapState::ExistsParent }],
         force: false,
     };
-    io.exec_write(&map_oid, &Call { class: CLASS_NAME, method: "clone_map_init", input: init.get_encoding() })
-        .unwrap();
+    io.exec_write(&map_oid, &Call { class: CLASS_NAME, method: "clone_map_init", input: init.get_encoding() }).unwrap();
     let empty_oid = common::unique("cls-fuzz-empty");
     io.write_full(&empty_oid, b"").unwrap();
     // A parent data object being back-filled (claimed for 10 minutes).
     let data_oid = common::unique("cls-fuzz-data");
     let claim = BackfillClaimOp { owner: fuzz_gen::OWNER.into(), ttl_ms: 600_000 };
-    io.exec_write(&data_oid, &Call { class: CLASS_NAME, method: "backfill_claim", input: claim.get_encoding() })
-        .unwrap();
+    io.exec_write(&data_oid, &Call { class: CLASS_NAME, method: "backfill_claim", input: claim.get_encoding() }).unwrap();
     let mut targets = vec![
         Target { kind: "data", oid: data_oid.clone() },
         Target { kind: "header", oid: hdr(&images[0].1) },
@@ -116,8 +109,7 @@ fn ten_thousand_mutated_inputs_leave_the_osd_up() {
         targets.push(Target { kind: "missing", oid: format!("{}-{i}", common::unique("cls-fuzz-missing")) });
     }
 
-    let methods: Vec<&'static str> =
-        METHODS.iter().map(|m| m.name).filter(|n| *n != "test_panic").chain(["no_such_method"]).collect();
+    let methods: Vec<&'static str> = METHODS.iter().map(|m| m.name).filter(|n| *n != "test_panic").chain(["no_such_method"]).collect();
     let corpus = Corpus::new(&methods);
     let mut rng = Rng::new(seed);
     let mut rcs: BTreeMap<(&str, i32), u64> = BTreeMap::new();
@@ -154,7 +146,9 @@ fn ten_thousand_mutated_inputs_leave_the_osd_up() {
                         m if m.starts_with("clone_map") => targets[i].kind == "clone_map",
                         m if m.starts_with("child") => targets[i].kind == "parent",
                         m if m.starts_with("parent") || m == "set_size" => targets[i].kind == "child",
-                        m if m.starts_with("backfill") => matches!(targets[i].kind, "data" | "missing"),
+                        m if m.starts_with("backfill") => {
+                            matches!(targets[i].kind, "data" | "missing")
+                        }
                         _ => true,
                     })
                     .collect();
@@ -166,12 +160,8 @@ fn ten_thousand_mutated_inputs_leave_the_osd_up() {
             let input = corpus.input(&mut rng, mi);
             let call = Call { class: CLASS_NAME, method, input: input.clone() };
             let write = rbd_ext_cls::methods::find(method).map_or(rng.chance(50), |m| m.flags & WR != 0);
-            let op = if write {
-                io.aio_write(&t.oid, &WriteOp::default().exec(&call), 0)
-            } else {
-                io.aio_read(&t.oid, &ReadOp::default().exec(&call), 0)
-            }
-            .expect("submit aio op");
+            let op = if write { io.aio_write(&t.oid, &WriteOp::default().exec(&call), 0) } else { io.aio_read(&t.oid, &ReadOp::default().exec(&call), 0) }
+                .expect("submit aio op");
             inflight.push_back((method, t.kind, input, op));
         }
         while let Some((method, t, input, op)) = inflight.pop_front() {
@@ -210,7 +200,12 @@ fn ten_thousand_mutated_inputs_leave_the_osd_up() {
     };
     assert!(new.iter().any(|l| l.contains("test_panic")), "the sentinel panic never reached the OSD log: panics are not being counted");
     let fuzz_panics: Vec<&String> = new.iter().filter(|l| !l.contains("test_panic")).collect();
-    assert!(fuzz_panics.is_empty(), "{} method panics during the fuzz (OSD log):\n{}", fuzz_panics.len(), fuzz_panics.iter().take(10).map(|l| l.as_str()).collect::<Vec<_>>().join("\n"));
+    assert!(
+        fuzz_panics.is_empty(),
+        "{} method panics during the fuzz (OSD log):\n{}",
+        fuzz_panics.len(),
+        fuzz_panics.iter().take(10).map(|l| l.as_str()).collect::<Vec<_>>().join("\n")
+    );
 
     // The OSD is up and serves the class.
     assert!(common::all_osds_up(), "an OSD went down during the fuzz");
@@ -221,10 +216,7 @@ fn ten_thousand_mutated_inputs_leave_the_osd_up() {
     for ((name, id), omap) in images.iter().zip(&originals) {
         let oid = hdr(id);
         let now: Vec<String> = io.omap_list(&oid, "").unwrap().into_iter().map(|(k, _)| k).collect();
-        let op = WriteOp::default()
-            .step(WriteStep::OmapRmKeys(now))
-            .step(WriteStep::OmapSet(omap.clone()))
-            .step(WriteStep::Truncate(0));
+        let op = WriteOp::default().step(WriteStep::OmapRmKeys(now)).step(WriteStep::OmapSet(omap.clone())).step(WriteStep::Truncate(0));
         io.write(&oid, &op).unwrap();
         common::stock_ok("rbd", &["rm", "--no-progress", &format!("rbd/{name}")]);
     }

@@ -25,7 +25,9 @@ const PATCH_AT: u64 = 100;
 
 /// Worker side: runs when CRASH_WORKER is set, then exits (never returns to the harness).
 fn worker() {
-    let Ok(mode) = std::env::var("CRASH_WORKER") else { return };
+    let Ok(mode) = std::env::var("CRASH_WORKER") else {
+        return;
+    };
     let spec: ImageSpec = std::env::var("CRASH_IMAGE").unwrap().parse().unwrap();
     let cluster = common::cluster();
     let rt = tokio::runtime::Runtime::new().unwrap();

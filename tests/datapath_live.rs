@@ -149,7 +149,13 @@ fn librbd_lock_request_is_refused() {
     let started = Instant::now();
     let out = Command::new("timeout").args(["60", "/usr/bin/python3", "-c", &script]).stdin(Stdio::null()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.trim(), "EROFS", "librbd's write while rbd-ext holds the lock ({:?}): {stdout} {}", started.elapsed(), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        stdout.trim(),
+        "EROFS",
+        "librbd's write while rbd-ext holds the lock ({:?}): {stdout} {}",
+        started.elapsed(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(started.elapsed() < Duration::from_secs(30), "the refusal took {:?}", started.elapsed());
     // Still ours, and our writes still work.
     let rt = rt();
@@ -311,7 +317,11 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(it: impl IntoIter
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await
 }

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rbd_ext::blocking::{clone_standalone};
+use rbd_ext::blocking::clone_standalone;
 use rbd_ext::{CloneOptions, ImageSpec};
 use serde_json::Value;
 

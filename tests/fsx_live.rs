@@ -11,10 +11,9 @@ use common::fsx::{run_ops, Rng, OS};
 
 use std::sync::Arc;
 
+use rbd_ext::blocking::clone_standalone;
 use rbd_ext::rados::Cluster;
-use rbd_ext::blocking::{clone_standalone};
 use rbd_ext::{CloneOptions, Image, ImageSpec, OpenOptions};
-
 
 fn make_parent(rng: &mut Rng, size: u64) -> (ImageSpec, Vec<u8>) {
     let name = common::unique("fsx-parent");
@@ -41,10 +40,7 @@ fn ops_per_seed() -> usize {
 }
 
 fn seeds() -> Vec<u64> {
-    std::env::var("FSX_SEEDS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|s| s.parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 2, 3, 4])
+    std::env::var("FSX_SEEDS").ok().map(|v| v.split(',').filter_map(|s| s.parse().ok()).collect()).unwrap_or_else(|| vec![1, 2, 3, 4])
 }
 
 #[test]

@@ -13,7 +13,6 @@ use std::process::{Command, Stdio};
 use rbd_ext::blocking::{children, clone_standalone};
 use rbd_ext::{CloneOptions, Image, ImageSpec, OpenOptions};
 
-
 const OS: u64 = 1 << 16;
 
 /// A python3-rbd phase: applies `writes` to `spec` through stock librbd, then closes.

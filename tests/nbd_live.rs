@@ -51,7 +51,6 @@ fn tool_ok(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-
 /// What a test made, removed at the end (children before parents).
 #[derive(Default)]
 struct Cleanup {
@@ -192,7 +191,8 @@ fn random_mix(c: &mut Cleanup, uri: &str, model: &[u8], seed: u64, ops: u32) -> 
     let before = c.file("nbd-model", model);
     let after = c.path("nbd-model-after");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nbd/mix.py");
-    let out = tool_ok(PYTHON, &[script.to_str().unwrap(), "mix", uri, before.to_str().unwrap(), after.to_str().unwrap(), &seed.to_string(), &ops.to_string(), "8"]);
+    let out =
+        tool_ok(PYTHON, &[script.to_str().unwrap(), "mix", uri, before.to_str().unwrap(), after.to_str().unwrap(), &seed.to_string(), &ops.to_string(), "8"]);
     println!("mix: {out}");
     let field = |k: &str| common::json_u64(&out, k);
     assert_eq!(field("ops"), u64::from(ops), "{out}");
@@ -776,8 +776,15 @@ fn remote_child_over_nbd() {
     assert!(o.status.success(), "rbd import into {}: {}", remote.name, String::from_utf8_lossy(&o.stderr));
     let child = c.image("nbd-rchild");
     ok(&[
-        "clone-standalone", "--remote-cluster-conf", &remote.conf, "--remote-keyring", &remote.keyring,
-        "--remote-cluster-name", &remote.name, &parent, &child,
+        "clone-standalone",
+        "--remote-cluster-conf",
+        &remote.conf,
+        "--remote-keyring",
+        &remote.keyring,
+        "--remote-cluster-name",
+        &remote.name,
+        &parent,
+        &child,
     ]);
 
     let s = Server::start(&child, &[]);

@@ -55,10 +55,8 @@ fn python_module_upload_volume_to_image() {
         }
     }
     run("pip install ./python", &mut pip);
-    let out = run(
-        "tests/python/test_rbd_ext.py",
-        Command::new("timeout").arg("600").arg(&python).arg(repo.join("tests/python/test_rbd_ext.py")).current_dir(&dir),
-    );
+    let out =
+        run("tests/python/test_rbd_ext.py", Command::new("timeout").arg("600").arg(&python).arg(repo.join("tests/python/test_rbd_ext.py")).current_dir(&dir));
     // unittest reports on stderr; show it with --nocapture.
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     let report = String::from_utf8_lossy(&out.stderr);

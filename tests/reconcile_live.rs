@@ -9,7 +9,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use rbd_ext::blocking::{clone_standalone};
+use rbd_ext::blocking::clone_standalone;
 use rbd_ext::{CloneOptions, Image, ImageSpec, OpenOptions};
 
 const OS: u64 = 1 << 16;

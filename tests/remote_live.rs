@@ -10,8 +10,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
+use rbd_ext::blocking::clone_standalone;
 use rbd_ext::rados::{Cluster, ConnectOptions};
-use rbd_ext::blocking::{clone_standalone};
 use rbd_ext::{CloneOptions, Errno, Image, ImageSpec, OpenOptions, RemoteOptions};
 
 struct RemoteCluster {
@@ -67,7 +67,6 @@ fn the_key(keyring: &str) -> String {
     rbd_ext::remote::keyring_key(keyring, "client.admin").unwrap()
 }
 
-
 #[test]
 fn remote_parent_lifecycle() {
     let local = common::cluster();
@@ -85,8 +84,7 @@ fn remote_parent_lifecycle() {
     let bad_kr = std::env::temp_dir().join(common::unique("bad-keyring"));
     std::fs::write(&bad_kr, "[client.admin]\n\tkey = AQBxrSxnAAAAABAAu9e5l4Gm1kqf/6iH3Fq0aQ==\n").unwrap();
     let bad_child = ImageSpec::new("rbd", &common::unique("rchild-badkey"));
-    let bad = CloneOptions::default()
-        .with_remote(remote.clone().with_keyring(bad_kr.to_string_lossy()).with_cluster_name(format!("{}-bad", r.name)));
+    let bad = CloneOptions::default().with_remote(remote.clone().with_keyring(bad_kr.to_string_lossy()).with_cluster_name(format!("{}-bad", r.name)));
     let e = clone_standalone(&local, &parent, &bad_child, &bad).unwrap_err();
     assert!(matches!(e.errno(), Errno::EACCES | Errno::EPERM), "{e}");
     assert!(e.to_string().contains(&r.name) && !e.to_string().contains("AQBxrSxn"), "{e}");

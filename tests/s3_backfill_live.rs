@@ -57,9 +57,7 @@ struct Env {
 /// these tests are built only with `--features live`.
 fn env() -> Env {
     let var = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| {
-            panic!("{name} is not set: run `eval \"$(qa/cluster up --rgw)\"` first (the S3 back-fill tests need radosgw)")
-        })
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `eval \"$(qa/cluster up --rgw)\"` first (the S3 back-fill tests need radosgw)"))
     };
     let secret_file = var("RBD_EXT_S3_SECRET_FILE");
     let secret = std::fs::read_to_string(&secret_file).unwrap_or_else(|e| panic!("read {secret_file}: {e}")).trim().to_string();
@@ -117,7 +115,6 @@ fn one_error_line(args: &[&str], o: &Output) -> String {
     assert!(o.stdout.is_empty(), "rbd-ext {args:?} failed but printed on stdout");
     lines[0].to_string()
 }
-
 
 /// `"key":"value"` in flat JSON output.
 fn json_str(s: &str, key: &str) -> String {
@@ -587,8 +584,19 @@ async fn missing_object_is_enoent() {
     let nokey = fx.c.image("s3f-404-nokey");
     let e = env();
     let line = fails(&[
-        "s3", "attach", &nokey, "--endpoint", &e.endpoint, "--bucket", &fx.bucket, "--key", "no/such.raw",
-        "--access-key", &e.access_key, "--secret-key-file", &e.secret_file,
+        "s3",
+        "attach",
+        &nokey,
+        "--endpoint",
+        &e.endpoint,
+        "--bucket",
+        &fx.bucket,
+        "--key",
+        "no/such.raw",
+        "--access-key",
+        &e.access_key,
+        "--secret-key-file",
+        &e.secret_file,
     ]);
     assert!(line.contains(&format!("{}/{}/no/such.raw", e.endpoint, fx.bucket)) && line.contains("HTTP 404"), "{line}");
     assert!(line.ends_with("(ENOENT)"), "{line}");
@@ -616,8 +624,19 @@ async fn refused_credentials_are_eacces() {
     let ref_ = format!("config://{key}");
     let p1 = c.image("s3f-403-wrong");
     let line = fails(&[
-        "s3", "attach", &p1, "--endpoint", &e.endpoint, "--bucket", &fx.bucket, "--key", &fx.key,
-        "--access-key", &e.access_key, "--secret-key-ref", &ref_,
+        "s3",
+        "attach",
+        &p1,
+        "--endpoint",
+        &e.endpoint,
+        "--bucket",
+        &fx.bucket,
+        "--key",
+        &fx.key,
+        "--access-key",
+        &e.access_key,
+        "--secret-key-ref",
+        &ref_,
     ]);
     assert!(line.contains(&format!("{}/{}/{}", e.endpoint, fx.bucket, fx.key)) && line.contains("HTTP 403 Forbidden"), "{line}");
     assert!(line.ends_with("(EACCES)") && !line.contains(wrong), "{line}");
@@ -630,10 +649,7 @@ async fn refused_credentials_are_eacces() {
     c.config_key(&access_key, &e.access_key);
     let access_ref = format!("config://{access_key}");
     let p2 = c.image("s3f-403-rotated");
-    ok(&[
-        "s3", "attach", &p2, "--endpoint", &e.endpoint, "--bucket", &fx.bucket, "--key", &fx.key,
-        "--access-key-ref", &access_ref, "--secret-key-ref", &ref_,
-    ]);
+    ok(&["s3", "attach", &p2, "--endpoint", &e.endpoint, "--bucket", &fx.bucket, "--key", &fx.key, "--access-key-ref", &access_ref, "--secret-key-ref", &ref_]);
     let show = ok_text(&["s3", "show", &p2]);
     assert!(show.contains(&format!("access_key: {access_ref}\n")) && show.contains(&format!("secret_key: {ref_}\n")), "{show}");
     let p2_id = image_id(&p2);
@@ -940,8 +956,16 @@ async fn show_verify_hydrate_and_stats() {
     assert_eq!(common::json_u64(&j, "objects"), 16, "{j}");
     // An image as the source of a publish (SOURCE names no file): its logical content.
     let out = ok_text(&[
-        "s3", "publish", &parent, &format!("s3://{bucket}/copy.raw"), "--endpoint", &e.endpoint,
-        "--access-key", &e.access_key, "--secret-key-file", &e.secret_file,
+        "s3",
+        "publish",
+        &parent,
+        &format!("s3://{bucket}/copy.raw"),
+        "--endpoint",
+        &e.endpoint,
+        "--access-key",
+        &e.access_key,
+        "--secret-key-file",
+        &e.secret_file,
     ]);
     assert!(out.contains("64 MiB in 16 objects of 4 MiB (3 all zero)"), "{out}");
     assert!(s3(&bucket).get("copy.raw").await.unwrap() == data, "the published copy differs");
@@ -979,8 +1003,25 @@ async fn prefix_mode_fetches_one_object_per_rados_object() {
     let log = RgwLog::mark();
     let size_arg = format!("{size}B");
     ok(&[
-        "s3", "attach", &parent, "--endpoint", &e.endpoint, "--bucket", &bucket, "--prefix", "disk/", "--region", &e.region,
-        "--access-key", &e.access_key, "--secret-key-file", &e.secret_file, "--size", &size_arg, "--order", "22",
+        "s3",
+        "attach",
+        &parent,
+        "--endpoint",
+        &e.endpoint,
+        "--bucket",
+        &bucket,
+        "--prefix",
+        "disk/",
+        "--region",
+        &e.region,
+        "--access-key",
+        &e.access_key,
+        "--secret-key-file",
+        &e.secret_file,
+        "--size",
+        &size_arg,
+        "--order",
+        "22",
     ]);
     let k = stored_secret_key(&bucket);
     if !c.config_keys.contains(&k) {
@@ -1109,7 +1150,21 @@ async fn clone_of_an_unreadable_s3_parent_is_refused() {
     c.config_key(&key, &e.secret);
     let sref = format!("config://{key}");
     let parent = c.image("s3-14-3-parent");
-    ok(&["s3", "attach", &parent, "--endpoint", &e.endpoint, "--bucket", &bucket, "--key", "img.raw", "--access-key", &e.access_key, "--secret-key-ref", &sref]);
+    ok(&[
+        "s3",
+        "attach",
+        &parent,
+        "--endpoint",
+        &e.endpoint,
+        "--bucket",
+        &bucket,
+        "--key",
+        "img.raw",
+        "--access-key",
+        &e.access_key,
+        "--secret-key-ref",
+        &sref,
+    ]);
 
     c.config_key(&key, "WRONGwrongWRONGwrongWRONGwrongWRONGwrong");
     let child = c.image("s3-14-3-child");
@@ -1138,7 +1193,27 @@ fn sh(dir: &Path, cmd: &str, args: &[&str]) {
 /// 2020 only); each with its `<name>.key`. Also `other-ca.pem`, a CA that signed none.
 fn make_certs(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let ca = |name: &str| sh(dir, "openssl", &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"), "-days", "2", "-subj", &format!("/CN=rbd-ext test {name}")]);
+    let ca = |name: &str| {
+        sh(
+            dir,
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=rbd-ext test {name}"),
+            ],
+        )
+    };
     ca("ca");
     ca("other-ca");
     std::fs::write(dir.join("index.txt"), "").unwrap();
@@ -1154,7 +1229,23 @@ fn make_certs(dir: &Path) {
         ("wrongname", "DNS:s3.other.example", ["-days", "2"].as_slice()),
         ("expired", "IP:127.0.0.1", ["-startdate", "20200101000000Z", "-enddate", "20200102000000Z"].as_slice()),
     ] {
-        sh(dir, "openssl", &["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={name}")]);
+        sh(
+            dir,
+            "openssl",
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
         std::fs::write(dir.join(format!("{name}.ext")), format!("subjectAltName={san}\n")).unwrap();
         let mut args = vec!["ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key", "-in"];
         let (csr, out, ext) = (format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
@@ -1195,7 +1286,11 @@ async fn tls_with_a_private_ca() {
 
     let parent = c.image("s3-tls-parent");
     let attach_args = |endpoint: &str| -> Vec<String> {
-        [&["s3", "attach", &parent, "--endpoint", endpoint, "--bucket", &bucket, "--key", "img.raw"][..], &creds[..]].concat().iter().map(|s| s.to_string()).collect()
+        [&["s3", "attach", &parent, "--endpoint", endpoint, "--bucket", &bucket, "--key", "img.raw"][..], &creds[..]]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     };
     let other_ca = dir.join("other-ca.pem");
     for (endpoint, extra, what) in [
@@ -1319,7 +1414,10 @@ async fn publish_reads_the_standard_aws_sources() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(s3(&bucket).get("env.raw").await.unwrap() == data);
     // A wrong key in the environment is used (and refused), not silently ignored.
-    let o = publish_with(&[("AWS_ACCESS_KEY_ID", &e.access_key), ("AWS_SECRET_ACCESS_KEY", "WRONGwrongWRONGwrongWRONGwrong"), ("AWS_ENDPOINT_URL", &e.endpoint)], &["s3", "publish", f, &dest]);
+    let o = publish_with(
+        &[("AWS_ACCESS_KEY_ID", &e.access_key), ("AWS_SECRET_ACCESS_KEY", "WRONGwrongWRONGwrongWRONGwrong"), ("AWS_ENDPOINT_URL", &e.endpoint)],
+        &["s3", "publish", f, &dest],
+    );
     let line = one_error_line(&["s3", "publish"], &o);
     assert!(line.contains("HTTP 403") && line.ends_with("(EACCES)"), "{line}");
     // Nothing at all: the message lists the sources.

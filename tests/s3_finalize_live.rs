@@ -31,7 +31,6 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-
 /// Images (removed newest first) and files made by one test.
 struct Cleanup {
     images: Vec<String>,

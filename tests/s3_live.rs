@@ -6,10 +6,7 @@ mod common;
 use std::time::Duration;
 
 use rbd_ext::s3::testproxy::{Fault, Rule, TestProxy};
-use rbd_ext::s3::{
-    manifest_key, resolve_secret, store_secret, Credentials, Manifest, PutOptions, S3Client, S3Config, S3ErrorKind, SecretRef,
-    MIN_PART_SIZE,
-};
+use rbd_ext::s3::{manifest_key, resolve_secret, store_secret, Credentials, Manifest, PutOptions, S3Client, S3Config, S3ErrorKind, SecretRef, MIN_PART_SIZE};
 use rbd_ext::{Errno, Error};
 
 const MIB: usize = 1 << 20;
@@ -25,9 +22,7 @@ struct Env {
 /// missing: these tests are built only with `--features live`.
 fn env() -> Env {
     let var = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| {
-            panic!("{name} is not set: run `eval \"$(qa/cluster up --rgw)\"` first (S3 live tests need radosgw)")
-        })
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `eval \"$(qa/cluster up --rgw)\"` first (S3 live tests need radosgw)"))
     };
     let secret_file = var("RBD_EXT_S3_SECRET_FILE");
     let secret_key = std::fs::read_to_string(&secret_file).unwrap_or_else(|e| panic!("read {secret_file}: {e}")).trim().to_string();
@@ -49,7 +44,6 @@ async fn fresh_bucket(prefix: &str) -> (S3Client, String) {
     c.create_bucket(&bucket).await.unwrap();
     (c, bucket)
 }
-
 
 #[tokio::test]
 async fn put_then_ranged_gets_of_a_9mib_object() {
@@ -135,10 +129,7 @@ async fn missing_key_is_enoent() {
     let e = c.get_range("no/such/key", 0, 4096).await.unwrap_err();
     assert_eq!((e.errno(), e.http_status(), e.s3_code()), (Errno::ENOENT, Some(404), Some("NoSuchKey")));
     let msg = Error::from(e).to_string();
-    assert_eq!(
-        msg,
-        format!("s3 GET {} bytes=0-4095: HTTP 404 Not Found (NoSuchKey): No such file or directory (ENOENT)", c.url("no/such/key"))
-    );
+    assert_eq!(msg, format!("s3 GET {} bytes=0-4095: HTTP 404 Not Found (NoSuchKey): No such file or directory (ENOENT)", c.url("no/such/key")));
     assert_eq!(c.head("no/such/key").await.unwrap_err().errno(), Errno::ENOENT);
     assert_eq!(c.stats().failures.not_found, 2);
 }

@@ -178,4 +178,3 @@ fn snapshot_taken_while_open_is_kept_standalone_child() {
     purge_and_remove(&[&child]);
     remove(&cluster, &parent).unwrap();
 }
-

@@ -90,6 +90,10 @@ pub enum Command {
     Rm(ImageArg),
     /// Grow or shrink an image.
     Resize(ResizeArgs),
+    /// Snapshots that read right, also of standalone children (stock `rbd snap create` is
+    /// refused on those: it would read zeros where the child inherits data).
+    #[command(subcommand)]
+    Snap(SnapCommand),
     /// Inspect, verify or repair a clone's clone map.
     #[command(name = "clone-map", subcommand)]
     CloneMap(CloneMapCommand),
@@ -273,6 +277,15 @@ pub enum CloneMapCommand {
     Check(ImageArg),
     /// Rewrite the map from the objects.
     Rebuild(ImageArg),
+}
+
+/// `snap ...`.
+#[derive(Debug, Subcommand)]
+pub enum SnapCommand {
+    /// Create a snapshot: IMAGE@SNAP. Of a standalone child, it reads the parent where the
+    /// child holds no object (stock tools then read it right: export, diff, clone, flatten).
+    #[command(visible_alias = "add")]
+    Create(ImageArg),
 }
 
 /// `lock ...`.
@@ -665,11 +678,13 @@ mod tests {
         // An access key is needed unless anonymous; --key or --prefix, not both.
         assert!(with(&["--secret-key-ref", "config://x"]).is_err());
         assert!(with(&["--anonymous", "--prefix", "p/"]).is_err());
-        let Command::S3(S3Command::Attach(a)) = with(&["--access-key-ref", "config://a", "--secret-key-file", "f", "--claim-ttl-ms", "1500"]).unwrap().command else {
+        let Command::S3(S3Command::Attach(a)) = with(&["--access-key-ref", "config://a", "--secret-key-file", "f", "--claim-ttl-ms", "1500"]).unwrap().command
+        else {
             panic!()
         };
         assert_eq!((a.access_key_ref.as_deref(), a.claim_ttl_ms), (Some("config://a"), Some(1500)));
-        let p = Cli::try_parse_from(["rbd-ext", "s3", "publish", "f.raw", "s3://b/k", "--endpoint", "http://h:1", "--anonymous", "--object-size", "1M"]).unwrap();
+        let p =
+            Cli::try_parse_from(["rbd-ext", "s3", "publish", "f.raw", "s3://b/k", "--endpoint", "http://h:1", "--anonymous", "--object-size", "1M"]).unwrap();
         let Command::S3(S3Command::Publish(p)) = p.command else { panic!() };
         assert_eq!(p.object_size, 1 << 20);
     }

@@ -57,11 +57,8 @@ fn try_main() -> commands::CmdResult {
     let cli = cli::Cli::parse();
     // librados completions wake the futures; the runtime's workers only poll them, and
     // several workers let reads of one request proceed while another is being copied.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("rbd-ext")
-        .build()
-        .map_err(|e| commands::io_err(e, "start the async runtime"))?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rbd-ext").build().map_err(|e| commands::io_err(e, "start the async runtime"))?;
     let result = runtime.block_on(commands::run(cli));
     // Images dropped inside the runtime close on blocking threads; a runtime that shuts down
     // discards those not yet started, so wait for them while it still runs.

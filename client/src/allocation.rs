@@ -5,7 +5,7 @@
 use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use crate::error::{Error, Errno, Result};
+use crate::error::{Errno, Error, Result};
 use crate::extents::object_extents;
 use crate::rados::{ReadOp, ReadStep, StepOut};
 use crate::Image;
@@ -55,7 +55,9 @@ impl Image {
                     }
                     let at = e.image_offset(os);
                     let overlap = hdr.overlap().min(self.parent().map_or(0, |p| p.size()));
-                    let Some(parent) = self.parent().filter(|_| at < overlap) else { return Ok(vec![(e.length, Allocation::Hole)]) };
+                    let Some(parent) = self.parent().filter(|_| at < overlap) else {
+                        return Ok(vec![(e.length, Allocation::Hole)]);
+                    };
                     let inherited = e.length.min(overlap - at);
                     let mut runs = parent.allocation(at, inherited).await.map_err(|x| x.context(format_args!("image {}: parent", self.spec())))?;
                     if inherited < e.length {

@@ -274,7 +274,8 @@ pub fn image_metadata(md: &IoCtx, header_oid: &str) -> Result<BTreeMap<String, V
     let mut after = String::new();
     loop {
         let out = md.exec(header_oid, &stock::metadata_list(&after, 64))?;
-        let page = BTreeMap::<String, BufferList>::read_bytes(&out).map_err(|_| Error::new(Errno::EBADMSG, format!("object {header_oid}: metadata_list reply")))?;
+        let page =
+            BTreeMap::<String, BufferList>::read_bytes(&out).map_err(|_| Error::new(Errno::EBADMSG, format!("object {header_oid}: metadata_list reply")))?;
         let n = page.len();
         if let Some(k) = page.keys().next_back() {
             after = k.clone();

@@ -60,11 +60,7 @@ pub fn remove(md: &IoCtx, id: &str) -> Result<()> {
 
 /// Counts per state, for `info`.
 pub fn summary(states: &[CloneMapState]) -> Vec<(CloneMapState, u64)> {
-    CloneMapState::ALL
-        .iter()
-        .map(|s| (*s, states.iter().filter(|x| *x == s).count() as u64))
-        .filter(|(_, n)| *n > 0)
-        .collect()
+    CloneMapState::ALL.iter().map(|s| (*s, states.iter().filter(|x| *x == s).count() as u64)).filter(|(_, n)| *n > 0).collect()
 }
 
 /// What the map should say for an object, from RADOS ground truth.

@@ -142,12 +142,8 @@ pub fn run(cluster: &Arc<Cluster>, opts: &Options) -> Result<Report> {
             e.context(format_args!("pool {}", opts.pool))
         }
     })?;
-    let mut report = Report {
-        pool: opts.pool.clone(),
-        expected_version: rbd_ext_cls::VERSION.to_string(),
-        client: cluster.user().to_string(),
-        ..Default::default()
-    };
+    let mut report =
+        Report { pool: opts.pool.clone(), expected_version: rbd_ext_cls::VERSION.to_string(), client: cluster.user().to_string(), ..Default::default() };
     check_osds(cluster, &md, &mut report)?;
     check_caps(cluster, &md, &mut report);
     check_bookkeeping(cluster, &md, opts.fix, &mut report)?;
@@ -270,7 +266,13 @@ fn check_osds(cluster: &Arc<Cluster>, md: &IoCtx, report: &mut Report) -> Result
     for r in by_osd.values() {
         let subject = format!("osd.{}", r.osd);
         if r.osd < 0 {
-            report.push("unchecked", Severity::Error, "pool", format!("PGs {} have no acting primary (OSDs down?)", r.pgs.join(" ")), "bring the OSDs up: `ceph osd tree`");
+            report.push(
+                "unchecked",
+                Severity::Error,
+                "pool",
+                format!("PGs {} have no acting primary (OSDs down?)", r.pgs.join(" ")),
+                "bring the OSDs up: `ceph osd tree`",
+            );
             continue;
         }
         match (&r.version, &r.error) {
@@ -360,7 +362,11 @@ fn check_load_lists(cluster: &Cluster, osd: i32, report: &mut Report) {
                     Severity::Error,
                     format!("osd.{osd}"),
                     format!("osd.{osd}: {key} is '{v}', which does not allow rbd_ext"),
-                    format!("ceph config set osd.{osd} {key} '{} rbd_ext' (and remove any '{}' line from its ceph.conf), then restart osd.{osd}", v.trim(), key.replace('_', " ")),
+                    format!(
+                        "ceph config set osd.{osd} {key} '{} rbd_ext' (and remove any '{}' line from its ceph.conf), then restart osd.{osd}",
+                        v.trim(),
+                        key.replace('_', " ")
+                    ),
                 );
             }
             Err(e) => {
@@ -410,7 +416,10 @@ fn check_caps(cluster: &Arc<Cluster>, md: &IoCtx, report: &mut Report) {
                 "cap-missing",
                 Severity::Error,
                 &client,
-                format!("{client} may not read secret references (config-key get rbd-ext/...: {}): it cannot read S3-backed children or children of remote parents", e.errno()),
+                format!(
+                    "{client} may not read secret references (config-key get rbd-ext/...: {}): it cannot read S3-backed children or children of remote parents",
+                    e.errno()
+                ),
                 cap_fix(&client, "mon", "allow command \"config-key get\" with key prefix rbd-ext/"),
             );
         }
@@ -444,7 +453,13 @@ fn check_bookkeeping(cluster: &Arc<Cluster>, md: &IoCtx, fix: bool, report: &mut
         }
         let oid = clone_map_object(id);
         let why = if hdr.is_none() { "its image is gone (removed by stock rbd rm)" } else { "its image has no parent (flattened by stock rbd flatten)" };
-        let f = report.push("orphan-clone-map", Severity::Error, &oid, format!("orphan clone map {pool}/{oid}: {why}"), format!("rados -p {pool} rm {oid}   (or: rbd-ext doctor --pool {pool} --fix)"));
+        let f = report.push(
+            "orphan-clone-map",
+            Severity::Error,
+            &oid,
+            format!("orphan clone map {pool}/{oid}: {why}"),
+            format!("rados -p {pool} rm {oid}   (or: rbd-ext doctor --pool {pool} --fix)"),
+        );
         if fix {
             // Looked at again just before: only a map that is still an orphan goes.
             f.fixed = reconcile::drop_orphan_clone_map(md, id, hdr.as_ref())?.is_some() || !reconcile::has_clone_map(md, id)?;
@@ -470,7 +485,10 @@ fn check_bookkeeping(cluster: &Arc<Cluster>, md: &IoCtx, fix: bool, report: &mut
                     "stale-child",
                     Severity::Error,
                     spec.to_string(),
-                    format!("image {spec} lists child pool {} namespace '{}' id {}, which is gone or no longer its child (removed or flattened by stock rbd)", c.pool_id, c.pool_namespace, c.image_id),
+                    format!(
+                        "image {spec} lists child pool {} namespace '{}' id {}, which is gone or no longer its child (removed or flattened by stock rbd)",
+                        c.pool_id, c.pool_namespace, c.image_id
+                    ),
                     format!("rbd-ext children {spec}   (drops stale entries; or: rbd-ext doctor --pool {pool} --fix)"),
                 );
             }

@@ -131,10 +131,7 @@ mod tests {
     #[test]
     fn display_names_context_and_errno() {
         let e = Error::new(Errno::ENOENT, "object rbd_header.abc: exec rbd_ext.parent_get").context("rbd/child");
-        assert_eq!(
-            e.to_string(),
-            "rbd/child: object rbd_header.abc: exec rbd_ext.parent_get: No such file or directory (ENOENT)"
-        );
+        assert_eq!(e.to_string(), "rbd/child: object rbd_header.abc: exec rbd_ext.parent_get: No such file or directory (ENOENT)");
         assert!(e.is_not_found());
         assert!(!e.is_busy());
     }

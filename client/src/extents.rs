@@ -67,10 +67,7 @@ mod tests {
         let e = object_extents(4090, 20, 4096);
         assert_eq!(
             e,
-            [
-                ObjectExtent { object_no: 0, offset: 4090, length: 6, buffer_offset: 0 },
-                ObjectExtent { object_no: 1, offset: 0, length: 14, buffer_offset: 6 },
-            ]
+            [ObjectExtent { object_no: 0, offset: 4090, length: 6, buffer_offset: 0 }, ObjectExtent { object_no: 1, offset: 0, length: 14, buffer_offset: 6 },]
         );
         assert!(object_extents(0, 8192, 4096).iter().all(|x| x.is_whole(4096)));
         assert!(object_extents(5, 0, 4096).is_empty());

@@ -2,10 +2,11 @@
 
 use rbd_ext_cls::codec::{Codec, SnapId};
 use rbd_ext_cls::stubs::{self, stock};
+use rbd_ext_cls::types::header::RBD_EXT_SNAP_GUARD;
 use rbd_ext_cls::types::{ParentRecord, ParentType, SnapContext};
 
 use crate::error::{Errno, Error, Result};
-use crate::rados::{Cluster, IoCtx, ReadOp, StepOut};
+use crate::rados::{Cluster, IoCtx, ReadOp, ReadStep, StepOut};
 use crate::spec::ImageSpec;
 
 use std::sync::Arc;
@@ -106,10 +107,7 @@ pub mod features {
     /// features::check(features::OBJECT_MAP | features::EXCLUSIVE_LOCK).unwrap();
     /// ```
     pub fn check(bits: u64) -> Result<()> {
-        let needs = [
-            (OBJECT_MAP, EXCLUSIVE_LOCK, "object-map requires exclusive-lock"),
-            (FAST_DIFF, OBJECT_MAP, "fast-diff requires object-map"),
-        ];
+        let needs = [(OBJECT_MAP, EXCLUSIVE_LOCK, "object-map requires exclusive-lock"), (FAST_DIFF, OBJECT_MAP, "fast-diff requires object-map")];
         for (feature, dep, why) in needs {
             if bits & feature != 0 && bits & dep == 0 {
                 return Err(Error::new(Errno::EINVAL, why.to_string()));
@@ -189,6 +187,9 @@ pub struct ImageHeader {
     /// The snapshot context every data-object write must carry (so stock snapshots are
     /// preserved by the OSD cloning objects before they are overwritten).
     pub snapc: SnapContext,
+    /// The id of the guard snapshot of a standalone child (`snapshot.rs`): size 0, it
+    /// preserves nothing.
+    pub snap_guard: Option<u64>,
 }
 
 impl ImageHeader {
@@ -210,6 +211,12 @@ impl ImageHeader {
     /// Whether the feature bit(s) are set.
     pub fn has(&self, f: u64) -> bool {
         self.features & f == f
+    }
+
+    /// Whether the image has snapshots that hold data (any but the guard snapshot): then a
+    /// copy-up goes first alone, as librbd's, so those snapshots keep the parent's data.
+    pub fn has_data_snapshots(&self) -> bool {
+        self.snapc.snaps.iter().any(|s| Some(s.0) != self.snap_guard)
     }
 
     /// Bytes of this image backed by the parent (0 when not a clone).
@@ -271,6 +278,8 @@ pub fn read_header(md: &IoCtx, id: &str) -> Result<ImageHeader> {
         .exec(&stock::get_data_pool())
         .exec(&stubs::parent_get())
         .exec(&stock::get_snapcontext());
+    let mut op = op;
+    op.steps.push(ReadStep::OmapGetByKeys(vec![RBD_EXT_SNAP_GUARD.to_string()]));
     let r = md.operate_read(&oid, &op, 0)?;
     if r.rc < 0 {
         return Err(Error::new(Errno(-r.rc), format!("object {oid}: read image header")));
@@ -280,6 +289,7 @@ pub fn read_header(md: &IoCtx, id: &str) -> Result<ImageHeader> {
         .into_iter()
         .map(|(_, o)| match o {
             StepOut::Data(d) => d,
+            StepOut::Omap(kv, _) => kv.into_iter().next().map(|(_, v)| v).unwrap_or_default(),
             _ => Vec::new(),
         })
         .collect();
@@ -312,6 +322,7 @@ pub fn read_header(md: &IoCtx, id: &str) -> Result<ImageHeader> {
         // it makes the image S3-backed.
         parent: (parent.exists() || parent.parent_type == ParentType::S3Source).then_some(parent),
         snapc,
+        snap_guard: (outs[6].len() == 8).then(|| u64::from_le_bytes(outs[6][..8].try_into().expect("8 bytes"))),
     })
 }
 
@@ -320,11 +331,7 @@ pub fn locate(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<(ImageLocation
     let md = md_ioctx(cluster, spec)?;
     let id = lookup_id(&md, spec)?;
     let header = read_header(&md, &id).map_err(|e| e.context(format_args!("image {spec}")))?;
-    let data = if header.data_pool_id >= 0 {
-        cluster.ioctx_by_id(header.data_pool_id, &spec.namespace)?
-    } else {
-        md.clone()
-    };
+    let data = if header.data_pool_id >= 0 { cluster.ioctx_by_id(header.data_pool_id, &spec.namespace)? } else { md.clone() };
     Ok((ImageLocation { spec: spec.clone(), id, md, data }, header))
 }
 
@@ -370,7 +377,9 @@ pub fn read_meta(md: &IoCtx, id: &str) -> Result<HeaderMeta> {
 
 /// The name of snapshot `snap_id` of image `id` (`None` if it has none by that id).
 pub fn snapshot_name(md: &IoCtx, id: &str, snap_id: u64) -> Result<Option<String>> {
-    let Some(v) = md.omap_get(&header_oid(id), &format!("snapshot_{snap_id:016x}"))? else { return Ok(None) };
+    let Some(v) = md.omap_get(&header_oid(id), &format!("snapshot_{snap_id:016x}"))? else {
+        return Ok(None);
+    };
     // cls_rbd_snap: ENCODE_START header (u8 v, u8 compat, u32 len), u64 id, string name.
     let mut r = rbd_ext_cls::codec::Reader::new(v.get(6..).unwrap_or_default());
     let name = u64::read(&mut r).and_then(|_| String::read(&mut r));

@@ -13,19 +13,19 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use rbd_ext_cls::codec::SnapId;
 use rbd_ext_cls::ops::CloneMapUpdateOp;
-use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::stubs::stock::object_map_state as om;
+use rbd_ext_cls::stubs::{self, stock};
 use rbd_ext_cls::types::{clone_map_object, CloneMapState, ParentRecord, ParentType, SnapContext};
 
 use crate::backfill::{read_filled_range, Backfill, Filled};
 use crate::clone_map;
 use crate::error::{Errno, Error, Result};
 use crate::extents::{nonzero_runs, object_extents, ObjectExtent};
-use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
 use crate::guard::{IoGate, ObjectGuard, OpBudget};
+use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
 use crate::lock::{HeaderWatch, WriterLock};
-use crate::remote::{self, RemoteCluster};
 use crate::rados::{blocking, Cluster, IoCtx, OpResult, ReadOp, ReadStep, StepOut, WriteOp, WriteStep};
+use crate::remote::{self, RemoteCluster};
 use crate::spec::ImageSpec;
 
 /// Granularity of the zero detection that keeps copy-ups sparse.
@@ -239,7 +239,10 @@ impl Image {
             ));
         }
         let backfill = if is_s3 {
-            Some(Backfill::open(cluster, &loc.md, &header_oid(&loc.id), header.size, header.object_size()).map_err(|e| e.context(format_args!("image {spec}")))?)
+            Some(
+                Backfill::open(cluster, &loc.md, &header_oid(&loc.id), header.size, header.object_size())
+                    .map_err(|e| e.context(format_args!("image {spec}")))?,
+            )
         } else {
             None
         };
@@ -276,7 +279,8 @@ impl Image {
             // (exact under the lock) says they exist, the clone map still says "parent".
             if let (Some(cm), Some(om), true) = (states.as_mut(), object_map.as_ref(), header.parent.is_some()) {
                 let om = om.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                let n = crate::reconcile::annotate_from_object_map(&loc, &header, cm, Some(&om)).map_err(|e| e.context(format_args!("image {spec}: clone map")))?;
+                let n =
+                    crate::reconcile::annotate_from_object_map(&loc, &header, cm, Some(&om)).map_err(|e| e.context(format_args!("image {spec}: clone map")))?;
                 if n > 0 {
                     reconciled.push(format!("clone map: {n} object(s) written by a stock client now counted as copied up"));
                 }
@@ -314,12 +318,7 @@ impl Image {
             ParentType::Standalone | ParentType::Snapshot => Arc::clone(cluster),
             ParentType::RemoteStandalone => remote::connect(cluster, &RemoteCluster::from_record(p), remote::DEFAULT_CONNECT_TIMEOUT)
                 .map_err(|e| e.context(format_args!("image {child}: open its parent")))?,
-            t => {
-                return Err(Error::new(
-                    Errno::EOPNOTSUPP,
-                    format!("image {child}: parent type {} is not supported by this rbd-ext build", t.as_str()),
-                ))
-            }
+            t => return Err(Error::new(Errno::EOPNOTSUPP, format!("image {child}: parent type {} is not supported by this rbd-ext build", t.as_str()))),
         };
         if p.snap_id != SnapId::NOSNAP {
             return Err(Error::new(Errno::EOPNOTSUPP, format!("image {child}: is a stock snapshot clone; use rbd for it")));
@@ -367,6 +366,35 @@ impl Image {
 
     fn writer(&self) -> Result<&Writer> {
         self.writer.as_ref().ok_or_else(|| Error::new(Errno::EROFS, format!("image {}: opened read-only", self.loc.spec)))
+    }
+
+    /// `EROFS` unless this handle holds the writer lock.
+    pub(crate) fn writer_check(&self) -> Result<()> {
+        self.writer().map(|_| ())
+    }
+
+    /// As before each request (blocklist, lost lock, announced header update), for a
+    /// maintenance operation.
+    pub(crate) async fn ready_for_maintenance(&self) -> Result<()> {
+        self.ready().await
+    }
+
+    /// Holds new requests back until dropped, once those in flight are done (a resize's or
+    /// a snapshot's exclusive hold).
+    pub(crate) async fn hold_requests(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.exclusive().await
+    }
+
+    /// After the object map's snapshot (fast-diff): EXISTS becomes EXISTS_CLEAN, as
+    /// `object_map_snap_add` did on disk.
+    pub(crate) fn object_map_mark_clean(&self) {
+        if let Some(map) = self.writer.as_ref().and_then(|w| w.object_map.as_ref()) {
+            for s in map.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
+                if *s == om::EXISTS {
+                    *s = om::EXISTS_CLEAN;
+                }
+            }
+        }
     }
 
     /// The context for data-object writes (it carries the snapshot context).
@@ -440,10 +468,7 @@ impl Image {
     fn check_range(&self, off: u64, len: u64) -> Result<()> {
         let size = self.size();
         if off.checked_add(len).is_none_or(|end| end > size) {
-            return Err(Error::new(
-                Errno::EINVAL,
-                format!("image {}: range {off}+{len} is beyond the image size {size}", self.loc.spec),
-            ));
+            return Err(Error::new(Errno::EINVAL, format!("image {}: range {off}+{len} is beyond the image size {size}", self.loc.spec)));
         }
         Ok(())
     }
@@ -456,11 +481,8 @@ impl Image {
             self.check_range(off, len)?;
             let hdr = self.header();
             let os = hdr.object_size();
-            let mut pieces: Vec<(ObjectExtent, Vec<u8>)> = stream::iter(object_extents(off, len, os))
-                .map(|e| self.read_extent(e, &hdr))
-                .buffer_unordered(self.max_in_flight)
-                .try_collect()
-                .await?;
+            let mut pieces: Vec<(ObjectExtent, Vec<u8>)> =
+                stream::iter(object_extents(off, len, os)).map(|e| self.read_extent(e, &hdr)).buffer_unordered(self.max_in_flight).try_collect().await?;
             // Within one object (the common case): the piece is the answer, no copy.
             if pieces.len() == 1 && pieces[0].1.len() as u64 == len {
                 return Ok(pieces.pop().map(|(_, d)| d).unwrap_or_default());
@@ -491,21 +513,22 @@ impl Image {
     async fn read_extent(&self, e: ObjectExtent, hdr: &ImageHeader) -> Result<(ObjectExtent, Vec<u8>)> {
         let oid = hdr.data_oid(e.object_no);
         if let Some(bf) = &self.backfill {
-            let data = match read_filled_range(&self.loc.data, &oid, e.offset, e.length).await.map_err(|x| x.context(format_args!("image {}", self.loc.spec)))? {
-                Filled::Data(d) => {
-                    bf.counters.cache_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    d
-                }
-                Filled::Missing | Filled::Claimed => {
-                    let mut all = bf.fill(&self.loc.data, &oid, e.object_no).await.map_err(|x| x.context(format_args!("image {}", self.loc.spec)))?;
-                    if e.offset == 0 && e.length as usize == all.len() {
-                        all
-                    } else {
-                        all.truncate((e.offset + e.length) as usize);
-                        all.split_off(e.offset as usize)
+            let data =
+                match read_filled_range(&self.loc.data, &oid, e.offset, e.length).await.map_err(|x| x.context(format_args!("image {}", self.loc.spec)))? {
+                    Filled::Data(d) => {
+                        bf.counters.cache_hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        d
                     }
-                }
-            };
+                    Filled::Missing | Filled::Claimed => {
+                        let mut all = bf.fill(&self.loc.data, &oid, e.object_no).await.map_err(|x| x.context(format_args!("image {}", self.loc.spec)))?;
+                        if e.offset == 0 && e.length as usize == all.len() {
+                            all
+                        } else {
+                            all.truncate((e.offset + e.length) as usize);
+                            all.split_off(e.offset as usize)
+                        }
+                    }
+                };
             return Ok((e, data));
         }
         // With the lock held the object map is exact: an object it calls nonexistent is read
@@ -536,7 +559,9 @@ impl Image {
     /// overlap, zeros beyond it.
     async fn read_parent(&self, off: u64, len: u64, hdr: &ImageHeader) -> Result<Vec<u8>> {
         let overlap = hdr.overlap().min(self.parent.as_ref().map_or(0, |p| p.size()));
-        let Some(p) = self.parent.as_ref().filter(|_| off < overlap) else { return Ok(vec![0u8; len as usize]) };
+        let Some(p) = self.parent.as_ref().filter(|_| off < overlap) else {
+            return Ok(vec![0u8; len as usize]);
+        };
         let n = len.min(overlap - off);
         let mut d = p.read_at(off, n).await.map_err(|e| e.context(format_args!("image {}: read parent", self.loc.spec)))?;
         // Past the overlap (or a short parent) reads as zeros.
@@ -555,11 +580,7 @@ impl Image {
         stream::iter(object_extents(off, data.len() as u64, os))
             .map(|e| {
                 let bytes = &data[e.buffer_offset as usize..(e.buffer_offset + e.length) as usize];
-                let step = if e.is_whole(os) {
-                    WriteStep::WriteFull(bytes.to_vec())
-                } else {
-                    WriteStep::Write { off: e.offset, data: bytes.to_vec() }
-                };
+                let step = if e.is_whole(os) { WriteStep::WriteFull(bytes.to_vec()) } else { WriteStep::Write { off: e.offset, data: bytes.to_vec() } };
                 let hdr = &hdr;
                 async move {
                     let _object = self.objects.lock(e.object_no).await;
@@ -652,7 +673,7 @@ impl Image {
         let known_missing = self.object_map_state(e.object_no) == Some(om::NONEXISTENT);
         // With snapshots, an inherited object is copied up even when the write replaces it
         // all, as librbd does: the snapshots then hold the parent's data themselves.
-        let replaces_all = replaces_all && hdr.snapc.snaps.is_empty();
+        let replaces_all = replaces_all && !hdr.has_data_snapshots();
         let data_w = self.data_w()?;
         // librbd order: the object map says "exists" before any data can appear.
         self.object_map_update(e.object_no, om::EXISTS, None).await?;
@@ -677,13 +698,10 @@ impl Image {
         }
         // ...else copy up: one compound op that creates the object from the parent's data
         // only if it still does not exist (rbd.sparse_copyup), then applies the write.
-        let (pending, parent_data) = futures::join!(
-            self.clone_map_set(e.object_no, CloneMapState::Pending, None),
-            self.parent_object_data(e.object_no, hdr)
-        );
+        let (pending, parent_data) = futures::join!(self.clone_map_set(e.object_no, CloneMapState::Pending, None), self.parent_object_data(e.object_no, hdr));
         pending?;
         let copyup = WriteOp::default().exec(copyup_call(parent_data?));
-        if hdr.snapc.snaps.is_empty() {
+        if !hdr.has_data_snapshots() {
             let op = steps.into_iter().fold(copyup, WriteOp::step);
             let r = self.rados_write(&data_w, &oid, &op).await?;
             if r.rc < 0 {
@@ -711,7 +729,7 @@ impl Image {
         self.clone_map_set(n, CloneMapState::Pending, None).await?;
         let op = WriteOp::default().exec(copyup_call(parent_data));
         let oid = hdr.data_oid(n);
-        if self.header().snapc.snaps.is_empty() {
+        if !self.header().has_data_snapshots() {
             let r = self.rados_write(&self.data_w()?, &oid, &op).await?;
             if r.rc < 0 {
                 return Err(os_err(&self.loc.spec, n, "copy-up", r.rc));
@@ -751,21 +769,26 @@ impl Image {
 
     /// Moves the stock object map entry (librbd's rules: skip when nothing would change).
     async fn object_map_update(&self, object_no: u64, new: u8, current: Option<u8>) -> Result<()> {
-        let Some(map) = self.writer.as_ref().and_then(|w| w.object_map.as_ref()) else { return Ok(()) };
+        let Some(map) = self.writer.as_ref().and_then(|w| w.object_map.as_ref()) else {
+            return Ok(());
+        };
         {
             let m = map.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(&state) = m.get(object_no as usize) else { return Ok(()) };
+            let Some(&state) = m.get(object_no as usize) else {
+                return Ok(());
+            };
             let filtered = current.is_some_and(|c| c != state && !(c == om::EXISTS && state == om::EXISTS_CLEAN));
-            let skip = state == new
-                || (new == om::PENDING && state == om::NONEXISTENT)
-                || (new == om::NONEXISTENT && state != om::PENDING);
+            let skip = state == new || (new == om::PENDING && state == om::NONEXISTENT) || (new == om::NONEXISTENT && state != om::PENDING);
             if filtered || skip {
                 return Ok(());
             }
         }
-        let op = WriteOp::default()
-            .exec(&stock::assert_locked(stock::RBD_LOCK_NAME, stock::lock_type::EXCLUSIVE, "", ""))
-            .exec(&stock::object_map_update(object_no, object_no + 1, new, current));
+        let op = WriteOp::default().exec(&stock::assert_locked(stock::RBD_LOCK_NAME, stock::lock_type::EXCLUSIVE, "", "")).exec(&stock::object_map_update(
+            object_no,
+            object_no + 1,
+            new,
+            current,
+        ));
         let r = self.rados_write(&self.loc.md, &object_map_oid(&self.loc.id), &op).await?;
         if r.rc < 0 {
             return Err(os_err(&self.loc.spec, object_no, "object map update", r.rc));
@@ -791,7 +814,9 @@ impl Image {
 
     /// Compare-and-set of one clone-map entry (no-op for images without a clone map).
     async fn clone_map_set(&self, object_no: u64, new: CloneMapState, expected: Option<CloneMapState>) -> Result<()> {
-        let Some(w) = self.writer.as_ref() else { return Ok(()) };
+        let Some(w) = self.writer.as_ref() else {
+            return Ok(());
+        };
         match self.clone_map_state(object_no) {
             None => return Ok(()),
             Some(s) if s == new => return Ok(()),
@@ -869,11 +894,7 @@ impl Image {
         let os = hdr.object_size();
         let (old_count, new_count) = (hdr.object_count(), new_size.div_ceil(os));
         if new_size < hdr.size {
-            stream::iter(new_count..old_count)
-                .map(|n| self.remove_object(n, &hdr))
-                .buffer_unordered(self.max_in_flight)
-                .try_collect::<()>()
-                .await?;
+            stream::iter(new_count..old_count).map(|n| self.remove_object(n, &hdr)).buffer_unordered(self.max_in_flight).try_collect::<()>().await?;
             if new_size % os != 0 {
                 let n = new_size / os;
                 let op = WriteOp { steps: vec![WriteStep::AssertExists, WriteStep::Truncate(new_size % os)] };
@@ -883,7 +904,11 @@ impl Image {
                 }
             }
             if hdr.parent.is_some() && hdr.overlap() > new_size {
-                self.loc.md.exec_write_async(&header_oid(&self.loc.id), &stubs::parent_overlap_set(new_size)).await.map_err(|e| e.context(format_args!("image {spec}")))?;
+                self.loc
+                    .md
+                    .exec_write_async(&header_oid(&self.loc.id), &stubs::parent_overlap_set(new_size))
+                    .await
+                    .map_err(|e| e.context(format_args!("image {spec}")))?;
             }
         }
         let hoid = header_oid(&self.loc.id);

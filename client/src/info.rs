@@ -5,12 +5,12 @@ use std::sync::Arc;
 use rbd_ext_cls::codec::SnapId;
 use rbd_ext_cls::types::{ParentRecord, ParentType, ProtectionMode};
 
-use rbd_ext_cls::types::CloneMapState;
 use crate::error::{Errno, Result};
 use crate::header::{self, HeaderMeta, ImageHeader};
 use crate::image::{Image, OpenOptions};
 use crate::rados::Cluster;
 use crate::spec::ImageSpec;
+use rbd_ext_cls::types::CloneMapState;
 
 /// An image's facts: what `rbd info` shows plus rbd-ext's own (parent type, clone map,
 /// protection). Gathered by [`image_details`].
@@ -144,15 +144,7 @@ fn image_details_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Im
                 mon_hosts: rec.remote_mon_hosts.clone(),
                 client: rec.remote_client_name.clone(),
             });
-            Some(ParentInfo {
-                spec: pspec,
-                id: rec.image_id.clone(),
-                parent_type: rec.parent_type,
-                snapshot,
-                in_trash,
-                overlap: header.overlap(),
-                remote,
-            })
+            Some(ParentInfo { spec: pspec, id: rec.image_id.clone(), parent_type: rec.parent_type, snapshot, in_trash, overlap: header.overlap(), remote })
         }
         _ => None,
     };
@@ -171,7 +163,9 @@ fn image_details_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Im
 /// The parent's snapshot name ("" for HEAD, as stock) and whether the parent is in the
 /// trash; best effort (a parent that cannot be read shows neither).
 fn parent_extras(cluster: &Arc<Cluster>, rec: &ParentRecord) -> (String, bool) {
-    let Ok(md) = cluster.ioctx_by_id(rec.pool_id, &rec.pool_namespace) else { return (String::new(), false) };
+    let Ok(md) = cluster.ioctx_by_id(rec.pool_id, &rec.pool_namespace) else {
+        return (String::new(), false);
+    };
     let snapshot = match rec.snap_id {
         SnapId::NOSNAP => String::new(),
         SnapId(id) => header::snapshot_name(&md, &rec.image_id, id).ok().flatten().unwrap_or_default(),

@@ -11,8 +11,12 @@
 pub(crate) fn reached(name: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNT: AtomicU64 = AtomicU64::new(0);
-    let Ok(spec) = std::env::var("RBD_EXT_KILL_POINT") else { return };
-    let Some((want, n)) = spec.rsplit_once(':') else { return };
+    let Ok(spec) = std::env::var("RBD_EXT_KILL_POINT") else {
+        return;
+    };
+    let Some((want, n)) = spec.rsplit_once(':') else {
+        return;
+    };
     let Ok(n) = n.parse::<u64>() else { return };
     if want != name || COUNT.fetch_add(1, Ordering::SeqCst) + 1 != n {
         return;

@@ -65,27 +65,29 @@ pub mod nbd;
 pub mod rados;
 mod reconcile;
 pub mod remote;
+pub mod s3;
 pub mod s3_finalize;
 pub mod s3_parent;
 mod secret;
-pub mod s3;
+pub mod snapshot;
 pub mod spec;
 mod stream;
 mod task;
 
+pub use allocation::Allocation;
+pub use backfill::BackfillStats;
 pub use error::{Errno, Error, Hint, Result};
 pub use image::{wait_for_pending_closes, Image, ImageInfo, OpenOptions};
 pub use info::{image_details, CloneMapCounts, ImageDetails, ParentInfo, ProtectionInfo, RemoteParentInfo};
 pub use manage::{
-    check_clone_map, child_entries, children, clone_standalone, descendants, flatten, protection, remove, set_protection, CheckReport,
-    Children, CloneOptions, Descendants, Progress, RemoteOptions, Removed,
+    check_clone_map, child_entries, children, clone_standalone, descendants, flatten, protection, remove, set_protection, CheckReport, Children, CloneOptions,
+    Descendants, Progress, RemoteOptions, Removed,
 };
 pub use rbd_ext_cls::types::{ParentProtection, ParentType, ProtectionMode};
-pub use allocation::Allocation;
-pub use backfill::BackfillStats;
 pub use reconcile::reconcile;
 pub use s3_finalize::{s3_finalize, FinalizeReport};
 pub use s3_parent::{hydrate, s3_attach, s3_publish, s3_verify, AttachOptions, HydrateReport, ImageStats, PublishSource, VerifyReport};
+pub use snapshot::{snap_create, BrokenSnapshot};
 pub use spec::ImageSpec;
 pub use stream::{aligned_chunk, chunks, import, read_range, write_from, CopyError, ImportError, ImportOptions, WriteFromOptions};
 
@@ -103,8 +105,8 @@ pub use stream::{aligned_chunk, chunks, import, read_range, write_from, CopyErro
 pub mod blocking {
     pub use crate::manage::{
         check_clone_map_blocking as check_clone_map, children_blocking as children, clone_standalone_blocking as clone_standalone,
-        descendants_blocking as descendants, protection_blocking as protection, remove_blocking as remove,
-        set_protection_blocking as set_protection,
+        descendants_blocking as descendants, protection_blocking as protection, remove_blocking as remove, set_protection_blocking as set_protection,
     };
     pub use crate::reconcile::reconcile_blocking as reconcile;
+    pub use crate::snapshot::snap_create_blocking as snap_create;
 }

@@ -198,14 +198,15 @@ impl WatchInner {
 
     /// The acknowledgement payload for one notification.
     fn answer(&self, payload: &[u8]) -> Vec<u8> {
-        let Some(op) = stock::notify_message_op(payload) else { return Vec::new() };
+        let Some(op) = stock::notify_message_op(payload) else {
+            return Vec::new();
+        };
         if op == notify_op::HEADER_UPDATE {
             self.stale.set();
             return Vec::new();
         }
-        let owner_request = op == notify_op::REQUEST_LOCK
-            || (notify_op::FIRST_OWNER_REQUEST..=notify_op::LAST_OWNER_REQUEST).contains(&op)
-            || op == notify_op::METADATA_UPDATE;
+        let owner_request =
+            op == notify_op::REQUEST_LOCK || (notify_op::FIRST_OWNER_REQUEST..=notify_op::LAST_OWNER_REQUEST).contains(&op) || op == notify_op::METADATA_UPDATE;
         // Only the lock owner answers requests (librbd counts a non-empty ack as the owner's).
         if owner_request && self.cookie.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
             return stock::response_message(-libc::EROFS);
@@ -293,19 +294,12 @@ impl WriterLock {
         if let Err(e) = md.exec_write(&oid, &call) {
             if e.errno() == Errno::EBUSY || e.errno() == Errno::EEXIST {
                 let holders = lockers(md, id).unwrap_or_default();
-                let who = holders
-                    .iter()
-                    .map(|l| format!("{} (cookie '{}', address {})", l.client, l.cookie, l.address))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let who = holders.iter().map(|l| format!("{} (cookie '{}', address {})", l.client, l.cookie, l.address)).collect::<Vec<_>>().join(", ");
                 let hint = holders
                     .first()
                     .map(|l| format!("; if that client is dead, break its lock with: rbd-ext lock rm {spec} {} '{}'", l.client, l.cookie))
                     .unwrap_or_default();
-                return Err(Error::new(
-                    Errno::EBUSY,
-                    format!("image {spec} is open for writing by {who}: one writer at a time{hint}"),
-                ));
+                return Err(Error::new(Errno::EBUSY, format!("image {spec} is open for writing by {who}: one writer at a time{hint}")));
             }
             return Err(e.context(format_args!("image {spec}: take the writer lock")));
         }
@@ -354,7 +348,9 @@ impl WriterLock {
         }
         self.released = true;
         // From now on lock requests are no longer refused: there is nothing to hand over.
-        let Some(cookie) = self.watch.cookie.lock().unwrap_or_else(|e| e.into_inner()).take() else { return Ok(()) };
+        let Some(cookie) = self.watch.cookie.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Ok(());
+        };
         if self.object_map {
             let _ = self.md.exec_write(&object_map_oid(&self.id), &stock::unlock(RBD_LOCK_NAME, ""));
         }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
+use rbd_ext_cls::codec::Codec;
 use rbd_ext_cls::codec::SnapId;
 use rbd_ext_cls::stubs::{self, stock};
-use rbd_ext_cls::codec::Codec;
 use rbd_ext_cls::types::header::{self as header_keys, RBD_EXT_PROTECT};
 use rbd_ext_cls::types::{ChildImageSpec, ChildImageSpecs, CloneMapState, ParentProtection, ParentRecord, ParentType, ProtectionMode, StateRun};
 
@@ -17,13 +17,13 @@ use rbd_ext_cls::types::{ChildImageSpec, ChildImageSpecs, CloneMapState, ParentP
 pub(crate) const REMOTE_CHILDREN_PREFIX: &str = "rbd_ext_remote_children_";
 
 use crate::clone_map;
-use crate::reconcile;
 use crate::error::{Errno, Error, Hint, Result};
 use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
 use crate::image::Image;
 use crate::lock;
-use crate::remote::{self, RemoteCluster};
 use crate::rados::{blocking, create_image, remove_image, Cluster, CreateOptions, IoCtx, ReadOp, ReadStep, StepOut};
+use crate::reconcile;
+use crate::remote::{self, RemoteCluster};
 use crate::spec::ImageSpec;
 
 /// Options of [`clone_standalone`].
@@ -146,9 +146,10 @@ impl RemoteOptions {
 /// returns the connection and the cluster as the child will record it.
 fn connect_remote(local: &Arc<Cluster>, r: &RemoteOptions) -> Result<(Arc<Cluster>, RemoteCluster)> {
     let client_name = r.client_name.clone().unwrap_or_else(|| "client.admin".into());
-    let name = r.cluster_name.clone().unwrap_or_else(|| {
-        std::path::Path::new(&r.conf).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "remote".into())
-    });
+    let name = r
+        .cluster_name
+        .clone()
+        .unwrap_or_else(|| std::path::Path::new(&r.conf).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "remote".into()));
     // The key first: the conf file is read by librados on a connection that needs it.
     let key = match (&r.keyring, &r.secret_ref) {
         (Some(path), None) => remote::keyring_key(path, &client_name)?,
@@ -239,7 +240,10 @@ pub fn clone_standalone_blocking(cluster: &Arc<Cluster>, parent: &ImageSpec, chi
         if let Some(l) = holders.first() {
             return Err(Error::new(
                 Errno::EBUSY,
-                format!("parent {parent} is open for writing by {} (cookie '{}'); a standalone clone needs a parent nobody writes: close it", l.client, l.cookie),
+                format!(
+                    "parent {parent} is open for writing by {} (cookie '{}'); a standalone clone needs a parent nobody writes: close it",
+                    l.client, l.cookie
+                ),
             )
             .hinted(Hint::Force));
         }
@@ -250,7 +254,11 @@ pub fn clone_standalone_blocking(cluster: &Arc<Cluster>, parent: &ImageSpec, chi
     let cmd = header::md_ioctx(cluster, child)?;
     let layout_err = |what: String| Err(Error::new(Errno::EINVAL, format!("clone {parent} -> {child}: {what}")));
     if opts.order.is_some_and(|o| o != phdr.order) {
-        return layout_err(format!("order {} differs from the parent's {}: a standalone clone has its parent's object size", opts.order.unwrap_or(0), phdr.order));
+        return layout_err(format!(
+            "order {} differs from the parent's {}: a standalone clone has its parent's object size",
+            opts.order.unwrap_or(0),
+            phdr.order
+        ));
     }
     if opts.stripe_unit.is_some_and(|u| u != phdr.object_size()) || opts.stripe_count.is_some_and(|c| c != 1) {
         return layout_err("only the default striping (stripe unit = object size, count 1) is supported".to_string());
@@ -314,12 +322,32 @@ pub fn clone_standalone_blocking(cluster: &Arc<Cluster>, parent: &ImageSpec, chi
         }
     };
     let step = |what: &str, r: Result<()>| r.map_err(|e| e.context(format_args!("clone {parent} -> {child}: {what}")));
-    step("write the parent record", cmd.exec_write(&header_oid(&cid), &stubs::parent_attach(&record, false)))
-        .map_err(|e| undo.run(e))?;
+    step("write the parent record", cmd.exec_write(&header_oid(&cid), &stubs::parent_attach(&record, false))).map_err(|e| undo.run(e))?;
     undo.steps.push(Box::new({
         let (cmd, cid) = (cmd.clone(), cid.clone());
         move || cmd.exec_write(&header_oid(&cid), &stubs::parent_detach())
     }));
+    if record.parent_type == ParentType::Standalone {
+        // Stock librbd serves this child, so stock `snap create` could run on it and make a
+        // snapshot that reads zeros where the child inherits data: refuse it from the first
+        // moment (snapshot.rs). The guard is released by the undo's parent_detach.
+        let chdr = header::read_header(&cmd, &cid).map_err(|e| undo.run(e))?;
+        let data = if chdr.data_pool_id >= 0 { cluster.ioctx_by_id(chdr.data_pool_id, cmd.namespace()).map_err(|e| undo.run(e))? } else { cmd.clone() };
+        step("arm the snapshot guard", crate::snapshot::arm_guard(&cmd, &data, &cid, &chdr)).map_err(|e| undo.run(e))?;
+        undo.steps.push(Box::new({
+            let (cmd, cid) = (cmd.clone(), cid.clone());
+            move || {
+                let h = header::read_header(&cmd, &cid)?;
+                match h.snap_guard {
+                    Some(g) => {
+                        cmd.exec_write(&header_oid(&cid), &stubs::snap_guard(rbd_ext_cls::ops::SnapGuardMode::Remove, None))?;
+                        crate::snapshot::release_guard(&cmd, &data, &cid, g)
+                    }
+                    None => Ok(()),
+                }
+            }
+        }));
+    }
     let cspec = child_spec_of(&cmd, &cid);
     step("register with the parent", ploc.md.exec_write(&header_oid(&ploc.id), &attach_call(&cspec))).map_err(|e| undo.run(e))?;
     undo.steps.push(Box::new({
@@ -511,10 +539,10 @@ pub fn protection_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<O
     spec.require_head("image")?;
     let (loc, _) = header::locate(cluster, spec)?;
     let hoid = header_oid(&loc.id);
-    let Some(b) = loc.md.omap_get(&hoid, RBD_EXT_PROTECT)? else { return Ok(None) };
-    ParentProtection::read_bytes(&b)
-        .map(Some)
-        .map_err(|e| Error::new(Errno::EIO, format!("image {spec}: object {hoid}: key {RBD_EXT_PROTECT}: {e}")))
+    let Some(b) = loc.md.omap_get(&hoid, RBD_EXT_PROTECT)? else {
+        return Ok(None);
+    };
+    ParentProtection::read_bytes(&b).map(Some).map_err(|e| Error::new(Errno::EIO, format!("image {spec}: object {hoid}: key {RBD_EXT_PROTECT}: {e}")))
 }
 
 /// Switches the protection of `spec`, a parent of standalone clones, to `mode` (atomically,
@@ -615,7 +643,12 @@ fn child_state(cluster: &Arc<Cluster>, ploc: &ImageLocation, c: &ChildImageSpec)
         Err(e) if e.is_not_found() => return Ok((Some(cmd), None, false)),
         Err(e) => return Err(e),
     };
-    let points_here = h.parent.as_ref().is_some_and(|p| points_at(p, ploc));
+    let mut points_here = h.parent.as_ref().is_some_and(|p| points_at(p, ploc));
+    // Detached from HEAD (flattened) but kept for snapshots that still read the parent:
+    // still a reader, so the entry (and the parent's protection) stays.
+    if !points_here && h.parent.as_ref().is_some_and(|p| p.head_overlap.is_none() && points_at(&ParentRecord { head_overlap: Some(0), ..p.clone() }, ploc)) {
+        points_here = crate::snapshot::snapshots_read_parent(&cmd, &c.image_id)?;
+    }
     Ok((Some(cmd), Some(h), points_here))
 }
 
@@ -666,8 +699,11 @@ fn children_from(cluster: &Arc<Cluster>, ploc: &ImageLocation, specs: Vec<ChildI
                 let r = io.aio_read(&oid, &ReadOp { steps: vec![ReadStep::OmapGetByKeys(vec![header_keys::PARENT.into()])] }, 0)?.await;
                 match (r.rc, r.steps.into_iter().next()) {
                     (0, Some((_, StepOut::Omap(kv, _)))) => {
-                        let Some((_, v)) = kv.into_iter().next() else { return Ok(false) };
-                        let p = ParentRecord::read_bytes(&v).map_err(|_| Error::new(Errno::EIO, format!("object {oid}: corrupt key {}", header_keys::PARENT)))?;
+                        let Some((_, v)) = kv.into_iter().next() else {
+                            return Ok(false);
+                        };
+                        let p =
+                            ParentRecord::read_bytes(&v).map_err(|_| Error::new(Errno::EIO, format!("object {oid}: corrupt key {}", header_keys::PARENT)))?;
                         Ok(points_at(&p, ploc))
                     }
                     // Gone (removed outside rbd-ext): stale, confirmed below.
@@ -749,7 +785,9 @@ impl ChildNames {
     /// trash) keeps no name.
     async fn resolve(&mut self, pools: &BTreeMap<(i64, &str), Option<IoCtx>>) -> Result<()> {
         for ((pool_id, ns), ids) in &mut self.wanted {
-            let Some(io) = pools[&(*pool_id, ns.as_str())].as_ref() else { continue };
+            let Some(io) = pools[&(*pool_id, ns.as_str())].as_ref() else {
+                continue;
+            };
             if ids.len() >= LIST_NAMES_BY_DIRECTORY {
                 let mut after = String::new();
                 loop {
@@ -789,10 +827,7 @@ impl ChildNames {
 
     /// `c`'s name, or its id when it has none (in the trash), as `rbd children` shows it.
     fn name_of(&self, c: &ChildImageSpec) -> String {
-        self.wanted
-            .get(&(c.pool_id, c.pool_namespace.clone()))
-            .and_then(|ids| ids.get(&c.image_id).cloned().flatten())
-            .unwrap_or_else(|| c.image_id.clone())
+        self.wanted.get(&(c.pool_id, c.pool_namespace.clone())).and_then(|ids| ids.get(&c.image_id).cloned().flatten()).unwrap_or_else(|| c.image_id.clone())
     }
 }
 
@@ -842,6 +877,19 @@ pub fn remove_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Remov
         ));
     }
     let hoid = header_oid(&loc.id);
+    // As stock `rbd rm` ("image has snapshots - not removing"), and before anything is
+    // detached: the image must stay whole when it is not removed.
+    let snaps: Vec<_> = crate::snapshot::snapshot_records(&loc.md, &loc.id)?.into_iter().filter(|s| Some(s.id.0) != hdr.snap_guard).collect();
+    if !snaps.is_empty() {
+        let names = snaps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(Error::new(
+            Errno::ENOTEMPTY,
+            format!(
+                "image {spec} has {} snapshot(s) ({names}); remove them first (`rbd snap purge {spec}`, after `rbd snap unprotect` of protected ones)",
+                snaps.len()
+            ),
+        ));
+    }
     // A stock clone (of a snapshot) goes to librbd as it is: its remove detaches it from the
     // parent snapshot (`rbd_children` for clone v1, the snapshot's children for v2). Only the
     // records stock librbd cannot handle, a HEAD parent of ours, are detached here first.
@@ -938,8 +986,18 @@ pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
         .await?;
     let hoid = header_oid(&loc.id);
     loc.md.exec_write_async(&hoid, &stubs::parent_detach()).await.map_err(|e| e.context(format_args!("image {spec}: detach parent")))?;
-    let (md, id, s) = (loc.md.clone(), loc.id.clone(), spec.clone());
+    let (md, data, id, s, guard) = (loc.md.clone(), loc.data.clone(), loc.id.clone(), spec.clone(), hdr.snap_guard);
     blocking(move || {
+        // Snapshots taken before HEAD shrank still read the parent past HEAD's overlap: the
+        // class kept the record for them, and the child stays on the parent's list (which
+        // keeps the parent protected) until they are gone.
+        if header::read_header(&md, &id)?.parent.is_some() {
+            return clone_map::remove(&md, &id);
+        }
+        // A plain image now: the class dropped the snapshot guard's record with the parent.
+        if let Some(g) = guard {
+            crate::snapshot::release_guard(&md, &data, &id, g).map_err(|e| e.context(format_args!("image {s}: release the snapshot guard")))?;
+        }
         leave_parent(md.cluster(), &md, &id, &parent)
             .map_err(|e| e.context(format_args!("image {s}: flattened, but leaving the parent's children list failed")))?;
         clone_map::remove(&md, &id)
@@ -1014,9 +1072,7 @@ pub fn check_clone_map_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec, repair
     let home = match parent.parent_type {
         ParentType::RemoteStandalone => remote::connect(cluster, &RemoteCluster::from_record(parent), remote::DEFAULT_CONNECT_TIMEOUT)
             .map_err(|e| e.context(format_args!("image {spec}: its parent")))?,
-        ParentType::S3Source => {
-            return Err(Error::new(Errno::EINVAL, format!("image {spec} is S3-backed: it has no clone map (its objects fill from S3)")))
-        }
+        ParentType::S3Source => return Err(Error::new(Errno::EINVAL, format!("image {spec} is S3-backed: it has no clone map (its objects fill from S3)"))),
         _ => Arc::clone(cluster),
     };
     let pmd = home.ioctx_by_id(parent.pool_id, &parent.pool_namespace)?;
@@ -1072,7 +1128,9 @@ pub fn check_clone_map_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec, repair
         // concurrent transition wins over this late news.
         let oid = rbd_ext_cls::types::clone_map_object(&loc.id);
         for (n, from, to) in &report.updated {
-            loc.md.exec_write(&oid, &stubs::clone_map_update(*n, 1, *to, Some(*from))).map_err(|e| e.context(format_args!("image {spec}: object {n}: clone map update")))?;
+            loc.md
+                .exec_write(&oid, &stubs::clone_map_update(*n, 1, *to, Some(*from)))
+                .map_err(|e| e.context(format_args!("image {spec}: object {n}: clone map update")))?;
         }
     }
     Ok(report)

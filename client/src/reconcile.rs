@@ -195,6 +195,7 @@ mod tests {
             stripe_count: 1,
             parent: None,
             snapc: Default::default(),
+            snap_guard: None,
         };
         assert!(clone_map_is_orphan(Some(&h)));
         let with_parent = ImageHeader { parent: Some(Default::default()), ..h };

@@ -67,7 +67,8 @@ pub fn monmap_addrs(c: &Cluster) -> Result<Vec<String>> {
 
 /// The base64 key of `client_name` in a keyring file.
 pub fn keyring_key(keyring: &str, client_name: &str) -> Result<String> {
-    let text = std::fs::read_to_string(keyring).map_err(|e| Error::new(Errno(e.raw_os_error().unwrap_or(libc::EIO)), format!("read remote keyring {keyring}")))?;
+    let text =
+        std::fs::read_to_string(keyring).map_err(|e| Error::new(Errno(e.raw_os_error().unwrap_or(libc::EIO)), format!("read remote keyring {keyring}")))?;
     let mut in_section = false;
     for line in text.lines() {
         let line = line.trim();

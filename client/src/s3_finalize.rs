@@ -104,7 +104,9 @@ pub async fn s3_finalize(cluster: &Arc<Cluster>, spec: &ImageSpec, parallel: usi
         let mut rewritten = 0;
         for child in &list.children {
             let (cloc, chdr) = header::locate(&cluster, child)?;
-            let Some(mut record) = chdr.parent.clone() else { continue };
+            let Some(mut record) = chdr.parent.clone() else {
+                continue;
+            };
             if record.parent_type != ParentType::Standalone {
                 record.parent_type = ParentType::Standalone;
                 cloc.md

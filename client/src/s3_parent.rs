@@ -155,7 +155,9 @@ fn store_shared_secret(cluster: &Cluster, key: &str, secret: &str, replace: bool
 /// HEADs the attached object and checks it is still the one pinned (`s3.etag`). ESTALE,
 /// naming both ETags, when it was replaced; `None` in prefix mode (no single object).
 pub async fn head_pinned(client: &S3Client, settings: &S3Settings) -> Result<Option<s3::ObjectInfo>> {
-    let Some(key) = &settings.image_name else { return Ok(None) };
+    let Some(key) = &settings.image_name else {
+        return Ok(None);
+    };
     let info = client.head(key).await?;
     if let Some(pinned) = &settings.etag {
         // With a pinned version the GETs read that version, whatever the key holds now.
@@ -228,7 +230,12 @@ pub async fn s3_attach(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: &AttachOp
                     if !m.etag.is_empty() && m.etag != info.etag {
                         return Err(Error::new(
                             Errno::ESTALE,
-                            format!("s3 {}: ETag {} differs from its manifest's {}: republish it with `rbd-ext s3 publish`", client.url(&key), info.etag, m.etag),
+                            format!(
+                                "s3 {}: ETag {} differs from its manifest's {}: republish it with `rbd-ext s3 publish`",
+                                client.url(&key),
+                                info.etag,
+                                m.etag
+                            ),
                         ));
                     }
                     (m.image_size, m.object_size.trailing_zeros() as u8)
@@ -238,7 +245,9 @@ pub async fn s3_attach(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: &AttachOp
             }
         }
         None => {
-            let size = opts.size.ok_or_else(|| Error::new(Errno::EINVAL, "an s3.prefix parent needs its size (there is no single object to measure)".to_string()).hinted(Hint::Size))?;
+            let size = opts.size.ok_or_else(|| {
+                Error::new(Errno::EINVAL, "an s3.prefix parent needs its size (there is no single object to measure)".to_string()).hinted(Hint::Size)
+            })?;
             // The credentials and the prefix, checked on the first object.
             client.head(&format!("{}{:016x}", settings.prefix.as_deref().unwrap_or_default(), 0)).await?;
             (size, opts.order.unwrap_or(22))
@@ -268,13 +277,7 @@ pub async fn s3_attach(cluster: &Arc<Cluster>, spec: &ImageSpec, opts: &AttachOp
         let oid = header_oid(&id);
         let kv: BTreeMap<String, BufferList> = meta.iter().map(|(k, v)| (k.clone(), BufferList(v.clone()))).collect();
         md.exec_write(&oid, &stock::metadata_set(&kv))?;
-        let record = ParentRecord {
-            pool_id: -1,
-            snap_id: SnapId::NOSNAP,
-            head_overlap: Some(size),
-            parent_type: ParentType::S3Source,
-            ..Default::default()
-        };
+        let record = ParentRecord { pool_id: -1, snap_id: SnapId::NOSNAP, head_overlap: Some(size), parent_type: ParentType::S3Source, ..Default::default() };
         md.exec_write(&oid, &stubs::parent_attach(&record, false))
     };
     if let Err(e) = finish() {
@@ -293,7 +296,11 @@ pub async fn check_s3_parent(cluster: &Arc<Cluster>, parent: &ImageSpec) -> Resu
     if hdr.parent.as_ref().is_none_or(|p| p.parent_type != ParentType::S3Source) {
         return Ok(());
     }
-    let why = |e: Error| e.context(format_args!("parent {parent} is S3-backed and not readable from S3 (checked before creating the child; `rbd-ext s3 verify {parent}` says more)"));
+    let why = |e: Error| {
+        e.context(format_args!(
+            "parent {parent} is S3-backed and not readable from S3 (checked before creating the child; `rbd-ext s3 verify {parent}` says more)"
+        ))
+    };
     let settings = S3Settings::from_metadata(&image_metadata(&loc.md, &header_oid(&loc.id))?).map_err(why)?;
     let client = settings.client(cluster).map_err(why)?;
     match &settings.prefix {
@@ -354,7 +361,10 @@ pub async fn s3_verify(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Verif
         Ok(body) => {
             let m = Manifest::from_json(&body)?;
             if m.image_size != hdr.size || m.object_size != hdr.object_size() {
-                return Err(Error::new(Errno::EINVAL, format!("s3 verify: manifest says {} bytes / {}-byte objects, the image {} / {}", m.image_size, m.object_size, hdr.size, hdr.object_size())));
+                return Err(Error::new(
+                    Errno::EINVAL,
+                    format!("s3 verify: manifest says {} bytes / {}-byte objects, the image {} / {}", m.image_size, m.object_size, hdr.size, hdr.object_size()),
+                ));
             }
             if !m.etag.is_empty() && m.etag != info.etag {
                 return Err(Error::new(Errno::ESTALE, format!("s3 verify: the image's ETag {} differs from the manifest's {}: republish", info.etag, m.etag)));
@@ -399,7 +409,14 @@ pub enum PublishSource {
 /// let manifest = rbd_ext::s3_publish(&cluster, &source, config, "golden.raw", 4 << 20, &|_, _| {}).await?;
 /// # Ok(()) }
 /// ```
-pub async fn s3_publish(cluster: &Arc<Cluster>, source: &PublishSource, config: S3Config, key: &str, object_size: u64, progress: Progress<'_>) -> Result<Manifest> {
+pub async fn s3_publish(
+    cluster: &Arc<Cluster>,
+    source: &PublishSource,
+    config: S3Config,
+    key: &str,
+    object_size: u64,
+    progress: Progress<'_>,
+) -> Result<Manifest> {
     let client = S3Client::new(config)?;
     enum Src {
         File(std::fs::File),
@@ -430,7 +447,9 @@ pub async fn s3_publish(cluster: &Arc<Cluster>, source: &PublishSource, config: 
                 Src::File(f) => {
                     use std::io::{Read, Seek, SeekFrom};
                     let mut b = vec![0u8; len as usize];
-                    f.seek(SeekFrom::Start(off)).and_then(|_| f.read_exact(&mut b)).map_err(|e| Error::new(Errno(e.raw_os_error().unwrap_or(libc::EIO)), "read source"))?;
+                    f.seek(SeekFrom::Start(off))
+                        .and_then(|_| f.read_exact(&mut b))
+                        .map_err(|e| Error::new(Errno(e.raw_os_error().unwrap_or(libc::EIO)), "read source"))?;
                     b
                 }
                 Src::Img(img) => img.read_at(off, len).await?,

@@ -123,15 +123,13 @@ pub fn store_secret(cluster: &Cluster, key: &str, secret: &[u8]) -> Result<Secre
     if secret.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(Error::new(Errno::EINVAL, format!("secret {r}: refusing to store an empty secret")));
     }
-    cluster
-        .mon_command(&config_key_cmd("config-key set", key), secret)
-        .map_err(|e| {
-            let hint = match e.errno() {
-                Errno::EACCES | Errno::EPERM => format!(": refused by the monitors: this client needs the mon cap `{}` (README: Caps)", cap("config-key set", key)),
-                _ => String::new(),
-            };
-            Error::new(e.errno(), format!("secret {r}: config-key set{hint}"))
-        })?;
+    cluster.mon_command(&config_key_cmd("config-key set", key), secret).map_err(|e| {
+        let hint = match e.errno() {
+            Errno::EACCES | Errno::EPERM => format!(": refused by the monitors: this client needs the mon cap `{}` (README: Caps)", cap("config-key set", key)),
+            _ => String::new(),
+        };
+        Error::new(e.errno(), format!("secret {r}: config-key set{hint}"))
+    })?;
     Ok(r)
 }
 

@@ -26,11 +26,7 @@ const MAP_OBJECTS: u64 = 10 << 18;
 const CHILDREN: usize = 10_000;
 
 fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-        .without_plots()
+    Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(20).without_plots()
 }
 
 fn method(name: &str) -> MethodFn {
@@ -85,9 +81,7 @@ fn bench_parent_record(c: &mut Criterion) {
                 black_box(out.len())
             })
         });
-        g.bench_with_input(BenchmarkId::new("decode", name), &bytes, |b, bytes| {
-            b.iter(|| ParentRecord::read_bytes(black_box(bytes)).unwrap())
-        });
+        g.bench_with_input(BenchmarkId::new("decode", name), &bytes, |b, bytes| b.iter(|| ParentRecord::read_bytes(black_box(bytes)).unwrap()));
     }
     g.finish();
 }
@@ -113,8 +107,7 @@ fn parent_header_with(set: &ChildImageSpecs) -> MemContext {
     let mut c = MemContext::existing();
     let o = &mut c.object.as_mut().unwrap().omap;
     let ts = UTime { sec: 1_700_000_000, nsec: 0 }.get_encoding();
-    let features =
-        RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF | RBD_FEATURE_DEEP_FLATTEN;
+    let features = RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF | RBD_FEATURE_DEEP_FLATTEN;
     o.insert(header::SIZE.into(), (1u64 << 30).get_encoding());
     o.insert(header::ORDER.into(), 22u8.get_encoding());
     o.insert(header::FEATURES.into(), features.get_encoding());

@@ -396,11 +396,7 @@ pub struct Envelope<'a> {
 /// `DECODE_START(supported)`: reads the envelope header, rejects `compat > supported`,
 /// bounds the payload, and moves `r` past the whole struct (skipping unknown trailing
 /// fields the way `DECODE_FINISH` does).
-pub fn read_envelope<'a>(
-    r: &mut Reader<'a>,
-    what: &'static str,
-    supported: u8,
-) -> Result<Envelope<'a>, DecodeError> {
+pub fn read_envelope<'a>(r: &mut Reader<'a>, what: &'static str, supported: u8) -> Result<Envelope<'a>, DecodeError> {
     let version = u8::read(r)?;
     let compat = u8::read(r)?;
     if compat > supported {

@@ -41,12 +41,7 @@ pub trait ClsContext {
     fn omap_get(&mut self, key: &str) -> Result<Vec<u8>, Errno>;
     /// Up to `max` omap entries with keys strictly after `start_after` that begin with
     /// `prefix`, in key order, and whether more follow.
-    fn omap_get_vals(
-        &mut self,
-        start_after: &str,
-        prefix: &str,
-        max: u64,
-    ) -> Result<OmapPage, Errno>;
+    fn omap_get_vals(&mut self, start_after: &str, prefix: &str, max: u64) -> Result<OmapPage, Errno>;
     /// Sets omap entries (one transaction step).
     fn omap_set(&mut self, entries: &[(&str, &[u8])]) -> Result<(), Errno>;
     /// Removes an omap key (absent keys are not an error).
@@ -111,11 +106,7 @@ impl MemContext {
     }
 
     /// Runs `method` like the OSD would: on failure the object is left as it was.
-    pub fn call(
-        &mut self,
-        method: impl FnOnce(&mut dyn ClsContext, &[u8], &mut Vec<u8>) -> Result<(), Errno>,
-        input: &[u8],
-    ) -> Result<Vec<u8>, Errno> {
+    pub fn call(&mut self, method: impl FnOnce(&mut dyn ClsContext, &[u8], &mut Vec<u8>) -> Result<(), Errno>, input: &[u8]) -> Result<Vec<u8>, Errno> {
         let before = self.object.clone();
         let mut out = Vec::new();
         let r = method(self, input, &mut out);
@@ -194,18 +185,11 @@ impl ClsContext for MemContext {
         self.obj()?.omap.get(key).cloned().ok_or(Errno::ENOENT)
     }
 
-    fn omap_get_vals(
-        &mut self,
-        start_after: &str,
-        prefix: &str,
-        max: u64,
-    ) -> Result<OmapPage, Errno> {
+    fn omap_get_vals(&mut self, start_after: &str, prefix: &str, max: u64) -> Result<OmapPage, Errno> {
         use std::ops::Bound::{Excluded, Unbounded};
         let omap = &self.obj()?.omap;
-        let mut it = omap
-            .range::<str, _>((Excluded(start_after), Unbounded))
-            .skip_while(|(k, _)| k.as_str() < prefix)
-            .take_while(|(k, _)| k.starts_with(prefix));
+        let mut it =
+            omap.range::<str, _>((Excluded(start_after), Unbounded)).skip_while(|(k, _)| k.as_str() < prefix).take_while(|(k, _)| k.starts_with(prefix));
         let mut out = Vec::new();
         for (k, v) in it.by_ref() {
             if out.len() as u64 == max {

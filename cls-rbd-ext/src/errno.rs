@@ -43,6 +43,7 @@ errnos! {
     EPIPE = 32, "Broken pipe";
     ERANGE = 34, "Numerical result out of range";
     ENOSYS = 38, "Function not implemented";
+    ENOTEMPTY = 39, "Directory not empty";
     ENODATA = 61, "No data available";
     EPROTO = 71, "Protocol error";
     EOVERFLOW = 75, "Value too large for defined data type";
@@ -56,6 +57,7 @@ errnos! {
     EHOSTDOWN = 112, "Host is down";
     EHOSTUNREACH = 113, "No route to host";
     ESTALE = 116, "Stale file handle";
+    EDQUOT = 122, "Disk quota exceeded";
     ECANCELED = 125, "Operation canceled";
 }
 

@@ -29,19 +29,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use fuzz_gen::{child, child_op, remote_record, s3_record, snapshot_record, standalone_record, Corpus, Rng, MAP_OBJECTS, REMOTE_FSID};
-use rbd_ext_cls::codec::{Codec, UTime};
-use rbd_ext_cls::methods::{Method, METHODS, WR};
 use rbd_ext_cls::codec::BufferList;
-use rbd_ext_cls::ops::{
-    BackfillClaimOp, BackfillCompleteOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp, CloneMapUpdateOp, ParentAttachOp,
-};
-use rbd_ext_cls::stubs;
-use rbd_ext_cls::types::features::*;
-use rbd_ext_cls::types::backfill::{BackfillClaim, BACKFILL_CLAIM_KEY};
-use rbd_ext_cls::types::{
-    decode_stored_map, header, unpack, ChildImageSpecs, CloneMapState, ParentProtection, ParentRecord, ProtectionMode, StateRun,
-};
+use rbd_ext_cls::codec::{Codec, UTime};
 use rbd_ext_cls::context::MemObject;
+use rbd_ext_cls::methods::{Method, METHODS, WR};
+use rbd_ext_cls::ops::{BackfillClaimOp, BackfillCompleteOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp, CloneMapUpdateOp, ParentAttachOp};
+use rbd_ext_cls::stubs;
+use rbd_ext_cls::types::backfill::{BackfillClaim, BACKFILL_CLAIM_KEY};
+use rbd_ext_cls::types::features::*;
+use rbd_ext_cls::types::{decode_stored_map, header, unpack, ChildImageSpecs, CloneMapState, ParentProtection, ParentRecord, ProtectionMode, StateRun};
 use rbd_ext_cls::{ClsContext, Errno, MemContext};
 
 /// Default number of inputs: see the module docs and the report of the run.
@@ -68,11 +64,7 @@ fn image_header() -> MemContext {
     let ts = UTime { sec: 1_700_000_000, nsec: 0 }.get_encoding();
     put(&mut c, header::SIZE, (1u64 << 30).get_encoding());
     put(&mut c, header::ORDER, 22u8.get_encoding());
-    let f = RBD_FEATURE_LAYERING
-        | RBD_FEATURE_EXCLUSIVE_LOCK
-        | RBD_FEATURE_OBJECT_MAP
-        | RBD_FEATURE_FAST_DIFF
-        | RBD_FEATURE_DEEP_FLATTEN;
+    let f = RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF | RBD_FEATURE_DEEP_FLATTEN;
     put(&mut c, header::FEATURES, f.get_encoding());
     put(&mut c, header::OBJECT_PREFIX, "rbd_data.10226b8b4567".to_string().get_encoding());
     put(&mut c, header::SNAP_SEQ, 0u64.get_encoding());
@@ -138,11 +130,7 @@ fn fixtures() -> Vec<(&'static str, MemContext)> {
         c
     };
     let mut resized = clone_map(n, &[(0, n, ExistsParent), (100, 50, Exists)]);
-    call(
-        &mut resized,
-        "clone_map_resize",
-        &CloneMapResizeOp { object_count: n + 9000, default_state: ExistsParent }.get_encoding(),
-    );
+    call(&mut resized, "clone_map_resize", &CloneMapResizeOp { object_count: n + 9000, default_state: ExistsParent }.get_encoding());
     let mut all = vec![
         ("missing", MemContext::missing()),
         ("empty", MemContext::existing()),
@@ -154,10 +142,7 @@ fn fixtures() -> Vec<(&'static str, MemContext)> {
             put(&mut c, header::FEATURES, RBD_FEATURE_EXCLUSIVE_LOCK.get_encoding());
             c
         }),
-        (
-            "child_standalone",
-            with_op_features(attached(image_header(), standalone_record(1 << 29)), RBD_OPERATION_FEATURE_CLONE_CHILD),
-        ),
+        ("child_standalone", with_op_features(attached(image_header(), standalone_record(1 << 29)), RBD_OPERATION_FEATURE_CLONE_CHILD)),
         ("child_remote", attached(image_header(), remote_record(1 << 30))),
         ("child_s3", attached(image_header(), s3_record(1 << 30))),
         ("child_snapshot", attached(with_snapshot(image_header()), snapshot_record(1 << 30))),
@@ -166,10 +151,7 @@ fn fixtures() -> Vec<(&'static str, MemContext)> {
         ("parent_three_children", with_children(image_header(), 3, "")),
         ("parent_remote_child", with_children(image_header(), 1, REMOTE_FSID)),
         ("parent_local_and_remote_children", with_children(with_children(image_header(), 2, ""), 1, REMOTE_FSID)),
-        (
-            "parent_children_and_op_features",
-            with_children(with_op_features(image_header(), RBD_OPERATION_FEATURE_CLONE_PARENT), 2, ""),
-        ),
+        ("parent_children_and_op_features", with_children(with_op_features(image_header(), RBD_OPERATION_FEATURE_CLONE_PARENT), 2, "")),
         ("clone_map", clone_map(n, &[(0, n, ExistsParent), (5, 100, Exists), (8190, 4, CopiedUp)])),
         ("clone_map_small_odd", clone_map(5, &[(1, 3, Pending)])),
         ("clone_map_empty", clone_map(0, &[])),
@@ -178,11 +160,7 @@ fn fixtures() -> Vec<(&'static str, MemContext)> {
         ("data_claimed_by_other", claimed("fuzzer-c")),
         ("data_filled", {
             let mut c = claimed(fuzz_gen::OWNER);
-            call(
-                &mut c,
-                "backfill_complete",
-                &BackfillCompleteOp { owner: fuzz_gen::OWNER.into(), data: BufferList(vec![7; 4096]) }.get_encoding(),
-            );
+            call(&mut c, "backfill_complete", &BackfillCompleteOp { owner: fuzz_gen::OWNER.into(), data: BufferList(vec![7; 4096]) }.get_encoding());
             c
         }),
     ];
@@ -256,9 +234,7 @@ fn sound_state(o: &MemObject, check_map: bool) -> Result<(), String> {
     // the op-feature bits too; clones: the migration header too).
     let protected = match o.omap.get(header::RBD_EXT_PROTECT).and_then(|v| ParentProtection::read_bytes(v).ok()) {
         Some(p) => match p.applied() {
-            ProtectionMode::Strict => {
-                features & PARENT_PROTECTION_FEATURES == PARENT_PROTECTION_FEATURES && op & OP_FEATURE_RBD_EXT_PROTECTED != 0
-            }
+            ProtectionMode::Strict => features & PARENT_PROTECTION_FEATURES == PARENT_PROTECTION_FEATURES && op & OP_FEATURE_RBD_EXT_PROTECTED != 0,
             ProtectionMode::Clones => features & CLONES_PROTECTION_FEATURES == CLONES_PROTECTION_FEATURES && o.omap.contains_key(header::MIGRATION),
         },
         None => false,
@@ -285,12 +261,13 @@ fn map_states(o: &Option<MemObject>) -> Option<Vec<CloneMapState>> {
 /// entry in a debug build would cost more than the call under test).
 fn map_equals(o: &Option<MemObject>, states: &[CloneMapState]) -> bool {
     let Some(o) = o else { return false };
-    let Ok((layout, data)) = decode_stored_map(&o.data) else { return false };
+    let Ok((layout, data)) = decode_stored_map(&o.data) else {
+        return false;
+    };
     if layout.object_count() != states.len() as u64 {
         return false;
     }
-    let packed: Vec<u8> =
-        states.chunks(2).map(|p| p[0].to_u8() << 4 | p.get(1).map_or(0, |s| s.to_u8())).collect();
+    let packed: Vec<u8> = states.chunks(2).map(|p| p[0].to_u8() << 4 | p.get(1).map_or(0, |s| s.to_u8())).collect();
     packed == data
 }
 
@@ -300,8 +277,7 @@ fn model(name: &str, before: &[CloneMapState], input: &[u8]) -> Option<Result<Ve
     match name {
         "clone_map_update" => Some(match CloneMapUpdateOp::read_bytes(input) {
             Err(_) => Err(Errno::EINVAL),
-            Ok(op) => stubs::clone_map_model_update(&mut m, op.start, op.count, op.new_state, op.expected_state)
-                .map(|_| m),
+            Ok(op) => stubs::clone_map_model_update(&mut m, op.start, op.count, op.new_state, op.expected_state).map(|_| m),
         }),
         "clone_map_update_many" => Some(match CloneMapUpdateManyOp::read_bytes(input) {
             Err(_) => Err(Errno::EINVAL),
@@ -339,12 +315,8 @@ const MAX_FUZZ_MAP: u64 = 1 << 16;
 
 fn too_big(name: &str, input: &[u8]) -> bool {
     match name {
-        "clone_map_init" => CloneMapInitOp::read_bytes(input)
-            .map(|op| op.object_count > MAX_FUZZ_MAP && op.validate().is_ok())
-            .unwrap_or(false),
-        "clone_map_resize" => CloneMapResizeOp::read_bytes(input)
-            .map(|op| op.object_count > MAX_FUZZ_MAP && op.validate().is_ok())
-            .unwrap_or(false),
+        "clone_map_init" => CloneMapInitOp::read_bytes(input).map(|op| op.object_count > MAX_FUZZ_MAP && op.validate().is_ok()).unwrap_or(false),
+        "clone_map_resize" => CloneMapResizeOp::read_bytes(input).map(|op| op.object_count > MAX_FUZZ_MAP && op.validate().is_ok()).unwrap_or(false),
         _ => false,
     }
 }
@@ -385,8 +357,7 @@ fn run(seed: u64, iters: u64) -> Stats {
                 n if n.starts_with("backfill") => &["data_", "missing"],
                 _ => &[""],
             };
-            let fit: Vec<usize> =
-                (0..fixtures.len()).filter(|&i| family.iter().any(|p| fixtures[i].0.starts_with(p))).collect();
+            let fit: Vec<usize> = (0..fixtures.len()).filter(|&i| family.iter().any(|p| fixtures[i].0.starts_with(p))).collect();
             *rng.pick(&fit)
         } else {
             rng.below(fixtures.len() as u64) as usize
@@ -417,12 +388,7 @@ fn run(seed: u64, iters: u64) -> Stats {
         let (fname, fixture) = &fixtures[fi];
         // Differential check against the model, on a quarter of the clone-map writes to
         // sound maps (the comparison costs more than the call in a debug build).
-        let model_check = !mutated
-            && !carried
-            && fname.starts_with("clone_map")
-            && m.flags & WR != 0
-            && m.name.starts_with("clone_map")
-            && rng.chance(25);
+        let model_check = !mutated && !carried && fname.starts_with("clone_map") && m.flags & WR != 0 && m.name.starts_with("clone_map") && rng.chance(25);
         // The object before the call: the fixture's, unless its state was mutated or carried.
         let own_before = (mutated || carried).then(|| ctx.object.clone());
         let before = own_before.as_ref().unwrap_or(&fixture.object);
@@ -434,20 +400,14 @@ fn run(seed: u64, iters: u64) -> Stats {
         }));
         let fail = |st: &mut Stats, what: String| {
             if st.failures.len() < 20 {
-                st.failures.push(format!(
-                    "{what}: method {} fixture {fname} (state mutated: {mutated}, after earlier calls: {carried}) input {:02x?}",
-                    m.name, input
-                ));
+                st.failures
+                    .push(format!("{what}: method {} fixture {fname} (state mutated: {mutated}, after earlier calls: {carried}) input {:02x?}", m.name, input));
             }
         };
         let (r, out) = match res {
             Ok(v) => v,
             Err(p) => {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
                 fail(&mut st, format!("panic {msg:?}"));
                 continue;
             }
@@ -552,12 +512,8 @@ fn every_method_survives_mutated_inputs() {
         total.state_mutated, total.chained, total.model_checked, total.capped
     );
     for (name, [err, ok]) in &total.calls {
-        let errs: Vec<String> = total
-            .errnos
-            .iter()
-            .filter(|((n, _), _)| n == name)
-            .map(|((_, e), c)| format!("{}={c}", Errno(*e).name().unwrap_or("?")))
-            .collect();
+        let errs: Vec<String> =
+            total.errnos.iter().filter(|((n, _), _)| n == name).map(|((_, e), c)| format!("{}={c}", Errno(*e).name().unwrap_or("?"))).collect();
         let ms = total.nanos.get(name).copied().unwrap_or(0) / 1_000_000;
         eprintln!("  {name:<20} ok {ok:>7}  err {err:>7}  {ms:>6} ms in calls  [{}]", errs.join(" "));
     }

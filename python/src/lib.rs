@@ -20,8 +20,8 @@ use pyo3::types::{PyDict, PyList};
 
 use rbd_ext::rados::Cluster;
 use rbd_ext::s3_parent::PublishSource;
-use rbd_ext_cls::types::ParentType;
 use rbd_ext::{Errno, ImageSpec};
+use rbd_ext_cls::types::ParentType;
 
 use bridge::Failure;
 

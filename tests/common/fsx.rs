@@ -17,7 +17,11 @@ impl Rng {
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
     }
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
@@ -64,4 +68,3 @@ pub fn run_ops(rt: &tokio::runtime::Runtime, img: &Image, model: &mut Vec<u8>, r
         }
     }
 }
-

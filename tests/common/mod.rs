@@ -15,9 +15,7 @@ use rbd_ext::rados::{Cluster, ConnectOptions, IoCtx};
 /// Connects to the test cluster. Panics with the fix when no cluster is configured: these
 /// tests are built only with `--features live`, so a missing cluster is a setup error.
 pub fn cluster() -> Arc<Cluster> {
-    let conf = std::env::var("CEPH_CONF").unwrap_or_else(|_| {
-        panic!("CEPH_CONF is not set: run `eval \"$(qa/cluster up)\"` first (live tests need a cluster)")
-    });
+    let conf = std::env::var("CEPH_CONF").unwrap_or_else(|_| panic!("CEPH_CONF is not set: run `eval \"$(qa/cluster up)\"` first (live tests need a cluster)"));
     Cluster::connect(&ConnectOptions::default().with_conf(conf)).expect("connect to the test cluster")
 }
 
@@ -36,11 +34,7 @@ pub fn unique(prefix: &str) -> String {
 /// Runs a stock Ceph CLI (`rbd`, `rados`, `ceph`) and returns (success, stdout, stderr).
 pub fn stock(cmd: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("run {cmd}: {e}"));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// Runs a stock CLI that must succeed; returns stdout.
@@ -89,9 +83,9 @@ pub fn rbd_ext_bin() -> std::path::PathBuf {
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let bin = root.join("target/debug/rbd-ext");
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).unwrap_or_else(|_| {
-        panic!("{} not found: build it with `cargo build -p rbd-ext-cli` (or set RBD_EXT_BIN)", bin.display())
-    });
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} not found: build it with `cargo build -p rbd-ext-cli` (or set RBD_EXT_BIN)", bin.display()));
     let newest_source = [root.join("cli/src"), root.join("client/src"), root.join("cls-rbd-ext/src")].iter().map(|d| newest_mtime(d)).max().unwrap();
     assert!(
         built >= newest_source,
@@ -117,9 +111,8 @@ pub const PANIC_LOG_MARK: &str = "internal error (panic:";
 /// The plugin's panic lines in every OSD log of the test cluster
 /// (`$RBD_EXT_CLUSTER_DIR/log/osd.*.log`, exported by `qa/cluster up`).
 pub fn osd_panic_lines() -> Vec<String> {
-    let dir = std::env::var("RBD_EXT_CLUSTER_DIR").unwrap_or_else(|_| {
-        panic!("RBD_EXT_CLUSTER_DIR is not set: run `eval \"$(qa/cluster up)\"` first (the OSD logs are read)")
-    });
+    let dir = std::env::var("RBD_EXT_CLUSTER_DIR")
+        .unwrap_or_else(|_| panic!("RBD_EXT_CLUSTER_DIR is not set: run `eval \"$(qa/cluster up)\"` first (the OSD logs are read)"));
     let logs = std::path::Path::new(&dir).join("log");
     let mut lines = Vec::new();
     let mut osd_logs = 0;

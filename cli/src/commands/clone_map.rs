@@ -71,13 +71,8 @@ async fn check(ctx: &Ctx, image: &str, repair: bool) -> CmdResult {
 /// One line per mismatch (nothing when the map is right), or the whole report as JSON.
 fn print_report(ctx: &Ctx, r: &CheckReport) -> CmdResult {
     if ctx.json() {
-        let list: Vec<_> = r
-            .mismatches
-            .iter()
-            .map(|(n, map, actual)| json!({ "object": n, "map": map.to_string(), "actual": actual.to_string() }))
-            .collect();
-        let updated: Vec<_> =
-            r.updated.iter().map(|(n, from, to)| json!({ "object": n, "was": from.to_string(), "now": to.to_string() })).collect();
+        let list: Vec<_> = r.mismatches.iter().map(|(n, map, actual)| json!({ "object": n, "map": map.to_string(), "actual": actual.to_string() })).collect();
+        let updated: Vec<_> = r.updated.iter().map(|(n, from, to)| json!({ "object": n, "was": from.to_string(), "now": to.to_string() })).collect();
         return ctx.print_json(&json!({ "objects": r.objects, "mismatches": list, "updated": updated, "repaired": r.repaired }));
     }
     // Not disagreements: objects a stock client copied up, crash leftovers resolved.

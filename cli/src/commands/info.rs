@@ -127,10 +127,7 @@ fn to_json(f: &ImageDetails) -> Value {
         pm.insert("type".into(), json!(p.parent_type.as_str()));
         if p.parent_type == ParentType::RemoteStandalone {
             let r = p.remote.as_ref();
-            pm.insert(
-                "remote".into(),
-                json!({ "cluster": r.map(|r| &r.cluster), "mon_hosts": r.map(|r| &r.mon_hosts), "client": r.map(|r| &r.client) }),
-            );
+            pm.insert("remote".into(), json!({ "cluster": r.map(|r| &r.cluster), "mon_hosts": r.map(|r| &r.mon_hosts), "client": r.map(|r| &r.client) }));
         }
         m.insert("parent".into(), Value::Object(pm));
     }
@@ -174,14 +171,7 @@ fn ctime_utc(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{} {} {day:>2} {:02}:{:02}:{:02} {year}",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{} {} {day:>2} {:02}:{:02}:{:02} {year}", DAYS[(days % 7) as usize], MONTHS[(month - 1) as usize], rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]

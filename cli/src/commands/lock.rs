@@ -49,9 +49,7 @@ async fn ls(ctx: &Ctx, a: ImageArg) -> CmdResult {
 
 /// Whether `s` looks like an entity name (`client.4123`): the locker, not the cookie.
 fn is_entity(s: &str) -> bool {
-    s.split_once('.').is_some_and(|(t, id)| {
-        matches!(t, "client" | "osd" | "mon" | "mds" | "mgr") && !id.is_empty() && !id.contains(char::is_whitespace)
-    })
+    s.split_once('.').is_some_and(|(t, id)| matches!(t, "client" | "osd" | "mon" | "mds" | "mgr") && !id.is_empty() && !id.contains(char::is_whitespace))
 }
 
 async fn rm(ctx: &Ctx, a: LockRmArgs) -> CmdResult {

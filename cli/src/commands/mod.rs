@@ -16,7 +16,6 @@ use crate::cli::{Cli, Command, Format, GlobalArgs};
 
 pub mod bench;
 pub mod children;
-pub mod protection;
 pub mod clone_map;
 pub mod clone_standalone;
 pub mod doctor;
@@ -28,11 +27,13 @@ pub mod info;
 pub mod lock;
 pub mod nbd;
 pub mod output;
+pub mod protection;
 pub mod read;
 pub mod resize;
 pub mod rm;
 pub mod s3;
 pub mod s3_finalize;
+pub mod snap;
 pub mod stats;
 pub mod write;
 
@@ -115,6 +116,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Flatten(a) => flatten::run(&ctx, a).await,
         Command::Rm(a) => rm::run(&ctx, a).await,
         Command::Resize(a) => resize::run(&ctx, a).await,
+        Command::Snap(c) => snap::run(&ctx, c).await,
         Command::CloneMap(c) => clone_map::run(&ctx, c).await,
         Command::Lock(c) => lock::run(&ctx, c).await,
         Command::Bench(a) => bench::run(&ctx, a).await,

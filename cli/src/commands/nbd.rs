@@ -103,7 +103,9 @@ fn bind(a: &NbdServeArgs, name: &str) -> CmdResult<(Listener, String)> {
 /// answers on is not: that is an error.
 fn remove_stale_socket(path: &Path) -> CmdResult {
     use std::os::unix::fs::FileTypeExt;
-    let Ok(md) = std::fs::symlink_metadata(path) else { return Ok(()) };
+    let Ok(md) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
     if !md.file_type().is_socket() {
         return Err(msg(format!("listen on {}: the path exists and is not a socket: File exists (EEXIST)", path.display())));
     }

@@ -39,11 +39,8 @@ impl OutputFile {
             return Err(io_err(io::Error::from_raw_os_error(libc::EEXIST), format_args!("create {name}")));
         }
         let tmp = tmp_path(target);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| io_err(e, format_args!("create {name} (temporary {})", tmp.display())))?;
+        let file =
+            OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| io_err(e, format_args!("create {name} (temporary {})", tmp.display())))?;
         Ok(OutputFile { file, tmp, target: target.to_path_buf(), existing, committed: false })
     }
 

@@ -16,12 +16,7 @@ pub async fn run(ctx: &Ctx, a: ReadArgs) -> CmdResult {
     // Check the range before creating an output file for it.
     let size = image.size();
     if a.offset.checked_add(a.length).is_none_or(|end| end > size) {
-        return Err(super::msg(format!(
-            "read {spec}: range {}+{} is beyond the image size {size}: {}",
-            a.offset,
-            a.length,
-            rbd_ext::Errno::EINVAL
-        )));
+        return Err(super::msg(format!("read {spec}: range {}+{} is beyond the image size {size}: {}", a.offset, a.length, rbd_ext::Errno::EINVAL)));
     }
     if is_dash(&a.output) {
         let mut out = io::stdout().lock();

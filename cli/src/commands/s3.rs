@@ -62,11 +62,7 @@ async fn publish_secret(ctx: &Ctx, s: &S3PublishSecretArgs) -> CmdResult<Option<
 
 async fn publish(ctx: &Ctx, a: S3PublishArgs) -> CmdResult {
     let (bucket, key) = parse_dest(&a.dest)?;
-    let source = if !a.image && Path::new(&a.source).exists() {
-        PublishSource::File(a.source.clone())
-    } else {
-        PublishSource::Image(ctx.spec(&a.source)?)
-    };
+    let source = if !a.image && Path::new(&a.source).exists() { PublishSource::File(a.source.clone()) } else { PublishSource::Image(ctx.spec(&a.source)?) };
     // Flags first, then the standard AWS sources (as the aws CLI and rclone read them).
     let aws = AwsEnv::from_process();
     let profile = a.endpoint.profile.as_deref();

@@ -15,12 +15,7 @@ pub async fn run(ctx: &Ctx, a: WriteArgs) -> CmdResult {
     // A file's length is known: refuse before writing anything rather than half-way.
     if let Some(n) = input_len {
         if a.offset.checked_add(n).is_none_or(|end| end > size) {
-            return Err(msg(format!(
-                "write {spec}: {} bytes at offset {} go beyond the image size {size} (resize it first): {}",
-                n,
-                a.offset,
-                Errno::EINVAL
-            )));
+            return Err(msg(format!("write {spec}: {} bytes at offset {} go beyond the image size {size} (resize it first): {}", n, a.offset, Errno::EINVAL)));
         }
     }
     let what = if is_dash(&a.input) { "read stdin".to_string() } else { format!("read {}", a.input.display()) };

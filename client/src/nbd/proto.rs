@@ -577,13 +577,7 @@ pub fn validate(req: &Request, lim: &Limits) -> Result<Command, u32> {
         cmd::READ => Command::Read { off, len, df: req.flags & cflag::DF != 0 },
         cmd::WRITE => Command::Write { off, fua },
         cmd::TRIM => Command::Trim { off, len, fua },
-        cmd::WRITE_ZEROES => Command::WriteZeroes {
-            off,
-            len,
-            fua,
-            no_hole: req.flags & cflag::NO_HOLE != 0,
-            fast: req.flags & cflag::FAST_ZERO != 0,
-        },
+        cmd::WRITE_ZEROES => Command::WriteZeroes { off, len, fua, no_hole: req.flags & cflag::NO_HOLE != 0, fast: req.flags & cflag::FAST_ZERO != 0 },
         cmd::BLOCK_STATUS if !lim.allocation => return Err(err::EINVAL),
         _ => Command::BlockStatus { off, len, req_one: req.flags & cflag::REQ_ONE != 0 },
     })

@@ -217,11 +217,15 @@ where
 {
     let io = |e: std::io::Error| e.to_string();
     wr.write_all(&proto::greeting()).await.map_err(io)?;
-    let Ok(flags) = read_exact::<_, 4>(rd).await else { return Ok(None) };
+    let Ok(flags) = read_exact::<_, 4>(rd).await else {
+        return Ok(None);
+    };
     let no_zeroes = proto::parse_client_flags(flags).map_err(|e| e.to_string())?;
     let mut neg = Negotiated { structured: false, allocation: false };
     loop {
-        let Ok(h) = read_exact::<_, 16>(rd).await else { return Ok(None) };
+        let Ok(h) = read_exact::<_, 16>(rd).await else {
+            return Ok(None);
+        };
         let (option, len) = proto::parse_option_header(h).map_err(|e| e.to_string())?;
         if len > proto::MAX_OPTION_LEN {
             return Err(format!("option {option} of {len} bytes is too long"));

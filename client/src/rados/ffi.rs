@@ -135,9 +135,7 @@ impl Cluster {
         let ccluster = cstr(opts.cluster_name.as_deref().unwrap_or("ceph"), "cluster name")?;
         let mut handle: sys::rados_t = ptr::null_mut();
         // SAFETY: valid out-pointer and C strings; flags 0.
-        check(unsafe { sys::rados_create2(&mut handle, ccluster.as_ptr(), cuser.as_ptr(), 0) }, || {
-            format!("create cluster handle for {user}")
-        })?;
+        check(unsafe { sys::rados_create2(&mut handle, ccluster.as_ptr(), cuser.as_ptr(), 0) }, || format!("create cluster handle for {user}"))?;
         // From here on `c` owns the handle (Drop shuts it down).
         let c = Cluster { handle, user: user.clone(), owned: true };
         let conf = opts.conf.as_deref().map(|p| cstr(p, "conf path")).transpose()?;
@@ -187,8 +185,7 @@ impl Cluster {
     /// Applies Ceph command-line options to a not-yet-connected handle.
     fn parse_argv(&self, args: &[String]) -> Result<()> {
         // argv[0] is the program name, skipped by librados.
-        let owned: Vec<CString> =
-            std::iter::once("rbd-ext").chain(args.iter().map(String::as_str)).map(|a| cstr(a, "argument")).collect::<Result<_>>()?;
+        let owned: Vec<CString> = std::iter::once("rbd-ext").chain(args.iter().map(String::as_str)).map(|a| cstr(a, "argument")).collect::<Result<_>>()?;
         let ptrs: Vec<*const c_char> = owned.iter().map(|a| a.as_ptr()).collect();
         // SAFETY: valid handle; `ptrs` holds argc valid C strings that outlive the call.
         check(unsafe { sys::rados_conf_parse_argv(self.handle, ptrs.len() as c_int, ptrs.as_ptr() as *mut *const c_char) }, || {
@@ -216,9 +213,7 @@ impl Cluster {
         let k = cstr(key, "config key")?;
         let mut buf = vec![0u8; 4096];
         // SAFETY: valid handle; buffer valid for its length.
-        check(unsafe { sys::rados_conf_get(self.handle, k.as_ptr(), buf.as_mut_ptr() as *mut c_char, buf.len()) }, || {
-            format!("get config {key}")
-        })?;
+        check(unsafe { sys::rados_conf_get(self.handle, k.as_ptr(), buf.as_mut_ptr() as *mut c_char, buf.len()) }, || format!("get config {key}"))?;
         let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
         Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
     }
@@ -292,18 +287,7 @@ impl Cluster {
         // SAFETY: one valid C string in `cmds`; no input; out-pointers valid; the returned
         // buffers are freed below with rados_buffer_free.
         let r = unsafe {
-            sys::rados_osd_command(
-                self.handle,
-                osd,
-                cmds.as_ptr() as *mut *const c_char,
-                1,
-                ptr::null(),
-                0,
-                &mut out,
-                &mut out_len,
-                &mut st,
-                &mut st_len,
-            )
+            sys::rados_osd_command(self.handle, osd, cmds.as_ptr() as *mut *const c_char, 1, ptr::null(), 0, &mut out, &mut out_len, &mut st, &mut st_len)
         };
         let outv = take_rados_buf(out, out_len);
         let stv = String::from_utf8_lossy(&take_rados_buf(st, st_len)).into_owned();
@@ -331,7 +315,6 @@ impl Cluster {
         let name = self.pool_reverse_lookup(pool_id)?;
         self.ioctx(&name, namespace)
     }
-
 }
 
 impl Drop for Cluster {
@@ -834,7 +817,9 @@ impl Future for AioOp {
 impl Drop for AioOp {
     fn drop(&mut self) {
         let completion = Completion(self.completion);
-        let Some(prepared) = self.prepared.take() else { return }; // finished: release now
+        let Some(prepared) = self.prepared.take() else {
+            return;
+        }; // finished: release now
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.done {
             // The callback already ran: nothing uses the slots any more.
@@ -1000,6 +985,23 @@ impl IoCtx {
         Ok(io)
     }
 
+    /// Allocates a self-managed snapshot id in this pool (librbd's snap create does it on the
+    /// image's data pool).
+    pub fn selfmanaged_snap_create(&self) -> Result<u64> {
+        let mut id: sys::rados_snap_t = 0;
+        // SAFETY: valid ioctx and out-pointer.
+        let r = unsafe { sys::rados_ioctx_selfmanaged_snap_create(self.inner.ctx, &mut id) };
+        check(r, || format!("pool {}: allocate a snapshot id", self.pool))?;
+        Ok(id)
+    }
+
+    /// Releases a self-managed snapshot id (a snapshot that was not recorded after all).
+    pub fn selfmanaged_snap_remove(&self, id: u64) -> Result<()> {
+        // SAFETY: valid ioctx.
+        let r = unsafe { sys::rados_ioctx_selfmanaged_snap_remove(self.inner.ctx, id) };
+        check(r, || format!("pool {}: release snapshot id {id}", self.pool)).map(|_| ())
+    }
+
     pub(crate) fn raw(&self) -> sys::rados_ioctx_t {
         self.inner.ctx
     }
@@ -1036,22 +1038,15 @@ impl IoCtx {
     /// Watches `oid`; `handler` answers each notification (its return value is the ack
     /// payload), `on_error` hears that the watch broke. Unwatched on drop.
     pub fn watch(&self, oid: &str, handler: NotifyHandler, on_error: WatchErrorHandler) -> Result<Watch> {
-        let ctx = Box::new(WatchCtx {
-            io: Arc::clone(&self.inner),
-            oid: cstr(oid, "object name")?,
-            handler,
-            on_error,
-            cookie: std::sync::atomic::AtomicU64::new(0),
-        });
+        let ctx =
+            Box::new(WatchCtx { io: Arc::clone(&self.inner), oid: cstr(oid, "object name")?, handler, on_error, cookie: std::sync::atomic::AtomicU64::new(0) });
         let mut cookie = 0u64;
         let arg = &*ctx as *const WatchCtx as *mut c_void;
         // Timeout 0: the OSD's `osd_client_watch_timeout` (30 s by default), as librbd's
         // watches, so operators tune both in one place.
         // SAFETY: valid ioctx and name; `arg` points to the boxed ctx, which the returned Watch
         // keeps until after unwatch + flush; callbacks are 'static extern fns.
-        let r = unsafe {
-            sys::rados_watch3(self.inner.ctx, ctx.oid.as_ptr(), &mut cookie, Some(watch_callback), Some(watch_error_callback), 0, arg)
-        };
+        let r = unsafe { sys::rados_watch3(self.inner.ctx, ctx.oid.as_ptr(), &mut cookie, Some(watch_callback), Some(watch_error_callback), 0, arg) };
         check(r, || format!("object {oid}: watch"))?;
         ctx.cookie.store(cookie, std::sync::atomic::Ordering::Relaxed);
         Ok(Watch { cookie, ctx, io: Arc::clone(&self.inner) })
@@ -1143,9 +1138,7 @@ impl IoCtx {
             let (mut elen, mut klen, mut nlen) = (0usize, 0usize, 0usize);
             // SAFETY: live list context; out-pointers valid; the strings stay valid until the
             // next call, and we copy them before that.
-            let r = unsafe {
-                sys::rados_nobjects_list_next2(list, &mut entry, &mut key, &mut nspace, &mut elen, &mut klen, &mut nlen)
-            };
+            let r = unsafe { sys::rados_nobjects_list_next2(list, &mut entry, &mut key, &mut nspace, &mut elen, &mut klen, &mut nlen) };
             if r == -libc::ENOENT {
                 break Ok(());
             }

@@ -6,7 +6,7 @@ mod ffi;
 mod rbd_ffi;
 
 pub use ffi::{AioOp, Cluster, ConnectOptions, IoCtx, NotifyHandler, OpResult, ReadOp, ReadStep, StepOut, Watch, WatchErrorHandler, WriteOp, WriteStep};
-pub use rbd_ffi::{create_image, remove_image, CreateOptions};
+pub use rbd_ffi::{create_image, remove_image, snap_create, CreateOptions};
 
 use rbd_ext_cls::stubs::Call;
 
@@ -74,9 +74,7 @@ impl IoCtx {
 
     /// Calls a write method (its output is discarded by the OSD).
     pub fn exec_write(&self, oid: &str, call: &Call) -> Result<()> {
-        self.write(oid, &WriteOp::default().exec(call)).map_err(|e| {
-            Error::new(e.errno(), format!("object {oid}: {}.{}", call.class, call.method))
-        })
+        self.write(oid, &WriteOp::default().exec(call)).map_err(|e| Error::new(e.errno(), format!("object {oid}: {}.{}", call.class, call.method)))
     }
 
     /// Calls a write method without blocking the caller's thread.
@@ -165,7 +163,9 @@ impl IoCtx {
             if r.rc < 0 {
                 return Err(fail(r.rc, oid, "omap list"));
             }
-            let Some((_, StepOut::Omap(kv, more))) = r.steps.into_iter().next() else { break };
+            let Some((_, StepOut::Omap(kv, more))) = r.steps.into_iter().next() else {
+                break;
+            };
             if let Some((k, _)) = kv.last() {
                 start = k.clone();
             }

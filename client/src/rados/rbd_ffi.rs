@@ -124,3 +124,24 @@ pub fn remove_image(io: &IoCtx, name: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Creates snapshot `snap` of image `name` through librbd (`rbd snap create`): librbd takes
+/// the exclusive lock or sends the request to the client that owns it.
+pub fn snap_create(io: &IoCtx, name: &str, snap: &str) -> Result<()> {
+    let n = cstr(name, "image name")?;
+    let s = cstr(snap, "snapshot name")?;
+    let mut image: sys::rbd_image_t = std::ptr::null_mut();
+    // SAFETY: valid ioctx, names and out-pointer; no snapshot is opened (NULL).
+    let r = unsafe { sys::rbd_open(io.raw(), n.as_ptr(), &mut image, std::ptr::null()) };
+    if r < 0 {
+        return Err(Error::new(Errno(-r), format!("open image {}/{name}", io.pool())));
+    }
+    // SAFETY: `image` was opened above and is closed once, below.
+    let r = unsafe { sys::rbd_snap_create(image, s.as_ptr()) };
+    // SAFETY: as above.
+    unsafe { sys::rbd_close(image) };
+    if r < 0 {
+        return Err(Error::new(Errno(-r), format!("image {}/{name}: create snapshot {snap}", io.pool())));
+    }
+    Ok(())
+}

@@ -83,7 +83,9 @@ impl AwsEnv {
             return Ok(None);
         };
         match (s.get("aws_access_key_id"), s.get("aws_secret_access_key")) {
-            (Some(id), Some(secret)) => Ok(Some(Credentials { session_token: s.get("aws_session_token").cloned(), ..Credentials::new(id.clone(), secret.clone()) })),
+            (Some(id), Some(secret)) => {
+                Ok(Some(Credentials { session_token: s.get("aws_session_token").cloned(), ..Credentials::new(id.clone(), secret.clone()) }))
+            }
             _ => Err(Error::new(Errno::EINVAL, format!("AWS profile {name}: needs aws_access_key_id and aws_secret_access_key"))),
         }
     }

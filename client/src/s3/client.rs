@@ -293,9 +293,8 @@ impl S3Client {
     /// [`S3ErrorKind::Changed`](super::S3ErrorKind::Changed) (`ESTALE`), naming the old and
     /// the new ETag.
     pub async fn get_range_pinned(&self, key: &str, start: u64, len: u64, pin: Option<&ObjectPin>) -> Result<Vec<u8>, S3Error> {
-        let range = range_header(start, len).ok_or_else(|| {
-            self.fail(S3Error::invalid(format!("GET {}", self.url(key)), format!("bad range: {len} bytes at {start}")))
-        })?;
+        let range = range_header(start, len)
+            .ok_or_else(|| self.fail(S3Error::invalid(format!("GET {}", self.url(key)), format!("bad range: {len} bytes at {start}"))))?;
         let limit = usize::try_from(len).map_err(|_| self.fail(S3Error::invalid(format!("GET {}", self.url(key)), "range too large")))?;
         let mut req = Req::new(Method::GET, &self.inner.cfg.bucket, Some(key));
         req.headers.push((http::header::RANGE, range.clone()));
@@ -487,9 +486,7 @@ impl S3Client {
 
     /// [`put_large`](Self::put_large) from a local file.
     pub async fn put_file(&self, key: &str, path: &std::path::Path, part_size: usize) -> Result<String, S3Error> {
-        let f = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| self.fail(S3Error::io(format!("PUT {} from {}", self.url(key), path.display()), e)))?;
+        let f = tokio::fs::File::open(path).await.map_err(|e| self.fail(S3Error::io(format!("PUT {} from {}", self.url(key), path.display()), e)))?;
         self.put_large(key, f, part_size).await
     }
 
@@ -562,16 +559,8 @@ impl S3Client {
         }
         if let Some(c) = &cfg.credentials {
             let date = sigv4::amz_date(SystemTime::now());
-            let payload = if req.body.len() <= HASHED_BODY_MAX && !req.body.is_empty() {
-                sigv4::sha256_hex(&req.body)
-            } else {
-                UNSIGNED_PAYLOAD.to_string()
-            };
-            let mut signed: Vec<(&str, &str)> = vec![
-                ("host", &target.authority),
-                ("x-amz-content-sha256", &payload),
-                ("x-amz-date", &date),
-            ];
+            let payload = if req.body.len() <= HASHED_BODY_MAX && !req.body.is_empty() { sigv4::sha256_hex(&req.body) } else { UNSIGNED_PAYLOAD.to_string() };
+            let mut signed: Vec<(&str, &str)> = vec![("host", &target.authority), ("x-amz-content-sha256", &payload), ("x-amz-date", &date)];
             // Temporary credentials: the token is a signed header (as the SDKs send it).
             if let Some(t) = &c.session_token {
                 signed.push((SECURITY_TOKEN, t));
@@ -604,9 +593,7 @@ impl S3Client {
         let body = if parts.status.is_success() {
             let limit = req.body_limit.unwrap_or(usize::MAX);
             read_limited(body, limit, header_u64(&parts.headers, &CONTENT_LENGTH)).await.map_err(|e| match e {
-                LimitedBody::TooLong => {
-                    S3Error::bad_data(what, format!("HTTP {}: body longer than the {limit} bytes asked for", parts.status.as_u16()))
-                }
+                LimitedBody::TooLong => S3Error::bad_data(what, format!("HTTP {}: body longer than the {limit} bytes asked for", parts.status.as_u16())),
                 LimitedBody::Body(e) => S3Error::body(what, Box::new(e)),
             })?
         } else {

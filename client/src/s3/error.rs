@@ -357,10 +357,7 @@ mod tests {
         assert_eq!((e.kind(), e.errno(), e.http_status()), (S3ErrorKind::NotFound, Errno::ENOENT, Some(404)));
         assert_eq!(e.to_string(), "s3 GET http://127.0.0.1:1/b/k bytes=0-4095: HTTP 404 Not Found (NoSuchKey)");
         let err: Error = e.into();
-        assert_eq!(
-            err.to_string(),
-            "s3 GET http://127.0.0.1:1/b/k bytes=0-4095: HTTP 404 Not Found (NoSuchKey): No such file or directory (ENOENT)"
-        );
+        assert_eq!(err.to_string(), "s3 GET http://127.0.0.1:1/b/k bytes=0-4095: HTTP 404 Not Found (NoSuchKey): No such file or directory (ENOENT)");
         let src = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<S3Error>()).unwrap();
         assert_eq!(src.http_status(), Some(404));
 

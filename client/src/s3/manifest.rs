@@ -109,27 +109,18 @@ impl Manifest {
     /// recorded SHA-256. EIO (naming the object and both hashes) on mismatch; EINVAL for
     /// an object number past the end.
     pub fn verify(&self, object_no: u64, data: &[u8]) -> Result<()> {
-        let expect_len = self.object_len(object_no).ok_or_else(|| {
-            Error::new(Errno::EINVAL, format!("manifest: object {object_no} is past the end ({} objects)", self.object_count()))
-        })?;
+        let expect_len = self
+            .object_len(object_no)
+            .ok_or_else(|| Error::new(Errno::EINVAL, format!("manifest: object {object_no} is past the end ({} objects)", self.object_count())))?;
         if data.len() as u64 != expect_len {
-            return Err(Error::new(
-                Errno::EIO,
-                format!("manifest: object {object_no}: {} bytes fetched, {expect_len} expected", data.len()),
-            ));
+            return Err(Error::new(Errno::EIO, format!("manifest: object {object_no}: {} bytes fetched, {expect_len} expected", data.len())));
         }
         let got = Sha256::digest(data);
         match self.objects[object_no as usize] {
             None if data.iter().all(|&b| b == 0) => Ok(()),
-            None => Err(Error::new(
-                Errno::EIO,
-                format!("manifest: object {object_no}: expected all zeros, got data with sha256 {}", hex(&got)),
-            )),
+            None => Err(Error::new(Errno::EIO, format!("manifest: object {object_no}: expected all zeros, got data with sha256 {}", hex(&got)))),
             Some(want) if want[..] == got[..] => Ok(()),
-            Some(want) => Err(Error::new(
-                Errno::EIO,
-                format!("manifest: object {object_no}: sha256 mismatch: expected {}, got {}", hex(&want), hex(&got)),
-            )),
+            Some(want) => Err(Error::new(Errno::EIO, format!("manifest: object {object_no}: sha256 mismatch: expected {}, got {}", hex(&want), hex(&got)))),
         }
     }
 
@@ -140,11 +131,7 @@ impl Manifest {
             image_size: self.image_size,
             object_size: self.object_size,
             etag: self.etag.clone(),
-            objects: self
-                .objects
-                .iter()
-                .map(|o| WireObject { sha256: o.map(|h| hex(&h)), zero: o.is_none() })
-                .collect(),
+            objects: self.objects.iter().map(|o| WireObject { sha256: o.map(|h| hex(&h)), zero: o.is_none() }).collect(),
         };
         serde_json::to_string(&w).expect("plain data serialises")
     }
@@ -166,12 +153,7 @@ impl Manifest {
         }
         let want = w.image_size.div_ceil(w.object_size);
         if w.objects.len() as u64 != want {
-            return Err(bad(format!(
-                "{} objects listed, {want} expected for {} bytes in {}-byte objects",
-                w.objects.len(),
-                w.image_size,
-                w.object_size
-            )));
+            return Err(bad(format!("{} objects listed, {want} expected for {} bytes in {}-byte objects", w.objects.len(), w.image_size, w.object_size)));
         }
         let mut objects = Vec::with_capacity(w.objects.len());
         for (i, o) in w.objects.into_iter().enumerate() {

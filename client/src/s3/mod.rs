@@ -27,9 +27,9 @@ mod url;
 #[cfg(test)]
 mod tests;
 
+pub use crate::secret::{resolve_secret, store_secret, SecretRef};
 pub use aws::AwsEnv;
 pub use client::{CompletedPart, Credentials, ObjectInfo, ObjectPin, PutOptions, S3Client, S3Config, MAX_PARTS, MIN_PART_SIZE};
 pub use error::{S3Error, S3ErrorKind};
 pub use manifest::{manifest_key, Manifest, ManifestBuilder, MANIFEST_SUFFIX, MANIFEST_VERSION};
-pub use crate::secret::{resolve_secret, store_secret, SecretRef};
 pub use stats::{Failures, Latency, LatencyBucket, S3Stats};

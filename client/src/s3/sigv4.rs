@@ -82,10 +82,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Canonical headers (`name:value\n` each, sorted, values trimmed with inner runs of spaces
 /// collapsed, repeated names joined by `,`) and the signed-headers list.
 fn canonical_headers(headers: &[(&str, &str)]) -> (String, String) {
-    let mut hs: Vec<(String, String)> = headers
-        .iter()
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.split_whitespace().collect::<Vec<_>>().join(" ")))
-        .collect();
+    let mut hs: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.split_whitespace().collect::<Vec<_>>().join(" "))).collect();
     hs.sort_by(|a, b| a.0.cmp(&b.0));
     let mut merged: Vec<(String, String)> = Vec::with_capacity(hs.len());
     for (n, v) in hs {
@@ -143,12 +140,8 @@ mod tests {
     const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     // The AWS SigV4 test suite (service "service", us-east-1, 2015-08-30T12:36:00Z).
-    const SUITE: Signer<'static> = Signer {
-        access_key: "AKIDEXAMPLE",
-        secret_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        region: "us-east-1",
-        service: "service",
-    };
+    const SUITE: Signer<'static> =
+        Signer { access_key: "AKIDEXAMPLE", secret_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", region: "us-east-1", service: "service" };
 
     fn suite(method: &str, path: &str, query: &str) -> String {
         let headers = [("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z")];
@@ -160,10 +153,7 @@ mod tests {
     fn aws_test_suite_get_vanilla() {
         let headers = [("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z")];
         let r = Request { method: "GET", path: "/", query: "", headers: &headers, payload_hash: EMPTY, amz_date: "20150830T123600Z" };
-        assert_eq!(
-            canonical_request(&r),
-            format!("GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n{EMPTY}")
-        );
+        assert_eq!(canonical_request(&r), format!("GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n{EMPTY}"));
         assert_eq!(
             string_to_sign(&SUITE, &r),
             "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n\
@@ -204,21 +194,12 @@ mod tests {
     }
 
     // The S3 documentation's examples ("Signature Calculations for the Authorization Header").
-    const S3DOC: Signer<'static> = Signer {
-        access_key: "AKIAIOSFODNN7EXAMPLE",
-        secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        region: "us-east-1",
-        service: "s3",
-    };
+    const S3DOC: Signer<'static> =
+        Signer { access_key: "AKIAIOSFODNN7EXAMPLE", secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", region: "us-east-1", service: "s3" };
 
     #[test]
     fn s3_doc_get_object_with_range() {
-        let headers = [
-            ("Host", "examplebucket.s3.amazonaws.com"),
-            ("Range", "bytes=0-9"),
-            ("x-amz-content-sha256", EMPTY),
-            ("x-amz-date", "20130524T000000Z"),
-        ];
+        let headers = [("Host", "examplebucket.s3.amazonaws.com"), ("Range", "bytes=0-9"), ("x-amz-content-sha256", EMPTY), ("x-amz-date", "20130524T000000Z")];
         let r = Request { method: "GET", path: "/test.txt", query: "", headers: &headers, payload_hash: EMPTY, amz_date: "20130524T000000Z" };
         assert_eq!(
             authorization(&S3DOC, &r),

@@ -81,12 +81,7 @@ impl Counters {
             changed: f(S3ErrorKind::Changed),
             tls: f(S3ErrorKind::Tls),
         };
-        let buckets = self
-            .hist
-            .iter()
-            .enumerate()
-            .map(|(i, c)| LatencyBucket { le_ms: BUCKETS_MS.get(i).copied(), count: c.load(Relaxed) })
-            .collect();
+        let buckets = self.hist.iter().enumerate().map(|(i, c)| LatencyBucket { le_ms: BUCKETS_MS.get(i).copied(), count: c.load(Relaxed) }).collect();
         S3Stats {
             requests: self.requests.load(Relaxed),
             gets: self.gets.load(Relaxed),

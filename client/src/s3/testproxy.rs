@@ -77,8 +77,12 @@ impl Server {
             let mut conns = JoinSet::new();
             let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
             loop {
-                let Ok(permit) = limit.clone().acquire_owned().await else { return };
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    return;
+                };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 count.fetch_add(1, Relaxed);
                 let _ = stream.set_nodelay(true);
                 let h = handler.clone();
@@ -156,9 +160,7 @@ impl Rule {
     }
 
     fn matches(&self, method: &Method, pq: &str) -> bool {
-        self.remaining != Some(0)
-            && self.method.as_ref().is_none_or(|m| m == method)
-            && self.path_contains.as_deref().is_none_or(|p| pq.contains(p))
+        self.remaining != Some(0) && self.method.as_ref().is_none_or(|m| m == method) && self.path_contains.as_deref().is_none_or(|p| pq.contains(p))
     }
 }
 
@@ -411,7 +413,9 @@ async fn fake_s3(st: &FakeState, req: Request<Incoming>) -> Reply {
         Method::PUT if query.contains_key("uploadId") => {
             let n: u32 = query.get("partNumber").and_then(|p| p.parse().ok()).unwrap_or(0);
             let mut ups = st.uploads.lock().unwrap();
-            let Some(up) = ups.get_mut(&query["uploadId"]) else { return Ok(error_reply(404)) };
+            let Some(up) = ups.get_mut(&query["uploadId"]) else {
+                return Ok(error_reply(404));
+            };
             let mut r = reply(StatusCode::OK, "");
             r.headers_mut().insert(ETAG, fake_etag(&body).parse().unwrap());
             up.insert(n, body);
@@ -429,7 +433,9 @@ async fn fake_s3(st: &FakeState, req: Request<Incoming>) -> Reply {
             reply(StatusCode::OK, format!("<InitiateMultipartUploadResult><UploadId>{id}</UploadId></InitiateMultipartUploadResult>"))
         }
         Method::POST if query.contains_key("uploadId") => {
-            let Some(parts) = st.uploads.lock().unwrap().remove(&query["uploadId"]) else { return Ok(error_reply(404)) };
+            let Some(parts) = st.uploads.lock().unwrap().remove(&query["uploadId"]) else {
+                return Ok(error_reply(404));
+            };
             let xml = String::from_utf8_lossy(&body).into_owned();
             let mut data = Vec::new();
             for chunk in xml.split("<PartNumber>").skip(1) {
@@ -452,7 +458,9 @@ async fn fake_s3(st: &FakeState, req: Request<Incoming>) -> Reply {
             reply(StatusCode::NO_CONTENT, "")
         }
         Method::GET | Method::HEAD => {
-            let Some(obj) = st.objects.lock().unwrap().get(&path).cloned() else { return Ok(not_found()) };
+            let Some(obj) = st.objects.lock().unwrap().get(&path).cloned() else {
+                return Ok(not_found());
+            };
             let size = obj.len() as u64;
             let head = method == Method::HEAD;
             let mut r = match range.filter(|_| !st.ignore_range.load(Relaxed)) {
@@ -511,8 +519,12 @@ impl TlsFront {
                 let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
                 tokio::spawn(async move {
                     // A refused handshake just ends the connection, as a real server's would.
-                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                    let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
                     let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
                 });
             }

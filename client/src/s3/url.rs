@@ -104,11 +104,8 @@ impl Target {
     /// Path style: `/<bucket>/<key>` on the endpoint host. Virtual-host style:
     /// `/<key>` on `<bucket>.<host>`.
     pub(crate) fn new(ep: &Endpoint, path_style: bool, bucket: &str, key: Option<&str>, query: &[(&str, &str)]) -> Target {
-        let (host, mut path) = if path_style {
-            (ep.host.clone(), format!("/{}", encode(bucket, false)))
-        } else {
-            (format!("{bucket}.{}", ep.host), String::new())
-        };
+        let (host, mut path) =
+            if path_style { (ep.host.clone(), format!("/{}", encode(bucket, false))) } else { (format!("{bucket}.{}", ep.host), String::new()) };
         match key {
             Some(k) => {
                 path.push('/');

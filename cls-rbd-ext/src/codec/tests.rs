@@ -74,10 +74,7 @@ fn newer_version_with_old_compat_skips_the_tail() {
 fn compat_above_supported_is_rejected() {
     let mut b = Vec::new();
     encode_envelope(&mut b, 2, 2, |o| 7u32.encode(o));
-    assert_eq!(
-        read_v1(&mut Reader::new(&b)),
-        Err(DecodeError::CompatTooNew { what: "test", compat: 2, supported: 1 })
-    );
+    assert_eq!(read_v1(&mut Reader::new(&b)), Err(DecodeError::CompatTooNew { what: "test", compat: 2, supported: 1 }));
 }
 
 #[test]

@@ -112,15 +112,7 @@ fn load_parent(ctx: &mut dyn ClsContext, method: &str, key: &str) -> Result<Pare
 /// - -errno on storage failure.
 pub(crate) fn child_attach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Vec<u8>) -> Result<(), Errno> {
     let op = decode_input(ctx, "child_attach", ChildOp::read_bytes(input))?;
-    cls_log!(
-        ctx,
-        20,
-        "child_attach snap_id={:?} child={}/{:?}/{:?}",
-        op.snap_id,
-        op.spec.pool_id,
-        op.spec.pool_namespace,
-        op.spec.image_id
-    );
+    cls_log!(ctx, 20, "child_attach snap_id={:?} child={}/{:?}/{:?}", op.snap_id, op.spec.pool_id, op.spec.pool_namespace, op.spec.image_id);
     check_child_op(ctx, "child_attach", &op)?;
     let key = children_key(&op);
     let st = load_parent(ctx, "child_attach", &key)?;
@@ -150,15 +142,7 @@ pub(crate) fn child_attach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Ve
 /// - -errno on storage failure.
 pub(crate) fn child_detach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Vec<u8>) -> Result<(), Errno> {
     let op = decode_input(ctx, "child_detach", ChildOp::read_bytes(input))?;
-    cls_log!(
-        ctx,
-        20,
-        "child_detach snap_id={:?} child={}/{:?}/{:?}",
-        op.snap_id,
-        op.spec.pool_id,
-        op.spec.pool_namespace,
-        op.spec.image_id
-    );
+    cls_log!(ctx, 20, "child_detach snap_id={:?} child={}/{:?}/{:?}", op.snap_id, op.spec.pool_id, op.spec.pool_namespace, op.spec.image_id);
     check_child_op(ctx, "child_detach", &op)?;
     let key = children_key(&op);
     let st = load_parent(ctx, "child_detach", &key)?;
@@ -193,12 +177,7 @@ pub(crate) fn children_list(ctx: &mut dyn ClsContext, input: &[u8], out: &mut Ve
     let op = decode_input(ctx, "children_list", ChildrenListOp::read_bytes(input))?;
     cls_log!(ctx, 20, "children_list snap_id={:?} max={} start_after={:?}", op.snap_id, op.max, op.start_after);
     if op.snap_id != SnapId::NOSNAP {
-        cls_log!(
-            ctx,
-            1,
-            "children_list: snap_id {:?} is not head: children of snapshots are listed by stock `rbd.children_list`",
-            op.snap_id
-        );
+        cls_log!(ctx, 1, "children_list: snap_id {:?} is not head: children of snapshots are listed by stock `rbd.children_list`", op.snap_id);
         return Err(Errno::EINVAL);
     }
     ctx.check_exists()?;

@@ -10,13 +10,10 @@
 use std::ops::Range;
 
 use super::{cls_log, decode_input};
-use crate::ops::{
-    CloneMapGetOp, CloneMapGetReply, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp, CloneMapUpdateOp,
-    CLONE_MAP_MAX_GET_ENTRIES,
-};
+use crate::ops::{CloneMapGetOp, CloneMapGetReply, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp, CloneMapUpdateOp, CLONE_MAP_MAX_GET_ENTRIES};
 use crate::types::{
-    block_crcs, encode_stored_map, fill_nibbles, get_nibble, pack_runs, set_nibble, stored_header_len, CloneMapError,
-    CloneMapLayout, CloneMapState, CLONE_MAP_HEADER_PROBE_LEN,
+    block_crcs, encode_stored_map, fill_nibbles, get_nibble, pack_runs, set_nibble, stored_header_len, CloneMapError, CloneMapLayout, CloneMapState,
+    CLONE_MAP_HEADER_PROBE_LEN,
 };
 use crate::{ClsContext, Codec, Errno};
 
@@ -76,12 +73,7 @@ fn load_layout(ctx: &mut dyn ClsContext, method: &str) -> Result<CloneMapLayout,
 
 /// The data and CRC entries of `blocks`, each block checked against its CRC (-EIO naming
 /// the first bad block).
-fn load_blocks(
-    ctx: &mut dyn ClsContext,
-    method: &str,
-    layout: &CloneMapLayout,
-    blocks: &Range<u64>,
-) -> Result<(Vec<u8>, Vec<u32>), Errno> {
+fn load_blocks(ctx: &mut dyn ClsContext, method: &str, layout: &CloneMapLayout, blocks: &Range<u64>) -> Result<(Vec<u8>, Vec<u32>), Errno> {
     let bytes = layout.blocks_data_range(blocks);
     let data = read_exact(ctx, method, layout.data_offset() + bytes.start, bytes.end - bytes.start)?;
     let raw = read_exact(ctx, method, layout.crc_offset(blocks.start), 4 * (blocks.end - blocks.start))?;
@@ -184,15 +176,7 @@ pub(crate) fn clone_map_get(ctx: &mut dyn ClsContext, input: &[u8], out: &mut Ve
 pub(crate) fn clone_map_update(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut Vec<u8>) -> Result<(), Errno> {
     const M: &str = "clone_map_update";
     let op = decode_input(ctx, M, CloneMapUpdateOp::read_bytes(input))?;
-    cls_log!(
-        ctx,
-        20,
-        "{M} start={} count={} new_state={} expected_state={:?}",
-        op.start,
-        op.count,
-        op.new_state,
-        op.expected_state.map(|s| s.to_u8())
-    );
+    cls_log!(ctx, 20, "{M} start={} count={} new_state={} expected_state={:?}", op.start, op.count, op.new_state, op.expected_state.map(|s| s.to_u8()));
     if let Err(why) = op.validate() {
         cls_log!(ctx, 20, "{M}: {why}");
         return Err(Errno::EINVAL);
@@ -276,7 +260,9 @@ fn apply_updates(ctx: &mut dyn ClsContext, method: &str, updates: &[CloneMapUpda
     let bs = layout.block_size();
     let (mut bytes, mut crc_entries) = (0, 0);
     for s in &mut stretches {
-        let Some((first, last)) = s.changed else { continue };
+        let Some((first, last)) = s.changed else {
+            continue;
+        };
         let (fb, lb) = (first / bs, last / bs);
         let span = (fb * bs) as usize..(((lb + 1) * bs) as usize).min(s.data.len());
         for (k, crc) in (fb..=lb).zip(block_crcs(&s.data[span], bs)) {
@@ -334,11 +320,7 @@ pub(crate) fn clone_map_resize(ctx: &mut dyn ClsContext, input: &[u8], _out: &mu
         // The block holding the byte of entry `old`: the old last block when it is partial
         // (or ends in a pad nibble), else the first new one.
         let first_block = (old / 2) / bs;
-        let mut tail = if first_block < layout.block_count() {
-            load_blocks(ctx, M, &layout, &(first_block..first_block + 1))?.0
-        } else {
-            Vec::new()
-        };
+        let mut tail = if first_block < layout.block_count() { load_blocks(ctx, M, &layout, &(first_block..first_block + 1))?.0 } else { Vec::new() };
         tail.resize((resized.data_len() - first_block * bs) as usize, 0);
         fill_nibbles(&mut tail, old - first_block * layout.entries_per_block(), new - old, op.default_state.to_u8());
         let mut crcs = parse_crcs(&read_exact(ctx, M, layout.crc_table_offset(), 4 * first_block)?);

@@ -87,11 +87,8 @@ pub(crate) mod test_support {
 
     /// Features of the header fixture: layering, exclusive-lock, object-map, fast-diff,
     /// deep-flatten (0x3d, `rbd create`'s default).
-    pub(crate) const DEFAULT_FEATURES: u64 = RBD_FEATURE_LAYERING
-        | RBD_FEATURE_EXCLUSIVE_LOCK
-        | RBD_FEATURE_OBJECT_MAP
-        | RBD_FEATURE_FAST_DIFF
-        | RBD_FEATURE_DEEP_FLATTEN;
+    pub(crate) const DEFAULT_FEATURES: u64 =
+        RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF | RBD_FEATURE_DEEP_FLATTEN;
 
     /// A header as stock `create` leaves it: size, order 22, features 0x3d, object prefix,
     /// snap_seq 0 and the three timestamps.

@@ -13,6 +13,7 @@ mod header;
 mod parent;
 mod protection;
 mod size;
+mod snapshot;
 mod version;
 
 /// `CLS_METHOD_RD`: the method reads the object.
@@ -52,6 +53,9 @@ pub const METHODS: &[Method] = &[
     Method { name: "children_list", flags: RD, call: children::children_list },
     Method { name: "protection_set", flags: RD | WR, call: protection::protection_set },
     Method { name: "set_size", flags: RD | WR, call: size::set_size },
+    Method { name: "snapshot_add", flags: RD | WR, call: snapshot::snapshot_add },
+    Method { name: "snapshot_parent_set", flags: RD | WR, call: snapshot::snapshot_parent_set },
+    Method { name: "snap_guard", flags: RD | WR, call: snapshot::snap_guard },
     Method { name: "backfill_claim", flags: RD | WR, call: backfill::backfill_claim },
     Method { name: "backfill_complete", flags: RD | WR, call: backfill::backfill_complete },
     Method { name: "backfill_abort", flags: RD | WR, call: backfill::backfill_abort },
@@ -74,11 +78,7 @@ pub(crate) use cls_log;
 
 /// Decodes a method input; a failure is logged (without the bytes) and becomes `EINVAL`,
 /// as upstream methods do in their `catch (buffer::error&)` blocks.
-pub(crate) fn decode_input<T>(
-    ctx: &mut dyn ClsContext,
-    method: &str,
-    r: Result<T, DecodeError>,
-) -> Result<T, Errno> {
+pub(crate) fn decode_input<T>(ctx: &mut dyn ClsContext, method: &str, r: Result<T, DecodeError>) -> Result<T, Errno> {
     r.map_err(|e| {
         cls_log!(ctx, 1, "{method}: invalid input: {e}");
         Errno::EINVAL
@@ -86,11 +86,7 @@ pub(crate) fn decode_input<T>(
 }
 
 /// Decodes a value read from storage; a failure means corrupt state: `EIO` and an error log.
-pub(crate) fn decode_stored<T>(
-    ctx: &mut dyn ClsContext,
-    what: &str,
-    r: Result<T, DecodeError>,
-) -> Result<T, Errno> {
+pub(crate) fn decode_stored<T>(ctx: &mut dyn ClsContext, what: &str, r: Result<T, DecodeError>) -> Result<T, Errno> {
     r.map_err(|e| {
         cls_log!(ctx, 0, "error decoding {what}: {e}");
         Errno::EIO

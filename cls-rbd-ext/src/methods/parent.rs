@@ -5,6 +5,7 @@
 //! CEPH_NOSNAP`), in another cluster, or back-filled from S3, and keep every v4 field.
 
 use super::header::{apply_op_features, has_snapshots, read_key, read_op_features, require_feature, write_features};
+use super::snapshot::{for_each_snapshot, remove_guard};
 use super::{cls_log, decode_input};
 use crate::ops::{validate_parent_record, ParentAttachOp, ParentOverlapSetOp};
 use crate::types::features::{RBD_FEATURE_LAYERING, RBD_OPERATION_FEATURE_CLONE_CHILD};
@@ -80,13 +81,7 @@ pub(crate) fn parent_attach(ctx: &mut dyn ClsContext, input: &[u8], _out: &mut V
     }
     if let Some(cur) = read_key::<ParentRecord>(ctx, header::PARENT)? {
         if !op.reattach && (cur.head_overlap.is_some() || !same_parent(&cur, p)) {
-            cls_log!(
-                ctx,
-                20,
-                "parent_attach: a parent is already attached (pool={} image={:?})",
-                cur.pool_id,
-                cur.image_id
-            );
+            cls_log!(ctx, 20, "parent_attach: a parent is already attached (pool={} image={:?})", cur.pool_id, cur.image_id);
             return Err(Errno::EEXIST);
         }
     }
@@ -122,10 +117,16 @@ pub(crate) fn parent_get(ctx: &mut dyn ClsContext, _input: &[u8], out: &mut Vec<
 /// - a **snapshot**-type record on a header that holds snapshot records keeps the key with
 ///   `head_overlap = None`, as upstream does when snapshots still use the parent (we do not
 ///   inspect the snapshots individually, nor rewrite them under deep-flatten);
-/// - otherwise the `parent` key is removed, and op feature CLONE_CHILD is cleared with
-///   upstream's op-feature rule (OPERATIONS dropped when no op feature remains). HEAD-type
-///   parents (standalone, remote, S3 source) are always removed: snapshots of a standalone
-///   child do not keep the parent.
+/// - a HEAD-type record (standalone, remote, S3 source): each snapshot record that reads
+///   the parent with an overlap no larger than HEAD's is rewritten without it (the caller,
+///   rbd-ext's flatten, copied every object of that range up with an empty snapshot
+///   context, so the snapshots see the copies, as librbd's deep flatten); if a snapshot
+///   reads further (HEAD was shrunk after it), the key is kept with `head_overlap = None`
+///   for it, as upstream keeps it for snapshots;
+/// - otherwise the `parent` key is removed, op feature CLONE_CHILD is cleared with
+///   upstream's op-feature rule (OPERATIONS dropped when no op feature remains), and the
+///   snapshot guard's record removed with its limit (a plain image's stock snapshots are
+///   right; the caller releases the guard's id).
 ///
 /// Returns -ENOENT if the header object does not exist; -ENOEXEC if the header has no
 /// `features` or lacks LAYERING; -ENOENT if there is no `parent` key or its `head_overlap`
@@ -141,10 +142,35 @@ pub(crate) fn parent_detach(ctx: &mut dyn ClsContext, _input: &[u8], _out: &mut 
         p.head_overlap = None;
         return ctx.omap_set_one(header::PARENT, &p.get_encoding());
     }
+    if p.parent_type != ParentType::Snapshot {
+        let head = p.head_overlap.unwrap_or(0);
+        let mut still_read = false;
+        let mut stripped = Vec::new();
+        for_each_snapshot(ctx, |_, key, mut rec| {
+            match rec.parent_overlap {
+                Some(o) if o <= head => {
+                    rec.parent_overlap = None;
+                    stripped.push((key.to_string(), rec.get_encoding()));
+                }
+                Some(_) => still_read = true,
+                None => {}
+            }
+            Ok(())
+        })?;
+        for (key, value) in &stripped {
+            ctx.omap_set_one(key, value)?;
+        }
+        if still_read {
+            cls_log!(ctx, 20, "parent_detach: snapshots still read the parent past HEAD's overlap: keeping it for them");
+            p.head_overlap = None;
+            return ctx.omap_set_one(header::PARENT, &p.get_encoding());
+        }
+    }
     let op_features = read_op_features(ctx)?;
     let new = apply_op_features(features, op_features, 0, RBD_OPERATION_FEATURE_CLONE_CHILD);
     ctx.omap_remove(header::PARENT)?;
-    write_features(ctx, (features, op_features), new)
+    write_features(ctx, (features, op_features), new)?;
+    remove_guard(ctx)
 }
 
 /// `parent_overlap_set` (RD|WR, on the child's header). Input: [`ParentOverlapSetOp`] (u64

@@ -80,12 +80,8 @@ impl Protection {
         }
         let ours = migration_header();
         match mode {
-            ProtectionMode::Clones if self.migration.as_deref() != Some(&ours[..]) => {
-                ctx.omap_set_one(header::MIGRATION, &ours)?
-            }
-            ProtectionMode::Strict if self.record.is_some_and(|p| p.applied() == ProtectionMode::Clones) => {
-                ctx.omap_remove(header::MIGRATION)?
-            }
+            ProtectionMode::Clones if self.migration.as_deref() != Some(&ours[..]) => ctx.omap_set_one(header::MIGRATION, &ours)?,
+            ProtectionMode::Strict if self.record.is_some_and(|p| p.applied() == ProtectionMode::Clones) => ctx.omap_remove(header::MIGRATION)?,
             _ => {}
         }
         write_features(ctx, cur, mode.apply(base.0, base.1))

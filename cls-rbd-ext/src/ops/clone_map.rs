@@ -421,14 +421,12 @@ mod tests {
         let none = CloneMapUpdateOp { expected_state: None, ..op };
         assert_eq!(&none.get_encoding()[2..], &[18, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 5, 0]);
         // The optional's flag byte is required.
-        assert!(CloneMapUpdateOp::read_bytes(&[1, 1, 17, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 5])
-            .is_err());
+        assert!(CloneMapUpdateOp::read_bytes(&[1, 1, 17, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 5]).is_err());
     }
 
     #[test]
     fn init_force_is_optional() {
-        let op =
-            CloneMapInitOp { object_count: 3, runs: vec![StateRun { start: 0, len: 1, state: Exists }], force: true };
+        let op = CloneMapInitOp { object_count: 3, runs: vec![StateRun { start: 0, len: 1, state: Exists }], force: true };
         let b = op.get_encoding();
         assert_eq!(CloneMapInitOp::read_bytes(&b), Ok(op.clone()));
         // Without the trailing force byte (body shortened by one).
@@ -489,9 +487,7 @@ mod tests {
 
     #[test]
     fn reply_inconsistencies_are_rejected() {
-        let mk = |object_count, start, count, entries| {
-            CloneMapGetReply { object_count, start, count, entries }.get_encoding()
-        };
+        let mk = |object_count, start, count, entries| CloneMapGetReply { object_count, start, count, entries }.get_encoding();
         let runs = |v: &[u32]| CloneMapEntries::Runs(v.iter().map(|&len| RunLength { state: Exists, len }).collect());
         assert!(CloneMapGetReply::read_bytes(&mk(10, 0, 3, runs(&[1, 2]))).is_ok());
         assert!(CloneMapGetReply::read_bytes(&mk(10, 0, 3, runs(&[1, 1]))).is_err());

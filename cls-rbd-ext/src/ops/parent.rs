@@ -101,10 +101,7 @@ pub fn validate_parent_record(p: &ParentRecord) -> Result<(), InvalidParent> {
     if !is_valid_namespace(&p.pool_namespace) {
         return Err(Field("pool_namespace must not contain NUL or '/'"));
     }
-    let remote = !p.remote_cluster_name.is_empty()
-        || !p.remote_mon_hosts.is_empty()
-        || !p.remote_client_name.is_empty()
-        || !p.remote_secret_ref.is_empty();
+    let remote = !p.remote_cluster_name.is_empty() || !p.remote_mon_hosts.is_empty() || !p.remote_client_name.is_empty() || !p.remote_secret_ref.is_empty();
     match p.parent_type {
         ParentType::Unknown(t) => return Err(InvalidParent::UnknownType(t)),
         ParentType::Snapshot => {
@@ -178,10 +175,9 @@ fn check_secret_ref(s: &str) -> Result<(), InvalidParent> {
 /// Whether `s` contains something shaped like a base64 cephx key.
 fn looks_like_cephx_key(s: &str) -> bool {
     let b64 = |c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '=';
-    s.split(|c: char| !b64(c)).map(|w| w.trim_start_matches('/')).any(|w| {
-        (w.len() == 40 && w.starts_with("AQ") && w.ends_with("=="))
-            || (w.len() >= 24 && w.ends_with('=') && w.bytes().any(|b| b.is_ascii_digit()))
-    })
+    s.split(|c: char| !b64(c))
+        .map(|w| w.trim_start_matches('/'))
+        .any(|w| (w.len() == 40 && w.starts_with("AQ") && w.ends_with("==")) || (w.len() >= 24 && w.ends_with('=') && w.bytes().any(|b| b.is_ascii_digit())))
 }
 
 #[cfg(test)]
@@ -231,15 +227,9 @@ mod tests {
     fn valid_records() {
         validate_parent_record(&standalone()).unwrap();
         validate_parent_record(&remote()).unwrap();
-        validate_parent_record(&ParentRecord { parent_type: ParentType::Snapshot, snap_id: SnapId(4), ..standalone() })
-            .unwrap();
+        validate_parent_record(&ParentRecord { parent_type: ParentType::Snapshot, snap_id: SnapId(4), ..standalone() }).unwrap();
         validate_parent_record(&ParentRecord { pool_namespace: "ns1".into(), ..standalone() }).unwrap();
-        validate_parent_record(&ParentRecord {
-            head_overlap: Some(1),
-            parent_type: ParentType::S3Source,
-            ..Default::default()
-        })
-        .unwrap();
+        validate_parent_record(&ParentRecord { head_overlap: Some(1), parent_type: ParentType::S3Source, ..Default::default() }).unwrap();
     }
 
     #[test]
@@ -258,34 +248,11 @@ mod tests {
             ParentRecord { remote_secret_ref: "config://x".into(), ..standalone() },
             ParentRecord { parent_type: ParentType::Snapshot, ..standalone() },
             ParentRecord { parent_type: ParentType::Snapshot, snap_id: SnapId::SNAPDIR, ..standalone() },
-            ParentRecord {
-                parent_type: ParentType::Snapshot,
-                snap_id: SnapId(4),
-                remote_client_name: "client.a".into(),
-                ..standalone()
-            },
+            ParentRecord { parent_type: ParentType::Snapshot, snap_id: SnapId(4), remote_client_name: "client.a".into(), ..standalone() },
             ParentRecord { parent_type: ParentType::S3Source, ..standalone() },
-            ParentRecord {
-                parent_type: ParentType::S3Source,
-                pool_id: -1,
-                image_id: String::new(),
-                pool_namespace: "n".into(),
-                ..standalone()
-            },
-            ParentRecord {
-                parent_type: ParentType::S3Source,
-                pool_id: -1,
-                image_id: String::new(),
-                snap_id: SnapId(1),
-                ..standalone()
-            },
-            ParentRecord {
-                parent_type: ParentType::S3Source,
-                pool_id: -1,
-                image_id: String::new(),
-                remote_mon_hosts: vec!["h".into()],
-                ..standalone()
-            },
+            ParentRecord { parent_type: ParentType::S3Source, pool_id: -1, image_id: String::new(), pool_namespace: "n".into(), ..standalone() },
+            ParentRecord { parent_type: ParentType::S3Source, pool_id: -1, image_id: String::new(), snap_id: SnapId(1), ..standalone() },
+            ParentRecord { parent_type: ParentType::S3Source, pool_id: -1, image_id: String::new(), remote_mon_hosts: vec!["h".into()], ..standalone() },
             ParentRecord { snap_id: SnapId(1), ..remote() },
             ParentRecord { remote_cluster_name: String::new(), ..remote() },
             ParentRecord { remote_cluster_name: "ceph a".into(), ..remote() },

@@ -5,9 +5,7 @@
 //! The calls go to the object [`crate::types::clone_map_object`]`(child_id)`.
 
 use super::{decode_reply, Call};
-use crate::ops::{
-    CloneMapGetOp, CloneMapGetReply, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp, CloneMapUpdateOp,
-};
+use crate::ops::{CloneMapGetOp, CloneMapGetReply, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp, CloneMapUpdateOp};
 use crate::types::{pack_runs, unpack, CloneMapState, StateRun};
 use crate::{Codec, Errno};
 
@@ -36,12 +34,7 @@ pub fn decode_clone_map_states(out: &[u8]) -> Result<Vec<CloneMapState>, Errno> 
 /// `clone_map_update`: compare-and-set `[start, start + count)` to `new_state` where the
 /// entry is `expected_state` (any entry when None). A write call, so it returns nothing; see
 /// the method's doc for how to confirm.
-pub fn clone_map_update(
-    start: u64,
-    count: u64,
-    new_state: CloneMapState,
-    expected_state: Option<CloneMapState>,
-) -> Call {
+pub fn clone_map_update(start: u64, count: u64, new_state: CloneMapState, expected_state: Option<CloneMapState>) -> Call {
     Call::new("clone_map_update", CloneMapUpdateOp { start, count, new_state, expected_state }.get_encoding())
 }
 
@@ -102,11 +95,7 @@ pub fn clone_map_model_update_many(map: &mut [CloneMapState], updates: &[CloneMa
 }
 
 /// Applies `clone_map_resize` to an in-memory map (-EINVAL as the method).
-pub fn clone_map_model_resize(
-    map: &mut Vec<CloneMapState>,
-    object_count: u64,
-    default_state: CloneMapState,
-) -> Result<(), Errno> {
+pub fn clone_map_model_resize(map: &mut Vec<CloneMapState>, object_count: u64, default_state: CloneMapState) -> Result<(), Errno> {
     CloneMapResizeOp { object_count, default_state }.validate().map_err(|_| Errno::EINVAL)?;
     map.resize(object_count as usize, default_state);
     Ok(())
@@ -155,8 +144,7 @@ mod tests {
     #[test]
     fn bad_replies_are_ebadmsg() {
         assert_eq!(decode_clone_map_get(b""), Err(Errno::EBADMSG));
-        let good =
-            CloneMapGetReply { object_count: 4, start: 0, count: 2, entries: CloneMapEntries::Packed(vec![0x45]) };
+        let good = CloneMapGetReply { object_count: 4, start: 0, count: 2, entries: CloneMapEntries::Packed(vec![0x45]) };
         let mut b = good.get_encoding();
         assert_eq!(decode_clone_map_states(&b), Ok(vec![ExistsParent, CopiedUp]));
         b.push(0);

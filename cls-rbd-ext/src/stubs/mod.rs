@@ -9,16 +9,17 @@ use crate::{Codec, Errno, CLASS_NAME};
 mod children;
 mod clone_map;
 mod parent;
+mod snapshot;
 pub mod stock;
 
 pub use clone_map::{
-    clone_map_get, clone_map_init, clone_map_model_init, clone_map_model_resize, clone_map_model_update,
-    clone_map_model_update_many, clone_map_resize, clone_map_runs, clone_map_update, clone_map_update_many,
-    decode_clone_map_get, decode_clone_map_states,
+    clone_map_get, clone_map_init, clone_map_model_init, clone_map_model_resize, clone_map_model_update, clone_map_model_update_many, clone_map_resize,
+    clone_map_runs, clone_map_update, clone_map_update_many, decode_clone_map_get, decode_clone_map_states,
 };
 
 pub use children::{child_attach, child_attach_remote, child_detach, child_detach_remote, children_list, decode_children_list, protection_set};
 pub use parent::{decode_parent_get, parent_attach, parent_detach, parent_get, parent_overlap_set};
+pub use snapshot::{snap_guard, snapshot_add, snapshot_parent_set};
 
 /// A prepared class call: `rados exec <class> <method> <input>`.
 #[derive(Debug, Clone, PartialEq, Eq)]

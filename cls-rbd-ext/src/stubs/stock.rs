@@ -36,10 +36,14 @@ pub fn dir_get_name(id: &str) -> Call {
 /// `rbd.dir_list(start_after, max)` on `rbd_directory`: up to `max` images after name
 /// `start_after` (empty: from the start), in name order.
 pub fn dir_list(start_after: &str, max: u64) -> Call {
-    call("rbd", "dir_list", enc(|o| {
-        start_after.to_string().encode(o);
-        max.encode(o);
-    }))
+    call(
+        "rbd",
+        "dir_list",
+        enc(|o| {
+            start_after.to_string().encode(o);
+            max.encode(o);
+        }),
+    )
 }
 
 /// Decodes a `dir_list` reply: name → id.
@@ -54,10 +58,14 @@ pub fn get_size(snap: SnapId) -> Call {
 
 /// `rbd.get_features(snap, read_only)`: reply u64 features · u64 incompatible.
 pub fn get_features(snap: SnapId, read_only: bool) -> Call {
-    call("rbd", "get_features", enc(|o| {
-        snap.encode(o);
-        read_only.encode(o);
-    }))
+    call(
+        "rbd",
+        "get_features",
+        enc(|o| {
+            snap.encode(o);
+            read_only.encode(o);
+        }),
+    )
 }
 
 /// `rbd.get_object_prefix`: reply string.
@@ -107,10 +115,14 @@ pub fn parent_overlap_get(snap: SnapId) -> Call {
 
 /// `rbd.metadata_list(start_after, max)`: reply map<string, bufferlist>.
 pub fn metadata_list(start_after: &str, max: u64) -> Call {
-    call("rbd", "metadata_list", enc(|o| {
-        start_after.to_string().encode(o);
-        max.encode(o);
-    }))
+    call(
+        "rbd",
+        "metadata_list",
+        enc(|o| {
+            start_after.to_string().encode(o);
+            max.encode(o);
+        }),
+    )
 }
 
 /// `rbd.metadata_set`: stores each value under `metadata_<key>`.
@@ -124,22 +136,36 @@ pub fn object_map_load() -> Call {
     call("rbd", "object_map_load", Vec::new())
 }
 
+/// `rbd.object_map_snap_add()` on the HEAD object map: what librbd does after copying it
+/// for a new snapshot (fast-diff): EXISTS becomes EXISTS_CLEAN.
+pub fn object_map_snap_add() -> Call {
+    call("rbd", "object_map_snap_add", Vec::new())
+}
+
 /// `rbd.object_map_update(start, end, new_state, current_state)` (end exclusive).
 pub fn object_map_update(start: u64, end: u64, new_state: u8, current: Option<u8>) -> Call {
-    call("rbd", "object_map_update", enc(|o| {
-        start.encode(o);
-        end.encode(o);
-        new_state.encode(o);
-        current.encode(o);
-    }))
+    call(
+        "rbd",
+        "object_map_update",
+        enc(|o| {
+            start.encode(o);
+            end.encode(o);
+            new_state.encode(o);
+            current.encode(o);
+        }),
+    )
 }
 
 /// `rbd.object_map_resize(object_count, default_state)`.
 pub fn object_map_resize(count: u64, default_state: u8) -> Call {
-    call("rbd", "object_map_resize", enc(|o| {
-        count.encode(o);
-        default_state.encode(o);
-    }))
+    call(
+        "rbd",
+        "object_map_resize",
+        enc(|o| {
+            count.encode(o);
+            default_state.encode(o);
+        }),
+    )
 }
 
 /// `rbd.copyup(data)` on a data object: creates it with `object` (non-empty) as its data
@@ -155,10 +181,14 @@ pub fn copyup(object: Vec<u8>) -> Call {
 /// `object`) of `object`; the rest reads as zeros.
 pub fn sparse_copyup(extents: &BTreeMap<u64, u64>, object: &[u8]) -> Call {
     let parts: Vec<&[u8]> = extents.iter().map(|(&off, &len)| &object[off as usize..(off + len) as usize]).collect();
-    call("rbd", "sparse_copyup", enc(|o| {
-        extents.encode(o);
-        encode_bytes_parts(&parts, o);
-    }))
+    call(
+        "rbd",
+        "sparse_copyup",
+        enc(|o| {
+            extents.encode(o);
+            encode_bytes_parts(&parts, o);
+        }),
+    )
 }
 
 /// Stock object-map states (2 bits each).
@@ -202,53 +232,69 @@ pub mod lock_type {
 /// `lock.lock`: `cls_lock_lock_op` (v1/1: name · type · cookie · tag · description ·
 /// duration utime · flags).
 pub fn lock(name: &str, ty: u8, cookie: &str, tag: &str, description: &str) -> Call {
-    call("lock", "lock", enc(|o| {
-        encode_envelope(o, 1, 1, |o| {
-            name.to_string().encode(o);
-            ty.encode(o);
-            cookie.to_string().encode(o);
-            tag.to_string().encode(o);
-            description.to_string().encode(o);
-            crate::codec::UTime::default().encode(o);
-            0u8.encode(o);
-        })
-    }))
+    call(
+        "lock",
+        "lock",
+        enc(|o| {
+            encode_envelope(o, 1, 1, |o| {
+                name.to_string().encode(o);
+                ty.encode(o);
+                cookie.to_string().encode(o);
+                tag.to_string().encode(o);
+                description.to_string().encode(o);
+                crate::codec::UTime::default().encode(o);
+                0u8.encode(o);
+            })
+        }),
+    )
 }
 
 /// `lock.unlock`: v1/1 name · cookie.
 pub fn unlock(name: &str, cookie: &str) -> Call {
-    call("lock", "unlock", enc(|o| {
-        encode_envelope(o, 1, 1, |o| {
-            name.to_string().encode(o);
-            cookie.to_string().encode(o);
-        })
-    }))
+    call(
+        "lock",
+        "unlock",
+        enc(|o| {
+            encode_envelope(o, 1, 1, |o| {
+                name.to_string().encode(o);
+                cookie.to_string().encode(o);
+            })
+        }),
+    )
 }
 
 /// `lock.assert_locked`: v1/1 name · type · cookie · tag (`EBUSY` unless the caller holds it).
 pub fn assert_locked(name: &str, ty: u8, cookie: &str, tag: &str) -> Call {
-    call("lock", "assert_locked", enc(|o| {
-        encode_envelope(o, 1, 1, |o| {
-            name.to_string().encode(o);
-            ty.encode(o);
-            cookie.to_string().encode(o);
-            tag.to_string().encode(o);
-        })
-    }))
+    call(
+        "lock",
+        "assert_locked",
+        enc(|o| {
+            encode_envelope(o, 1, 1, |o| {
+                name.to_string().encode(o);
+                ty.encode(o);
+                cookie.to_string().encode(o);
+                tag.to_string().encode(o);
+            })
+        }),
+    )
 }
 
 /// `lock.set_cookie`: v1/1 name · type · cookie · tag · new_cookie (`ENOENT` unless the
 /// caller holds the lock with `cookie`). librbd re-keys its lock this way after re-watching.
 pub fn set_cookie(name: &str, ty: u8, cookie: &str, tag: &str, new_cookie: &str) -> Call {
-    call("lock", "set_cookie", enc(|o| {
-        encode_envelope(o, 1, 1, |o| {
-            name.to_string().encode(o);
-            ty.encode(o);
-            cookie.to_string().encode(o);
-            tag.to_string().encode(o);
-            new_cookie.to_string().encode(o);
-        })
-    }))
+    call(
+        "lock",
+        "set_cookie",
+        enc(|o| {
+            encode_envelope(o, 1, 1, |o| {
+                name.to_string().encode(o);
+                ty.encode(o);
+                cookie.to_string().encode(o);
+                tag.to_string().encode(o);
+                new_cookie.to_string().encode(o);
+            })
+        }),
+    )
 }
 
 /// The lock librbd takes on an image header (and rbd-ext's writers with it).
@@ -336,9 +382,7 @@ mod tests {
     #[test]
     fn object_map_decodes_the_facts_example() {
         // §5.3: 5 objects [1,1,0,2,3], CRCs off as object_map_load returns it.
-        let b = [
-            0x0e, 0, 0, 0, 1, 1, 8, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0x52, 0xc0, 0, 0, 0, 0,
-        ];
+        let b = [0x0e, 0, 0, 0, 1, 1, 8, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0x52, 0xc0, 0, 0, 0, 0];
         assert_eq!(decode_object_map(&b).unwrap(), [1, 1, 0, 2, 3]);
         assert_eq!(decode_object_map(&b[..19]), Err(Errno::EBADMSG));
     }

@@ -20,11 +20,7 @@ pub struct ChildImageSpec {
 /// Upstream's order: pool (signed), then namespace, then image id.
 impl Ord for ChildImageSpec {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.pool_id, &self.pool_namespace, &self.image_id).cmp(&(
-            other.pool_id,
-            &other.pool_namespace,
-            &other.image_id,
-        ))
+        (self.pool_id, &self.pool_namespace, &self.image_id).cmp(&(other.pool_id, &other.pool_namespace, &other.image_id))
     }
 }
 
@@ -72,14 +68,7 @@ mod tests {
     #[test]
     fn facts_example_bytes() {
         // ceph-wire-facts.md §3.1: pool 3, ns "", image "10226b8b4567".
-        let expect: Vec<u8> = [
-            &[0x02u8, 0x01, 0x1c, 0, 0, 0][..],
-            &[3, 0, 0, 0, 0, 0, 0, 0],
-            &[0x0c, 0, 0, 0],
-            b"10226b8b4567",
-            &[0, 0, 0, 0],
-        ]
-        .concat();
+        let expect: Vec<u8> = [&[0x02u8, 0x01, 0x1c, 0, 0, 0][..], &[3, 0, 0, 0, 0, 0, 0, 0], &[0x0c, 0, 0, 0], b"10226b8b4567", &[0, 0, 0, 0]].concat();
         let c = ChildImageSpec { pool_id: 3, pool_namespace: String::new(), image_id: "10226b8b4567".into() };
         assert_eq!(c.get_encoding(), expect);
         assert_eq!(ChildImageSpec::read_bytes(&expect), Ok(c));

@@ -49,20 +49,12 @@ impl<'a> EntryRef<'a> {
         let body = at + 6;
         let end = body + le!(b, at + 2, u32) as usize;
         let id_len = le!(b, body + 8, u32) as usize;
-        EntryRef {
-            pool_id: le!(b, body, u64) as i64,
-            image_id: &b[body + 12..body + 12 + id_len],
-            namespace: &b[body + 16 + id_len..end],
-        }
+        EntryRef { pool_id: le!(b, body, u64) as i64, image_id: &b[body + 12..body + 12 + id_len], namespace: &b[body + 16 + id_len..end] }
     }
 
     /// Upstream order (pool, namespace, image id); bytewise string order is `String`'s.
     fn cmp_spec(&self, s: &ChildImageSpec) -> Ordering {
-        (self.pool_id, self.namespace, self.image_id).cmp(&(
-            s.pool_id,
-            s.pool_namespace.as_bytes(),
-            s.image_id.as_bytes(),
-        ))
+        (self.pool_id, self.namespace, self.image_id).cmp(&(s.pool_id, s.pool_namespace.as_bytes(), s.image_id.as_bytes()))
     }
 }
 
@@ -338,8 +330,7 @@ mod tests {
     }
 
     fn specs() -> impl Strategy<Value = Vec<ChildImageSpec>> {
-        prop::collection::vec((0i64..4, "[ab]{0,1}", "[a-d]{1,2}"), 0..24)
-            .prop_map(|v| v.into_iter().map(|(p, n, i)| spec(p, &n, &i)).collect())
+        prop::collection::vec((0i64..4, "[ab]{0,1}", "[a-d]{1,2}"), 0..24).prop_map(|v| v.into_iter().map(|(p, n, i)| spec(p, &n, &i)).collect())
     }
 
     proptest! {

@@ -282,11 +282,7 @@ pub fn stored_header_len(prefix: &[u8]) -> Result<u64, CloneMapError> {
     let _version = u8::read(&mut r).map_err(CloneMapError::Header)?;
     let compat = u8::read(&mut r).map_err(CloneMapError::Header)?;
     if compat > CloneMapHeader::VERSION {
-        return Err(CloneMapError::Header(DecodeError::CompatTooNew {
-            what: "clone map header",
-            compat,
-            supported: CloneMapHeader::VERSION,
-        }));
+        return Err(CloneMapError::Header(DecodeError::CompatTooNew { what: "clone map header", compat, supported: CloneMapHeader::VERSION }));
     }
     let len = u32::read(&mut r).map_err(CloneMapError::Header)?;
     let total = 6 + u64::from(len) + 4;
@@ -319,8 +315,7 @@ impl CloneMapLayout {
     /// the data): envelope, header CRC, geometry, count cap.
     pub fn parse(bytes: &[u8]) -> Result<Self, CloneMapError> {
         let mut r = Reader::new(bytes);
-        let mut env =
-            read_envelope(&mut r, "clone map header", CloneMapHeader::VERSION).map_err(CloneMapError::Header)?;
+        let mut env = read_envelope(&mut r, "clone map header", CloneMapHeader::VERSION).map_err(CloneMapError::Header)?;
         let b = &mut env.body;
         let header = CloneMapHeader {
             object_count: u64::read(b).map_err(CloneMapError::Header)?,
@@ -572,8 +567,8 @@ mod tests {
         assert_eq!(stored.len(), 30);
         // The same bytes, computed independently (Python, bitwise CRC) for docs/clone-map.md.
         let golden = [
-            0x01, 0x01, 0x0d, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x10, 0x00,
-            0x00, 0xcf, 0x80, 0x4a, 0x04, 0x11, 0x02, 0x50, 0xc9, 0x05, 0x83, 0xa3,
+            0x01, 0x01, 0x0d, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x10, 0x00, 0x00, 0xcf, 0x80, 0x4a, 0x04, 0x11,
+            0x02, 0x50, 0xc9, 0x05, 0x83, 0xa3,
         ];
         assert_eq!(stored, golden);
         let (layout, d) = decode_stored_map(&stored).unwrap();

@@ -71,14 +71,7 @@ mod tests {
         assert_eq!(RBD_FEATURE_OPERATIONS, 0x100);
         assert_eq!(RBD_FEATURE_NON_PRIMARY, 0x400);
         assert_eq!(RBD_FEATURE_DIRTY_CACHE, 0x800);
-        assert_eq!(
-            RBD_FEATURE_LAYERING
-                | RBD_FEATURE_EXCLUSIVE_LOCK
-                | RBD_FEATURE_OBJECT_MAP
-                | RBD_FEATURE_FAST_DIFF
-                | RBD_FEATURE_DEEP_FLATTEN,
-            0x3d
-        );
+        assert_eq!(RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK | RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF | RBD_FEATURE_DEEP_FLATTEN, 0x3d);
         assert_eq!(OP_FEATURE_RBD_EXT_PROTECTED & RBD_OPERATION_FEATURES_ALL, 0);
         assert_eq!(PARENT_PROTECTION_FEATURES & !RBD_FEATURES_ALL, 0);
         // Literal bits: these are on disk in protected parents.

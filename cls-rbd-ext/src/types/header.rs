@@ -19,6 +19,22 @@ pub const PARENT: &str = "parent";
 /// `migration` (MigrationSpec): stock's migration header; rbd-ext writes a source-type one
 /// on parents under the clones protection ([`crate::types::ParentProtection`]).
 pub const MIGRATION: &str = "migration";
+/// `snap_limit` (u64): stock's snapshot limit. On a standalone child rbd-ext holds it at 1
+/// (the *snapshot guard*, methods/snapshot.rs) while the child has its guard snapshot, so
+/// stock `snapshot_add` fails with -EDQUOT instead of making a snapshot that would read
+/// zeros where the child inherits data.
+pub const SNAP_LIMIT: &str = "snap_limit";
+/// Present while rbd-ext holds `snap_limit` at 1: the user's own limit (u64, `u64::MAX` for
+/// none), which `rbd_ext.snapshot_add` obeys and lifting the guard gives back.
+pub const RBD_EXT_SNAP_LIMIT: &str = "rbd_ext_snap_limit";
+/// The id (u64) of the child's guard snapshot: a snapshot in the trash namespace, of size 0
+/// and reading no parent (it reads nothing at all), that makes `snap_limit = 1` refuse
+/// every stock snapshot. Made when the child is empty, so the OSD never clones for it.
+pub const RBD_EXT_SNAP_GUARD: &str = "rbd_ext_snap_guard";
+/// The trash-namespace name the guard snapshot was "created" under.
+pub const SNAP_GUARD_NAME: &str = "rbd-ext-snapshot-guard";
+/// `flags` (u64): image flags, copied into each new snapshot record.
+pub const FLAGS: &str = "flags";
 /// Prefix of the snapshot records (`snapshot_<16 hex>`).
 pub const SNAPSHOT_PREFIX: &str = "snapshot_";
 /// Key of rbd-ext's own bookkeeping on a protected parent

@@ -205,12 +205,7 @@ impl Codec for ParentImageSpec {
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut env = read_envelope(r, "ParentImageSpec", 1)?;
         let b = &mut env.body;
-        Ok(ParentImageSpec {
-            pool_id: i64::read(b)?,
-            pool_namespace: String::read(b)?,
-            image_id: String::read(b)?,
-            snap_id: SnapId::read(b)?,
-        })
+        Ok(ParentImageSpec { pool_id: i64::read(b)?, pool_namespace: String::read(b)?, image_id: String::read(b)?, snap_id: SnapId::read(b)? })
     }
 }
 
@@ -221,19 +216,12 @@ mod tests {
 
     /// ceph-wire-facts.md §2.1: pool 2, "", "abc123", snap 4, overlap Some(1 GiB), as v2.
     const FACTS_V2: &[u8] = &[
-        0x02, 0x02, 0x27, 0x00, 0x00, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x06, 0, 0, 0,
-        b'a', b'b', b'c', b'1', b'2', b'3', 0x04, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0x40, 0, 0,
-        0, 0,
+        0x02, 0x02, 0x27, 0x00, 0x00, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x06, 0, 0, 0, b'a', b'b', b'c', b'1', b'2', b'3', 0x04, 0, 0, 0, 0, 0, 0,
+        0, 0x01, 0, 0, 0, 0x40, 0, 0, 0, 0,
     ];
 
     fn sample_snapshot_parent() -> ParentRecord {
-        ParentRecord {
-            pool_id: 2,
-            image_id: "abc123".into(),
-            snap_id: SnapId(4),
-            head_overlap: Some(1 << 30),
-            ..Default::default()
-        }
+        ParentRecord { pool_id: 2, image_id: "abc123".into(), snap_id: SnapId(4), head_overlap: Some(1 << 30), ..Default::default() }
     }
 
     #[test]
@@ -279,12 +267,7 @@ mod tests {
 
     #[test]
     fn compat_by_type() {
-        for (t, c) in [
-            (ParentType::Snapshot, 2),
-            (ParentType::Standalone, 2),
-            (ParentType::RemoteStandalone, 3),
-            (ParentType::S3Source, 3),
-        ] {
+        for (t, c) in [(ParentType::Snapshot, 2), (ParentType::Standalone, 2), (ParentType::RemoteStandalone, 3), (ParentType::S3Source, 3)] {
             let p = ParentRecord { parent_type: t, ..Default::default() };
             assert_eq!(p.get_encoding()[1], c, "{t:?}");
         }

@@ -18,8 +18,7 @@
 
 use crate::codec::{encode_envelope, read_envelope, Codec, DecodeError, Reader};
 use crate::types::features::{
-    ANY_PROTECTION_FEATURES, CLONES_PROTECTION_FEATURES, OP_FEATURE_RBD_EXT_PROTECTED, PARENT_PROTECTION_FEATURES,
-    RBD_FEATURE_OPERATIONS,
+    ANY_PROTECTION_FEATURES, CLONES_PROTECTION_FEATURES, OP_FEATURE_RBD_EXT_PROTECTED, PARENT_PROTECTION_FEATURES, RBD_FEATURE_OPERATIONS,
 };
 
 /// How a parent with standalone children is protected (module docs).
@@ -142,8 +141,7 @@ impl ParentProtection {
     /// Unrelated feature bits are never touched. The caller deletes the `op_features` key
     /// when the result is 0, as upstream does.
     pub fn restore(&self, features: u64, op_features: u64) -> (u64, u64) {
-        let op =
-            (op_features & !OP_FEATURE_RBD_EXT_PROTECTED) | (self.prior_op_features & OP_FEATURE_RBD_EXT_PROTECTED);
+        let op = (op_features & !OP_FEATURE_RBD_EXT_PROTECTED) | (self.prior_op_features & OP_FEATURE_RBD_EXT_PROTECTED);
         let operations = op != 0 || (self.prior_features & RBD_FEATURE_OPERATIONS != 0 && self.prior_op_features == 0);
         let mut f = (features & !ANY_PROTECTION_FEATURES) | (self.prior_features & ANY_PROTECTION_FEATURES & !RBD_FEATURE_OPERATIONS);
         if operations {
@@ -167,11 +165,7 @@ impl Codec for ParentProtection {
         let version = env.version;
         let b = &mut env.body;
         let (prior_features, prior_op_features) = (u64::read(b)?, u64::read(b)?);
-        let mode = if version >= 2 {
-            Some(ProtectionMode::from_u8(u8::read(b)?).ok_or(DecodeError::Invalid("parent protection mode"))?)
-        } else {
-            None
-        };
+        let mode = if version >= 2 { Some(ProtectionMode::from_u8(u8::read(b)?).ok_or(DecodeError::Invalid("parent protection mode"))?) } else { None };
         Ok(ParentProtection { prior_features, prior_op_features, mode })
     }
 }

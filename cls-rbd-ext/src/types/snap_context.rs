@@ -21,9 +21,7 @@ impl SnapContext {
     /// snapshot, snapshots strictly descending. librbd refuses to open an image whose
     /// context is not (-EIO), and librados refuses to write with one (-EINVAL).
     pub fn is_valid(&self) -> bool {
-        self.seq.0 <= CEPH_MAXSNAP
-            && self.snaps.first().is_none_or(|s| *s <= self.seq)
-            && self.snaps.windows(2).all(|w| w[1] < w[0])
+        self.seq.0 <= CEPH_MAXSNAP && self.snaps.first().is_none_or(|s| *s <= self.seq) && self.snaps.windows(2).all(|w| w[1] < w[0])
     }
 }
 

@@ -10,8 +10,8 @@
 
 use rbd_ext_cls::codec::{BufferList, Codec, SnapId};
 use rbd_ext_cls::ops::{
-    BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp, CloneMapUpdateOp, ParentAttachOp,
-    ParentOverlapSetOp, PingOp,
+    BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp,
+    CloneMapUpdateOp, ParentAttachOp, ParentOverlapSetOp, PingOp,
 };
 use rbd_ext_cls::types::{ChildImageSpec, CloneMapState, ParentRecord, ParentType, StateRun};
 
@@ -47,7 +47,11 @@ impl Rng {
 
     /// Uniform in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
     }
 
     /// True with probability `pct` percent.
@@ -118,10 +122,24 @@ pub fn snapshot_record(overlap: u64) -> ParentRecord {
 
 /// Methods [`seeds`] knows; any other (a method added later) gets the empty input only.
 pub const SEEDED: &[&str] = &[
-    "get_version", "ping", "clone_map_init", "clone_map_get", "clone_map_update", "clone_map_update_many",
+    "get_version",
+    "ping",
+    "clone_map_init",
+    "clone_map_get",
+    "clone_map_update",
+    "clone_map_update_many",
     "clone_map_resize",
-    "parent_attach", "parent_get", "parent_detach", "parent_overlap_set", "child_attach", "child_detach",
-    "children_list", "set_size", "backfill_claim", "backfill_complete", "backfill_abort",
+    "parent_attach",
+    "parent_get",
+    "parent_detach",
+    "parent_overlap_set",
+    "child_attach",
+    "child_detach",
+    "children_list",
+    "set_size",
+    "backfill_claim",
+    "backfill_complete",
+    "backfill_abort",
 ];
 
 /// Valid (or deliberately boundary) encodings of `method`'s input. Unknown names get the
@@ -133,8 +151,7 @@ pub fn seeds(method: &str) -> Vec<Vec<u8>> {
     match method {
         "ping" => vec![PingOp { value: "hello".into() }.get_encoding(), PingOp::default().get_encoding()],
         "clone_map_init" => vec![
-            CloneMapInitOp { object_count: n, runs: runs(&[(0, n, ExistsParent), (5, 100, Exists)]), force: false }
-                .get_encoding(),
+            CloneMapInitOp { object_count: n, runs: runs(&[(0, n, ExistsParent), (5, 100, Exists)]), force: false }.get_encoding(),
             CloneMapInitOp { object_count: n, runs: runs(&[(8190, 4, CopiedUp)]), force: true }.get_encoding(),
             CloneMapInitOp { object_count: 1, runs: vec![], force: true }.get_encoding(),
             CloneMapInitOp { object_count: 0, runs: vec![], force: true }.get_encoding(),
@@ -149,12 +166,9 @@ pub fn seeds(method: &str) -> Vec<Vec<u8>> {
         ],
         "clone_map_update" => vec![
             CloneMapUpdateOp { start: 0, count: 1, new_state: Exists, expected_state: None }.get_encoding(),
-            CloneMapUpdateOp { start: 8000, count: 400, new_state: CopiedUp, expected_state: Some(ExistsParent) }
-                .get_encoding(),
-            CloneMapUpdateOp { start: n - 1, count: 1, new_state: Pending, expected_state: Some(NonExistent) }
-                .get_encoding(),
-            CloneMapUpdateOp { start: 1, count: n - 1, new_state: ExistsClean, expected_state: Some(Exists) }
-                .get_encoding(),
+            CloneMapUpdateOp { start: 8000, count: 400, new_state: CopiedUp, expected_state: Some(ExistsParent) }.get_encoding(),
+            CloneMapUpdateOp { start: n - 1, count: 1, new_state: Pending, expected_state: Some(NonExistent) }.get_encoding(),
+            CloneMapUpdateOp { start: 1, count: n - 1, new_state: ExistsClean, expected_state: Some(Exists) }.get_encoding(),
         ],
         "clone_map_update_many" => {
             let up = |start, count, new_state, expected_state| CloneMapUpdateOp { start, count, new_state, expected_state };
@@ -180,11 +194,7 @@ pub fn seeds(method: &str) -> Vec<Vec<u8>> {
             ParentAttachOp { record: remote_record(4096), reattach: true }.get_encoding(),
             ParentAttachOp { record: s3_record(1 << 30), reattach: false }.get_encoding(),
             ParentAttachOp { record: snapshot_record(1 << 30), reattach: true }.get_encoding(),
-            ParentAttachOp {
-                record: ParentRecord { pool_namespace: "ns1".into(), ..standalone_record(u64::MAX) },
-                reattach: false,
-            }
-            .get_encoding(),
+            ParentAttachOp { record: ParentRecord { pool_namespace: "ns1".into(), ..standalone_record(u64::MAX) }, reattach: false }.get_encoding(),
         ],
         "parent_overlap_set" => vec![
             ParentOverlapSetOp { overlap: 1 << 20 }.get_encoding(),
@@ -193,8 +203,7 @@ pub fn seeds(method: &str) -> Vec<Vec<u8>> {
         ],
         "child_attach" | "child_detach" => {
             let mut v: Vec<Vec<u8>> = (0..4).map(|i| child_op(SnapId::NOSNAP, child(i), "").get_encoding()).collect();
-            let other =
-                ChildImageSpec { pool_id: 7, pool_namespace: "ns1".into(), image_id: "otherchild9".into() };
+            let other = ChildImageSpec { pool_id: 7, pool_namespace: "ns1".into(), image_id: "otherchild9".into() };
             v.push(child_op(SnapId::NOSNAP, other, "").get_encoding());
             v.push(child_op(SnapId(4), child(0), "").get_encoding());
             v.push(child_op(SnapId::NOSNAP, child(0), REMOTE_FSID).get_encoding());
@@ -217,10 +226,7 @@ pub fn seeds(method: &str) -> Vec<Vec<u8>> {
             BackfillCompleteOp { owner: OWNER.into(), data: BufferList(vec![0x5a; 100]) }.get_encoding(),
             BackfillCompleteOp { owner: "fuzzer-b".into(), data: BufferList(Vec::new()) }.get_encoding(),
         ],
-        "backfill_abort" => vec![
-            BackfillAbortOp { owner: OWNER.into() }.get_encoding(),
-            BackfillAbortOp { owner: "fuzzer-b".into() }.get_encoding(),
-        ],
+        "backfill_abort" => vec![BackfillAbortOp { owner: OWNER.into() }.get_encoding(), BackfillAbortOp { owner: "fuzzer-b".into() }.get_encoding()],
         // get_version, parent_get, parent_detach and unknown names take no input.
         _ => vec![Vec::new()],
     }
@@ -228,8 +234,7 @@ pub fn seeds(method: &str) -> Vec<Vec<u8>> {
 
 /// Boundary values for integer fields and length prefixes.
 const INTERESTING_U32: [u32; 9] = [0, 1, 2, 0x7f, 0xff, 0xffff, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff];
-const INTERESTING_U64: [u64; 8] =
-    [0, 1, MAP_OBJECTS, 0x7fff_ffff_ffff_ffff, 0xffff_ffff_ffff_fffe, u64::MAX, 64 << 20, (64 << 20) + 1];
+const INTERESTING_U64: [u64; 8] = [0, 1, MAP_OBJECTS, 0x7fff_ffff_ffff_ffff, 0xffff_ffff_ffff_fffe, u64::MAX, 64 << 20, (64 << 20) + 1];
 
 /// One mutation of `b` in place; `donor` is another valid input to splice from.
 pub fn mutate_once(rng: &mut Rng, b: &mut Vec<u8>, donor: &[u8]) {

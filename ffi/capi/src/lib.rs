@@ -286,7 +286,8 @@ unsafe fn clone_layout(opts: rbd_image_options_t) -> Result<CloneLayout> {
     if is_set(s::RBD_IMAGE_OPTION_DATA_POOL) {
         let mut buf = vec![0u8; 4096];
         // SAFETY: live options; buffer valid for its length.
-        let r = unsafe { rados_sys::rbd_image_options_get_string(opts, s::RBD_IMAGE_OPTION_DATA_POOL as c_int, buf.as_mut_ptr() as *mut c_char, buf.len() as _) };
+        let r =
+            unsafe { rados_sys::rbd_image_options_get_string(opts, s::RBD_IMAGE_OPTION_DATA_POOL as c_int, buf.as_mut_ptr() as *mut c_char, buf.len() as _) };
         if r < 0 {
             return Err(CallError::here(Errno(-r), "image option data_pool"));
         }
@@ -408,7 +409,14 @@ pub unsafe extern "C" fn rbd_ext_clone_standalone_s3(
 
 /// # Safety
 /// As [`rbd_ext_clone_standalone`].
-unsafe fn clone_local(p_ioctx: rados_ioctx_t, p_name: *const c_char, c_ioctx: rados_ioctx_t, c_name: *const c_char, c_opts: rbd_image_options_t, kind: ParentKind) -> Result<c_int> {
+unsafe fn clone_local(
+    p_ioctx: rados_ioctx_t,
+    p_name: *const c_char,
+    c_ioctx: rados_ioctx_t,
+    c_name: *const c_char,
+    c_opts: rbd_image_options_t,
+    kind: ParentKind,
+) -> Result<c_int> {
     // SAFETY: as the caller promised.
     let layout = unsafe { clone_layout(c_opts) }?;
     // SAFETY: as the caller promised.
@@ -479,7 +487,12 @@ pub unsafe extern "C" fn rbd_ext_clone_standalone_remote(
 /// `ioctx` valid; `name` NUL-terminated; `max_images` valid; `images` valid for
 /// `*max_images` elements (may be NULL when that is 0).
 #[no_mangle]
-pub unsafe extern "C" fn rbd_ext_list_children(ioctx: rados_ioctx_t, name: *const c_char, images: *mut rbd_ext_linked_image_spec_t, max_images: *mut usize) -> c_int {
+pub unsafe extern "C" fn rbd_ext_list_children(
+    ioctx: rados_ioctx_t,
+    name: *const c_char,
+    images: *mut rbd_ext_linked_image_spec_t,
+    max_images: *mut usize,
+) -> c_int {
     // SAFETY: as the caller promised.
     guard(|| unsafe {
         if max_images.is_null() {
@@ -703,7 +716,13 @@ pub unsafe extern "C" fn rbd_ext_s3_publish(
 /// # Safety
 /// `ioctx` valid; `name` NUL-terminated; `cb` NULL or callable with `cbdata`.
 #[no_mangle]
-pub unsafe extern "C" fn rbd_ext_hydrate_with_progress(ioctx: rados_ioctx_t, name: *const c_char, parallel: u32, cb: librbd_progress_fn_t, cbdata: *mut c_void) -> c_int {
+pub unsafe extern "C" fn rbd_ext_hydrate_with_progress(
+    ioctx: rados_ioctx_t,
+    name: *const c_char,
+    parallel: u32,
+    cb: librbd_progress_fn_t,
+    cbdata: *mut c_void,
+) -> c_int {
     // SAFETY: as the caller promised.
     guard(|| unsafe {
         let (cluster, spec) = image_at(ioctx, name, "image")?;

@@ -9,12 +9,7 @@ fn checked_in_header_is_current() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("read cbindgen.toml");
     let mut generated = Vec::new();
-    cbindgen::Builder::new()
-        .with_crate(dir)
-        .with_config(config)
-        .generate()
-        .expect("cbindgen over ffi/capi")
-        .write(&mut generated);
+    cbindgen::Builder::new().with_crate(dir).with_config(config).generate().expect("cbindgen over ffi/capi").write(&mut generated);
     let path = dir.join("include/rbd_ext.h");
     if std::env::var_os("RBD_EXT_BLESS_HEADER").is_some() {
         std::fs::write(&path, &generated).expect("write include/rbd_ext.h");

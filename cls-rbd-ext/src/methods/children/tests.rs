@@ -8,8 +8,8 @@ use super::*;
 use crate::codec::SnapId;
 use crate::methods::header::test_support::{get, image_header, put, run, DEFAULT_FEATURES};
 use crate::methods::{find, RD, WR};
-use crate::types::features::*;
 use crate::ops::ProtectionSetOp;
+use crate::types::features::*;
 use crate::types::{migration_header, ChildImageSpec, ChildImageSpecs, ParentProtection, ProtectionMode};
 use crate::MemContext;
 
@@ -85,21 +85,14 @@ fn protect_round_trip_in(mode: ProtectionMode, features: u64, op_features: Optio
     assert_eq!(c.omap().get(header::MIGRATION).cloned(), mig);
     assert_eq!(
         get::<ParentProtection>(&c, header::RBD_EXT_PROTECT),
-        Some(ParentProtection {
-            prior_features: features & ANY_PROTECTION_FEATURES,
-            prior_op_features: prior_op,
-            mode: Some(mode)
-        })
+        Some(ParentProtection { prior_features: features & ANY_PROTECTION_FEATURES, prior_op_features: prior_op, mode: Some(mode) })
     );
     let after_first = c.omap();
 
     // The second child changes nothing but the set.
     attach(&mut c, &child(3, "b")).unwrap();
     let mut expect = after_first.clone();
-    expect.insert(
-        HEAD_KEY.into(),
-        [child(3, "a"), child(3, "b")].into_iter().collect::<ChildImageSpecs>().get_encoding(),
-    );
+    expect.insert(HEAD_KEY.into(), [child(3, "a"), child(3, "b")].into_iter().collect::<ChildImageSpecs>().get_encoding());
     assert_eq!(c.omap(), expect);
 
     detach(&mut c, &child(3, "a")).unwrap();
@@ -107,11 +100,7 @@ fn protect_round_trip_in(mode: ProtectionMode, features: u64, op_features: Optio
         c.omap(),
         after_first
             .into_iter()
-            .map(|(k, v)| if k == HEAD_KEY {
-                (k, [child(3, "b")].into_iter().collect::<ChildImageSpecs>().get_encoding())
-            } else {
-                (k, v)
-            })
+            .map(|(k, v)| if k == HEAD_KEY { (k, [child(3, "b")].into_iter().collect::<ChildImageSpecs>().get_encoding(),) } else { (k, v) })
             .collect::<BTreeMap<_, _>>()
     );
     detach(&mut c, &child(3, "b")).unwrap();
@@ -167,7 +156,9 @@ fn first_attach_applies_the_clones_protection() {
 #[test]
 fn a_parent_with_its_own_migration_gets_the_strict_protection_and_keeps_it() {
     let mig = vec![1, 1, 0, 0, 0, 0];
-    for (f, key) in [(DEFAULT_FEATURES | RBD_FEATURE_MIGRATING, Some(mig.clone())), (DEFAULT_FEATURES, Some(mig.clone())), (DEFAULT_FEATURES | RBD_FEATURE_MIGRATING, None)] {
+    for (f, key) in
+        [(DEFAULT_FEATURES | RBD_FEATURE_MIGRATING, Some(mig.clone())), (DEFAULT_FEATURES, Some(mig.clone())), (DEFAULT_FEATURES | RBD_FEATURE_MIGRATING, None)]
+    {
         let mut c = parent_header(f, None);
         put(&mut c, header::MIGRATION, key.clone());
         let original = c.omap();
@@ -244,10 +235,7 @@ fn protection_set_switches_both_ways_and_a_chosen_strict_stays() {
 fn protection_restores_prior_non_primary_and_our_bit() {
     protect_round_trip(DEFAULT_FEATURES | RBD_FEATURE_NON_PRIMARY, None);
     protect_round_trip(DEFAULT_FEATURES | RBD_FEATURE_OPERATIONS, Some(OP_FEATURE_RBD_EXT_PROTECTED));
-    protect_round_trip(
-        DEFAULT_FEATURES | RBD_FEATURE_OPERATIONS | RBD_FEATURE_NON_PRIMARY,
-        Some(0x5 | OP_FEATURE_RBD_EXT_PROTECTED),
-    );
+    protect_round_trip(DEFAULT_FEATURES | RBD_FEATURE_OPERATIONS | RBD_FEATURE_NON_PRIMARY, Some(0x5 | OP_FEATURE_RBD_EXT_PROTECTED));
 }
 
 #[test]
@@ -300,8 +288,7 @@ fn last_detach_without_protection_record_leaves_features() {
 #[test]
 fn attach_stores_upstream_set_encoding() {
     let mut c = parent_header(DEFAULT_FEATURES, None);
-    let specs =
-        [child(3, "b"), child(2, "z"), ChildImageSpec { pool_namespace: "ns".into(), ..child(3, "a") }, child(3, "a")];
+    let specs = [child(3, "b"), child(2, "z"), ChildImageSpec { pool_namespace: "ns".into(), ..child(3, "a") }, child(3, "a")];
     for s in &specs {
         attach(&mut c, s).unwrap();
     }
@@ -345,12 +332,7 @@ fn attach_einval_for_snapshot_children() {
 #[test]
 fn attach_einval_for_invalid_specs() {
     let mut c = parent_header(DEFAULT_FEATURES, None);
-    for s in [
-        child(-1, "a"),
-        child(3, ""),
-        child(3, "a-b"),
-        ChildImageSpec { pool_namespace: "a/b".into(), ..child(3, "a") },
-    ] {
+    for s in [child(-1, "a"), child(3, ""), child(3, "a-b"), ChildImageSpec { pool_namespace: "a/b".into(), ..child(3, "a") }] {
         assert_eq!(attach(&mut c, &s), Err(Errno::EINVAL), "{s:?}");
     }
     assert!(logged(&c, 1, "child_attach: invalid child: child pool_id must be >= 0"));
@@ -434,12 +416,9 @@ fn detach_enoexec_on_a_non_rbd_object() {
 
 #[test]
 fn detach_eio_on_corrupt_state() {
-    for (key, bad) in [
-        (header::FEATURES, vec![1u8]),
-        (header::OP_FEATURES, vec![1, 2]),
-        (header::RBD_EXT_PROTECT, vec![2, 2, 0, 0, 0, 0]),
-        (HEAD_KEY, vec![1, 0, 0, 0]),
-    ] {
+    for (key, bad) in
+        [(header::FEATURES, vec![1u8]), (header::OP_FEATURES, vec![1, 2]), (header::RBD_EXT_PROTECT, vec![2, 2, 0, 0, 0, 0]), (HEAD_KEY, vec![1, 0, 0, 0])]
+    {
         let mut c = parent_header(DEFAULT_FEATURES, None);
         attach(&mut c, &child(3, "a")).unwrap();
         put(&mut c, key, Some(bad));

@@ -46,13 +46,7 @@ fn get_all(c: &mut MemContext) -> Vec<CloneMapState> {
     }
 }
 
-fn update(
-    c: &mut MemContext,
-    start: u64,
-    count: u64,
-    new: CloneMapState,
-    expected: Option<CloneMapState>,
-) -> Result<(), Errno> {
+fn update(c: &mut MemContext, start: u64, count: u64, new: CloneMapState, expected: Option<CloneMapState>) -> Result<(), Errno> {
     c.call(clone_map_update, &stubs::clone_map_update(start, count, new, expected).input).map(|_| ())
 }
 
@@ -121,12 +115,7 @@ impl ClsContext for Counting<'_> {
     fn omap_get(&mut self, key: &str) -> Result<Vec<u8>, Errno> {
         self.inner.omap_get(key)
     }
-    fn omap_get_vals(
-        &mut self,
-        start_after: &str,
-        prefix: &str,
-        max: u64,
-    ) -> Result<(Vec<(String, Vec<u8>)>, bool), Errno> {
+    fn omap_get_vals(&mut self, start_after: &str, prefix: &str, max: u64) -> Result<(Vec<(String, Vec<u8>)>, bool), Errno> {
         self.inner.omap_get_vals(start_after, prefix, max)
     }
     fn omap_set(&mut self, entries: &[(&str, &[u8])]) -> Result<(), Errno> {
@@ -247,10 +236,7 @@ fn get_caps_the_entries_per_call() {
     let mut c = with_map(count, vec![run(0, count, ExistsParent), run(count - 1, 1, Exists)]);
     let r = get(&mut c, 0, 0).unwrap();
     assert_eq!((r.start, r.count), (0, CLONE_MAP_MAX_GET_ENTRIES));
-    assert_eq!(
-        r.entries,
-        CloneMapEntries::Runs(vec![RunLength { state: ExistsParent, len: CLONE_MAP_MAX_GET_ENTRIES as u32 }])
-    );
+    assert_eq!(r.entries, CloneMapEntries::Runs(vec![RunLength { state: ExistsParent, len: CLONE_MAP_MAX_GET_ENTRIES as u32 }]));
     // An explicit count above the cap is answered the same way.
     assert_eq!(get(&mut c, 1, count - 1).unwrap().count, CLONE_MAP_MAX_GET_ENTRIES);
     let rest = get(&mut c, r.end(), 0).unwrap();
@@ -263,21 +249,14 @@ fn get_caps_the_entries_per_call() {
 fn update_is_compare_and_set() {
     let mut c = with_map(10, vec![run(0, 5, ExistsParent), run(5, 5, Exists)]);
     update(&mut c, 3, 4, Pending, Some(ExistsParent)).unwrap();
-    assert_eq!(
-        get_all(&mut c),
-        [ExistsParent, ExistsParent, ExistsParent, Pending, Pending, Exists, Exists, Exists, Exists, Exists]
-    );
+    assert_eq!(get_all(&mut c), [ExistsParent, ExistsParent, ExistsParent, Pending, Pending, Exists, Exists, Exists, Exists, Exists]);
     update(&mut c, 0, 10, CopiedUp, Some(Pending)).unwrap();
     update(&mut c, 9, 1, NonExistent, None).unwrap();
-    assert_eq!(
-        get_all(&mut c),
-        [ExistsParent, ExistsParent, ExistsParent, CopiedUp, CopiedUp, Exists, Exists, Exists, Exists, NonExistent]
-    );
+    assert_eq!(get_all(&mut c), [ExistsParent, ExistsParent, ExistsParent, CopiedUp, CopiedUp, Exists, Exists, Exists, Exists, NonExistent]);
     // A mismatch applies nothing and writes nothing.
     let before = c.object.clone();
     let mut counting = Counting::new(&mut c);
-    clone_map_update(&mut counting, &stubs::clone_map_update(0, 10, Exists, Some(Pending)).input, &mut Vec::new())
-        .unwrap();
+    clone_map_update(&mut counting, &stubs::clone_map_update(0, 10, Exists, Some(Pending)).input, &mut Vec::new()).unwrap();
     assert_eq!(counting.written, 0);
     assert_eq!(c.object, before);
     assert!(logged(&c, 20, "no entry changed"));

@@ -303,8 +303,9 @@ fn get_eio_on_corrupt_record() {
 fn detach_removes_a_head_parent() {
     let mut c = image_header(GIB);
     attach(&mut c, &standalone(GIB), false).unwrap();
-    // A standalone child's snapshots do not keep the parent.
-    put(&mut c, "snapshot_0000000000000001", Some(vec![1]));
+    // A snapshot that reads no parent does not keep it.
+    let snap = crate::types::SnapshotRecord { id: SnapId(1), version: 8, ..Default::default() };
+    put(&mut c, "snapshot_0000000000000001", Some(snap.get_encoding()));
     let mut expect = c.omap();
     expect.remove(header::PARENT);
     run(&mut c, parent_detach, b"").unwrap();
@@ -346,11 +347,7 @@ fn detach_clears_clone_child_as_upstream() {
     attach(&mut c, &standalone(GIB), false).unwrap();
     let f = DEFAULT_FEATURES | PARENT_PROTECTION_FEATURES;
     put(&mut c, header::FEATURES, Some(f.get_encoding()));
-    put(
-        &mut c,
-        header::OP_FEATURES,
-        Some((RBD_OPERATION_FEATURE_CLONE_CHILD | OP_FEATURE_RBD_EXT_PROTECTED).get_encoding()),
-    );
+    put(&mut c, header::OP_FEATURES, Some((RBD_OPERATION_FEATURE_CLONE_CHILD | OP_FEATURE_RBD_EXT_PROTECTED).get_encoding()));
     run(&mut c, parent_detach, b"").unwrap();
     assert_eq!(get::<u64>(&c, header::FEATURES), Some(f));
     assert_eq!(get::<u64>(&c, header::OP_FEATURES), Some(OP_FEATURE_RBD_EXT_PROTECTED));
