@@ -68,6 +68,12 @@ impl IoGate {
     pub(crate) async fn exclusive(&self) -> RwLockWriteGuard<'_, ()> {
         self.0.write().await
     }
+
+    /// [`IoGate::exclusive`] for a thread outside the async runtime (a lock owner's request
+    /// from a librbd client, carried out on a thread of its own).
+    pub(crate) fn exclusive_blocking(&self) -> RwLockWriteGuard<'_, ()> {
+        self.0.blocking_write()
+    }
 }
 
 /// The image's budget of RADOS ops in flight, shared by all its requests (a server with many

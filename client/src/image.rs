@@ -74,7 +74,7 @@ impl Default for OpenOptions {
 struct Writer {
     lock: WriterLock,
     /// Stock object map states, when the image has the object-map feature.
-    object_map: Option<Mutex<Vec<u8>>>,
+    object_map: Option<Arc<Mutex<Vec<u8>>>>,
     /// Clone map states; `None` when the image has no clone map (not a clone, flattened,
     /// or made by stock tools).
     clone_map: Mutex<Option<Vec<CloneMapState>>>,
@@ -85,7 +85,7 @@ struct Writer {
     /// new context when the snapshot context changes, never changed in place (see
     /// [`IoCtx::with_write_snap_context`]). Header, object map and clone map writes go
     /// through `loc.md`, without one, as librbd's.
-    data: RwLock<(SnapContext, IoCtx)>,
+    data: Arc<RwLock<(SnapContext, IoCtx)>>,
 }
 
 /// The data-write context for `snapc`.
@@ -94,10 +94,33 @@ fn data_write_ctx(loc: &ImageLocation, snapc: &SnapContext) -> Result<IoCtx> {
     loc.data.with_write_snap_context(snapc.seq.0, &snaps).map_err(|e| e.context(format_args!("image {}", loc.spec)))
 }
 
+/// EXISTS becomes EXISTS_CLEAN in a writer's copy of the object map (after
+/// `object_map_snap_add` did the same on disk).
+pub(crate) fn mark_clean(map: &Mutex<Vec<u8>>) {
+    for s in map.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
+        if *s == om::EXISTS {
+            *s = om::EXISTS_CLEAN;
+        }
+    }
+}
+
+/// Takes a freshly read header; a writer's data writes switch to a context carrying the new
+/// snapshot context when it changed.
+pub(crate) fn apply_header(loc: &ImageLocation, header: &RwLock<ImageHeader>, data: Option<&RwLock<(SnapContext, IoCtx)>>, fresh: ImageHeader) -> Result<()> {
+    if let Some(data) = data {
+        let mut data = data.write().unwrap_or_else(|e| e.into_inner());
+        if data.0 != fresh.snapc {
+            *data = (fresh.snapc.clone(), data_write_ctx(loc, &fresh.snapc)?);
+        }
+    }
+    *header.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    Ok(())
+}
+
 /// An open RBD image (format 2, default striping).
 pub struct Image {
     loc: ImageLocation,
-    header: RwLock<ImageHeader>,
+    header: Arc<RwLock<ImageHeader>>,
     parent: Option<Arc<Image>>,
     parent_name: Option<ImageSpec>,
     writer: Option<Writer>,
@@ -107,7 +130,7 @@ pub struct Image {
     /// The header watch: lock requests, header updates, blocklisting (lock.rs).
     watch: HeaderWatch,
     /// Held shared by every request, exclusively by a resize.
-    gate: IoGate,
+    gate: Arc<IoGate>,
     /// Held while a request re-reads an announced header update: a request that finds the
     /// re-read under way waits for it (it may bring the snapshot context its writes need).
     refreshing: tokio::sync::Mutex<()>,
@@ -270,7 +293,7 @@ impl Image {
             let object_map = if has_om {
                 let out = loc.md.exec(&object_map_oid(&loc.id), &stock::object_map_load()).map_err(|e| e.context(format_args!("image {spec}")))?;
                 let states = stock::decode_object_map(&out).map_err(|e| Error::new(e, format!("image {spec}: object map")))?;
-                Some(Mutex::new(states))
+                Some(Arc::new(Mutex::new(states)))
             } else {
                 None
             };
@@ -288,21 +311,33 @@ impl Image {
             // The header was read before the lock was taken: a snapshot created in between
             // is in this re-read, and any later one is announced on the header watch.
             let fresh = header::read_header(&loc.md, &loc.id).map_err(|e| e.context(format_args!("image {spec}")))?;
-            let data = RwLock::new((fresh.snapc.clone(), data_write_ctx(&loc, &fresh.snapc)?));
+            let data = Arc::new(RwLock::new((fresh.snapc.clone(), data_write_ctx(&loc, &fresh.snapc)?)));
             Some(Writer { lock, object_map, clone_map: Mutex::new(states), clone_map_updates: Default::default(), data })
         } else {
             None
         };
+        let header = Arc::new(RwLock::new(header));
+        let gate: Arc<IoGate> = Arc::default();
+        if let Some(w) = &writer {
+            // librbd clients send the lock owner their snapshot requests: carried out here.
+            watch.set_owner(Arc::new(crate::snapshot::SnapshotOwner {
+                loc: loc.clone(),
+                header: Arc::clone(&header),
+                data: Arc::clone(&w.data),
+                object_map: w.object_map.clone(),
+                gate: Arc::clone(&gate),
+            }));
+        }
         Ok(Image {
             loc,
-            header: RwLock::new(header),
+            header,
             parent,
             parent_name,
             writer,
             max_in_flight: opts.max_in_flight.max(1),
             backfill,
             watch,
-            gate: IoGate::default(),
+            gate,
             refreshing: tokio::sync::Mutex::new(()),
             objects: ObjectGuard::default(),
             budget: OpBudget::new(opts.max_ops_in_flight),
@@ -389,11 +424,7 @@ impl Image {
     /// `object_map_snap_add` did on disk.
     pub(crate) fn object_map_mark_clean(&self) {
         if let Some(map) = self.writer.as_ref().and_then(|w| w.object_map.as_ref()) {
-            for s in map.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
-                if *s == om::EXISTS {
-                    *s = om::EXISTS_CLEAN;
-                }
-            }
+            mark_clean(map);
         }
     }
 
@@ -424,14 +455,7 @@ impl Image {
     /// Takes a freshly read header; a writer whose snapshot context changed switches its
     /// data writes to a context carrying the new one.
     fn set_header(&self, fresh: ImageHeader) -> Result<()> {
-        if let Some(w) = &self.writer {
-            let mut data = w.data.write().unwrap_or_else(|e| e.into_inner());
-            if data.0 != fresh.snapc {
-                *data = (fresh.snapc.clone(), data_write_ctx(&self.loc, &fresh.snapc)?);
-            }
-        }
-        *self.header.write().unwrap_or_else(|e| e.into_inner()) = fresh;
-        Ok(())
+        apply_header(&self.loc, &self.header, self.writer.as_ref().map(|w| &*w.data), fresh)
     }
 
     /// One read op within the image's budget of ops in flight.

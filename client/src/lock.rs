@@ -7,8 +7,11 @@
 //! lock alive over time, as librbd's ImageWatcher does:
 //! - a broken watch is re-established at once (on its own thread), and the lock's cookie
 //!   moved to the new watch handle (`lock.set_cookie`), so lock owners stay recognisable;
-//! - a librbd client asking the owner for the lock (RequestLock), or asking it to run a
-//!   maintenance op (resize, snap create, flatten...), gets librbd's `ResponseMessage`
+//! - a librbd client asking the owner for a user snapshot (`rbd snap create`, python3-rbd,
+//!   QEMU) gets it, made as rbd-ext makes snapshots (`snapshot.rs`), with librbd's owner
+//!   protocol (acknowledged at once, `AsyncComplete` when done, retries de-duplicated);
+//! - a librbd client asking the owner for the lock (RequestLock), or asking it to run
+//!   another maintenance op (resize, flatten...), gets librbd's `ResponseMessage`
 //!   with `-EROFS`: the refusal librbd's own owner gives when it will not hand the lock
 //!   over (rbd-nbd `--exclusive`), so that client fails at once with EROFS instead of
 //!   retrying forever;
@@ -18,16 +21,28 @@
 //!   broken after a re-watch, stops every later request with a clear error: another client
 //!   may own the image by now.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use rbd_ext_cls::stubs::stock::{self, lock_type, notify_op, RBD_LOCK_NAME, RBD_LOCK_TAG};
+use rbd_ext_cls::stubs::stock::{self, lock_type, notify_op, AsyncRequestId, RBD_LOCK_NAME, RBD_LOCK_TAG};
+use rbd_ext_cls::types::snap_namespace;
 
 use crate::error::{Errno, Error, Result};
 use crate::header::{header_oid, object_map_oid};
 use crate::rados::{IoCtx, Watch};
 use crate::spec::ImageSpec;
+
+/// Requests librbd clients send the lock owner that an rbd-ext owner carries out.
+pub(crate) trait OwnerRequests: Send + Sync {
+    /// Creates user snapshot `name` (blocking: runs on a thread of its own).
+    fn snap_create(&self, name: &str) -> Result<u64>;
+}
+
+/// Finished owner requests remembered for retries (librbd retries within
+/// `rbd_request_timed_out_seconds`, 30 s by default).
+const MAX_REMEMBERED_REQUESTS: usize = 256;
 
 /// One holder of an image lock, as `rbd lock ls` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +93,12 @@ struct WatchInner {
     lost: AtomicBool,
     /// A re-watch thread is running.
     rewatching: AtomicBool,
+    /// Carries out what librbd clients ask the lock owner to do (snapshots), installed by an
+    /// image open for writing.
+    owner: Mutex<Option<Arc<dyn OwnerRequests>>>,
+    /// Owner requests under way (`None`) or done (their result), by librbd's request id:
+    /// librbd retries with the same id, and a request must run once.
+    requests: Arc<Mutex<HashMap<AsyncRequestId, Option<i32>>>>,
 }
 
 /// How long a re-watch keeps trying while the OSDs are unreachable (librbd retries too).
@@ -96,6 +117,8 @@ impl HeaderWatch {
             blocklisted: AtomicBool::new(false),
             lost: AtomicBool::new(false),
             rewatching: AtomicBool::new(false),
+            owner: Mutex::new(None),
+            requests: Arc::default(),
         });
         let w = WatchInner::register(&inner).map_err(|e| e.context(format_args!("image {spec}")))?;
         *inner.watch.lock().unwrap_or_else(|e| e.into_inner()) = Some(w);
@@ -118,6 +141,11 @@ impl HeaderWatch {
     /// was re-read (so a re-read that failed, or whose request was dropped, is retried).
     pub(crate) fn take_stale(&self) -> Option<StaleMark<'_>> {
         self.inner.stale.take()
+    }
+
+    /// Installs what carries out librbd clients' requests to this lock owner.
+    pub(crate) fn set_owner(&self, owner: Arc<dyn OwnerRequests>) {
+        *self.inner.owner.lock().unwrap_or_else(|e| e.into_inner()) = Some(owner);
     }
 
     /// Records an op that failed because this client is blocklisted.
@@ -205,6 +233,11 @@ impl WatchInner {
             self.stale.set();
             return Vec::new();
         }
+        if op == notify_op::SNAP_CREATE {
+            if let Some(ack) = self.snap_create(payload) {
+                return ack;
+            }
+        }
         let owner_request =
             op == notify_op::REQUEST_LOCK || (notify_op::FIRST_OWNER_REQUEST..=notify_op::LAST_OWNER_REQUEST).contains(&op) || op == notify_op::METADATA_UPDATE;
         // Only the lock owner answers requests (librbd counts a non-empty ack as the owner's).
@@ -212,6 +245,49 @@ impl WatchInner {
             return stock::response_message(-libc::EROFS);
         }
         Vec::new()
+    }
+
+    /// A librbd client's `SnapCreatePayload`, when this handle owns the lock and can carry
+    /// it out (a user snapshot): librbd's owner protocol, `ResponseMessage(0)` at once, the
+    /// work on a thread of its own, then an `AsyncComplete` notification with the result. A
+    /// retry of a request under way is only acknowledged; one of a finished request gets
+    /// its result again. `None`: not handled here (refused as other requests are).
+    fn snap_create(&self, payload: &[u8]) -> Option<Vec<u8>> {
+        self.cookie.lock().unwrap_or_else(|e| e.into_inner()).as_ref()?;
+        let owner = self.owner.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let req = stock::decode_snap_create(payload)?;
+        if req.namespace.kind != snap_namespace::USER {
+            return None;
+        }
+        let mut requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let known = requests.get(&req.id).copied();
+        if known.is_none() {
+            if requests.len() >= MAX_REMEMBERED_REQUESTS {
+                requests.retain(|_, r| r.is_none());
+            }
+            requests.insert(req.id, None);
+        }
+        drop(requests);
+        let (md, oid, done) = (self.md.clone(), self.oid.clone(), Arc::clone(&self.requests));
+        let spawned = std::thread::Builder::new().name("rbd-ext-owner".into()).spawn(move || {
+            let result = match known {
+                Some(None) => return,
+                Some(Some(r)) => r,
+                None => {
+                    let r = match owner.snap_create(&req.name) {
+                        Ok(_) => 0,
+                        Err(e) => {
+                            eprintln!("rbd-ext: {e} (requested by client {} over the header watch)", req.id.gid);
+                            -e.errno().0
+                        }
+                    };
+                    done.lock().unwrap_or_else(|e| e.into_inner()).insert(req.id, Some(r));
+                    r
+                }
+            };
+            let _ = md.notify(&oid, &stock::async_complete_notification(&req.id, result), 5000);
+        });
+        Some(stock::response_message(if spawned.is_ok() { 0 } else { -libc::EAGAIN }))
     }
 
     /// The watch broke: blocklisted, or re-watch on a thread of its own (this runs on a

@@ -332,8 +332,7 @@ pub fn clone_standalone_blocking(cluster: &Arc<Cluster>, parent: &ImageSpec, chi
         // snapshot that reads zeros where the child inherits data: refuse it from the first
         // moment (snapshot.rs). The guard is released by the undo's parent_detach.
         let chdr = header::read_header(&cmd, &cid).map_err(|e| undo.run(e))?;
-        let data = if chdr.data_pool_id >= 0 { cluster.ioctx_by_id(chdr.data_pool_id, cmd.namespace()).map_err(|e| undo.run(e))? } else { cmd.clone() };
-        step("arm the snapshot guard", crate::snapshot::arm_guard(&cmd, &data, &cid, &chdr)).map_err(|e| undo.run(e))?;
+        step("arm the snapshot guard", crate::snapshot::arm_guard(&cmd, &cid, &chdr)).map_err(|e| undo.run(e))?;
         undo.steps.push(Box::new({
             let (cmd, cid) = (cmd.clone(), cid.clone());
             move || {
@@ -341,7 +340,7 @@ pub fn clone_standalone_blocking(cluster: &Arc<Cluster>, parent: &ImageSpec, chi
                 match h.snap_guard {
                     Some(g) => {
                         cmd.exec_write(&header_oid(&cid), &stubs::snap_guard(rbd_ext_cls::ops::SnapGuardMode::Remove, None))?;
-                        crate::snapshot::release_guard(&cmd, &data, &cid, g)
+                        crate::snapshot::release_guard(&cmd, &cid, g)
                     }
                     None => Ok(()),
                 }
@@ -986,7 +985,7 @@ pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
         .await?;
     let hoid = header_oid(&loc.id);
     loc.md.exec_write_async(&hoid, &stubs::parent_detach()).await.map_err(|e| e.context(format_args!("image {spec}: detach parent")))?;
-    let (md, data, id, s, guard) = (loc.md.clone(), loc.data.clone(), loc.id.clone(), spec.clone(), hdr.snap_guard);
+    let (md, id, s, guard) = (loc.md.clone(), loc.id.clone(), spec.clone(), hdr.snap_guard);
     blocking(move || {
         // Snapshots taken before HEAD shrank still read the parent past HEAD's overlap: the
         // class kept the record for them, and the child stays on the parent's list (which
@@ -996,7 +995,7 @@ pub async fn flatten(image: &Image, progress: Progress<'_>) -> Result<()> {
         }
         // A plain image now: the class dropped the snapshot guard's record with the parent.
         if let Some(g) = guard {
-            crate::snapshot::release_guard(&md, &data, &id, g).map_err(|e| e.context(format_args!("image {s}: release the snapshot guard")))?;
+            crate::snapshot::release_guard(&md, &id, g).map_err(|e| e.context(format_args!("image {s}: release the snapshot guard")))?;
         }
         leave_parent(md.cluster(), &md, &id, &parent)
             .map_err(|e| e.context(format_args!("image {s}: flattened, but leaving the parent's children list failed")))?;

@@ -11,21 +11,26 @@
 //!   sends it librbd's own request (`rbd_snap_create`, which librbd forwards to the owner)
 //!   with the snapshot guard lifted for that moment, then gives the new snapshot the overlap
 //!   and arms the guard again;
+//! - as the lock owner itself (an image open for writing: `nbd serve`, the library, C and
+//!   Python), carries out the snapshot requests librbd clients send it ([`SnapshotOwner`]),
+//!   de-duplicated by request id, as librbd's owner does;
 //! - keeps stock `snap create` failing closed on standalone children (the *snapshot
 //!   guard*, `rbd_ext_cls::types::header::SNAP_LIMIT`: stock fails with EIO);
 //! - finds and repairs snapshots stock tools made before (`doctor`).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use rbd_ext_cls::codec::SnapId;
 use rbd_ext_cls::ops::SnapGuardMode;
 use rbd_ext_cls::stubs::{self, stock};
-use rbd_ext_cls::types::{header::SNAPSHOT_PREFIX, ParentType, SnapshotNamespace, SnapshotRecord};
+use rbd_ext_cls::types::header::{SNAPSHOT_PREFIX, SNAP_GUARD_ID};
+use rbd_ext_cls::types::{ParentType, SnapContext, SnapshotNamespace, SnapshotRecord};
 use rbd_ext_cls::Codec;
 
 use crate::error::{Errno, Error, Result};
 use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
+use crate::guard::IoGate;
 use crate::image::{Image, OpenOptions};
 use crate::rados::{self, Cluster, IoCtx, WriteOp};
 use crate::spec::ImageSpec;
@@ -48,57 +53,98 @@ pub(crate) fn snapshots_read_parent(md: &IoCtx, id: &str) -> Result<bool> {
     Ok(snapshot_records(md, id)?.iter().any(|s| s.parent_overlap.is_some()))
 }
 
+/// What librbd's `SnapshotCreateRequest` writes, for a handle that owns the exclusive lock
+/// and holds its requests back: an id from the data pool, the record by
+/// `rbd_ext.snapshot_add` (with the HEAD parent overlap), the object map's snapshot copy
+/// and, with fast-diff, `object_map_snap_add` on HEAD's map. Returns the snapshot id.
+fn make_snapshot(loc: &ImageLocation, hdr: &ImageHeader, name: &str) -> Result<u64> {
+    let sid = loc.data.selfmanaged_snap_create()?;
+    let hoid = header_oid(&loc.id);
+    if let Err(e) = loc.md.exec_write(&hoid, &stubs::snapshot_add(name, SnapId(sid), SnapshotNamespace::user())) {
+        let _ = loc.data.selfmanaged_snap_remove(sid);
+        return Err(if e.errno() == Errno::EEXIST { Error::new(Errno::EEXIST, format!("snapshot '{name}' already exists")) } else { e });
+    }
+    if hdr.has(features::OBJECT_MAP) {
+        let oid = object_map_oid(&loc.id);
+        let len = loc.md.stat(&oid)?;
+        let bytes = loc.md.read(&oid, 0, len as usize)?;
+        loc.md.write_full(&format!("{oid}.{sid:016x}"), &bytes)?;
+        if hdr.has(features::FAST_DIFF) {
+            let op = WriteOp::default()
+                .exec(&stock::assert_locked(stock::RBD_LOCK_NAME, stock::lock_type::EXCLUSIVE, "", ""))
+                .exec(&stock::object_map_snap_add());
+            let r = loc.md.operate_write(&oid, &op, 0)?;
+            if r.rc < 0 {
+                return Err(Error::new(Errno(-r.rc), format!("object {oid}: object map snapshot")));
+            }
+        }
+    }
+    Ok(sid)
+}
+
+fn check_name(spec: &ImageSpec, name: &str) -> Result<()> {
+    if name.is_empty() || name.contains('/') || name.contains('@') {
+        return Err(Error::new(Errno::EINVAL, format!("image {spec}: invalid snapshot name '{name}'")));
+    }
+    Ok(())
+}
+
 impl Image {
     /// Creates snapshot `name` of this image, which this handle holds open for writing (it
     /// owns the exclusive lock), as librbd's `SnapshotCreateRequest` does: new requests are
     /// held back and those in flight finish first, the id comes from the data pool, the record
     /// is written by `rbd_ext.snapshot_add` (with the HEAD parent overlap, so a standalone
     /// child's snapshot reads its parent where it holds no object), the object map gets its
-    /// snapshot copy, and header watchers are told. Returns the snapshot id.
+    /// snapshot copy, the header (and the snapshot context writes carry) is re-read before
+    /// requests resume, and header watchers are told. Returns the snapshot id.
     pub async fn snap_create(&self, name: &str) -> Result<u64> {
         self.writer_check()?;
-        if name.is_empty() || name.contains('/') || name.contains('@') {
-            return Err(Error::new(Errno::EINVAL, format!("image {}: invalid snapshot name '{name}'", self.spec())));
-        }
+        check_name(self.spec(), name)?;
         self.ready_for_maintenance().await?;
         let exclusive = self.hold_requests().await;
-        let spec = self.spec().clone();
-        let loc = self.location().clone();
-        let hdr = self.header();
-        let (has_om, fast_diff) = (hdr.has(features::OBJECT_MAP), hdr.has(features::FAST_DIFF));
-        let snap_name = name.to_string();
-        let id = rados::blocking(move || {
-            let sid = loc.data.selfmanaged_snap_create()?;
-            let hoid = header_oid(&loc.id);
-            if let Err(e) = loc.md.exec_write(&hoid, &stubs::snapshot_add(&snap_name, SnapId(sid), SnapshotNamespace::user())) {
-                let _ = loc.data.selfmanaged_snap_remove(sid);
-                return Err(if e.errno() == Errno::EEXIST { Error::new(Errno::EEXIST, format!("snapshot '{snap_name}' already exists")) } else { e });
-            }
-            if has_om {
-                let oid = object_map_oid(&loc.id);
-                let len = loc.md.stat(&oid)?;
-                let bytes = loc.md.read(&oid, 0, len as usize)?;
-                loc.md.write_full(&format!("{oid}.{sid:016x}"), &bytes)?;
-                if fast_diff {
-                    let op = WriteOp::default()
-                        .exec(&stock::assert_locked(stock::RBD_LOCK_NAME, stock::lock_type::EXCLUSIVE, "", ""))
-                        .exec(&stock::object_map_snap_add());
-                    let r = loc.md.operate_write(&oid, &op, 0)?;
-                    if r.rc < 0 {
-                        return Err(Error::new(Errno(-r.rc), format!("object {oid}: object map snapshot")));
-                    }
-                }
-            }
-            Ok(sid)
-        })
-        .await
-        .map_err(|e| e.context(format_args!("image {spec}: create snapshot {name}")))?;
+        let (spec, loc, hdr, snap_name) = (self.spec().clone(), self.location().clone(), self.header(), name.to_string());
+        let fast_diff = hdr.has(features::FAST_DIFF);
+        let id = rados::blocking(move || make_snapshot(&loc, &hdr, &snap_name)).await.map_err(|e| e.context(format_args!("image {spec}: create snapshot {name}")))?;
         if fast_diff {
             self.object_map_mark_clean();
         }
         self.refresh_header_async().await?;
         drop(exclusive);
         let _ = self.location().md.notify_async(&header_oid(&self.location().id), stock::header_update_notification(), 5000).await;
+        Ok(id)
+    }
+}
+
+/// The lock owner's side of librbd's snapshot requests (`SnapCreatePayload`, forwarded by
+/// `rbd snap create`, python3-rbd, QEMU... to the client that owns the exclusive lock): the
+/// pieces of an open writer's state the request needs, shared with its `Image`.
+pub(crate) struct SnapshotOwner {
+    pub(crate) loc: ImageLocation,
+    pub(crate) header: Arc<RwLock<ImageHeader>>,
+    pub(crate) data: Arc<RwLock<(SnapContext, IoCtx)>>,
+    pub(crate) object_map: Option<Arc<Mutex<Vec<u8>>>>,
+    pub(crate) gate: Arc<IoGate>,
+}
+
+impl crate::lock::OwnerRequests for SnapshotOwner {
+    /// As [`Image::snap_create`], on a thread of its own (blocking).
+    fn snap_create(&self, name: &str) -> Result<u64> {
+        let spec = &self.loc.spec;
+        check_name(spec, name)?;
+        let exclusive = self.gate.exclusive_blocking();
+        let hdr = self.header.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let id = make_snapshot(&self.loc, &hdr, name).map_err(|e| e.context(format_args!("image {spec}: create snapshot {name}")))?;
+        if hdr.has(features::FAST_DIFF) {
+            if let Some(map) = &self.object_map {
+                crate::image::mark_clean(map);
+            }
+        }
+        // Requests resume only with the new snapshot context: a write after the snapshot
+        // must make the OSD preserve the snapshot's data.
+        let fresh = header::read_header(&self.loc.md, &self.loc.id).map_err(|e| e.context(format_args!("image {spec}")))?;
+        crate::image::apply_header(&self.loc, &self.header, Some(&self.data), fresh)?;
+        drop(exclusive);
+        let _ = self.loc.md.notify(&header_oid(&self.loc.id), &stock::header_update_notification(), 5000);
         Ok(id)
     }
 }
@@ -257,17 +303,16 @@ pub fn guard_missing(md: &IoCtx, id: &str, hdr: &ImageHeader) -> Result<bool> {
     Ok(!(held && limit.as_deref() == Some(&1u64.to_le_bytes()[..])))
 }
 
-/// Arms the snapshot guard of image `id` (header in `md`, data in `data`): makes its guard
-/// snapshot when it has none (an id from the data pool, the object map's copy as librbd
-/// keeps one per snapshot) and holds `snap_limit` at 1. Made at clone time, while the
-/// child holds no object, the guard never makes the OSD clone anything; armed later (doctor)
-/// on a child that holds objects, the OSD clones each of those once, at its next write.
-pub fn arm_guard(md: &IoCtx, data: &IoCtx, id: &str, hdr: &ImageHeader) -> Result<()> {
+/// Arms the snapshot guard of image `id` (header in `md`): makes its guard snapshot (id 0,
+/// `rbd_ext_cls::types::header::SNAP_GUARD_ID`, with the object map's copy librbd keeps
+/// per snapshot) when it has none, and holds `snap_limit` at 1. Id 0 never makes the OSD
+/// clone an object, so arming costs no space, on a new child or an old one.
+pub fn arm_guard(md: &IoCtx, id: &str, hdr: &ImageHeader) -> Result<()> {
     let hoid = header_oid(id);
     if hdr.snap_guard.is_some() {
         return md.exec_write(&hoid, &stubs::snap_guard(SnapGuardMode::Arm, None));
     }
-    let sid = data.selfmanaged_snap_create()?;
+    let sid = SNAP_GUARD_ID;
     let om_copy = format!("{}.{sid:016x}", object_map_oid(id));
     let made = (|| {
         if hdr.has(features::OBJECT_MAP) {
@@ -279,20 +324,15 @@ pub fn arm_guard(md: &IoCtx, data: &IoCtx, id: &str, hdr: &ImageHeader) -> Resul
     })();
     if let Err(e) = made {
         let _ = md.remove(&om_copy);
-        let _ = data.selfmanaged_snap_remove(sid);
         return Err(e.context(format_args!("image id {id}: make its snapshot guard")));
     }
     Ok(())
 }
 
 /// After the class dropped guard snapshot `sid` (a detach that left no parent): its object
-/// map copy and its id go too.
-pub(crate) fn release_guard(md: &IoCtx, data: &IoCtx, id: &str, sid: u64) -> Result<()> {
+/// map copy goes too (id 0 was never allocated from the pool: nothing to release there).
+pub(crate) fn release_guard(md: &IoCtx, id: &str, sid: u64) -> Result<()> {
     match md.remove(&format!("{}.{sid:016x}", object_map_oid(id))) {
-        Err(e) if !e.is_not_found() => return Err(e),
-        _ => {}
-    }
-    match data.selfmanaged_snap_remove(sid) {
         Err(e) if !e.is_not_found() => Err(e),
         _ => Ok(()),
     }

@@ -98,7 +98,10 @@ fn make_guard(ctx: &mut dyn ClsContext, id: SnapId) -> Result<(), Errno> {
     let Some(seq) = read_key::<u64>(ctx, header::SNAP_SEQ)? else {
         return Err(Errno::ENOENT);
     };
-    if id.0 < seq {
+    // Id 0 (never allocated by a pool) is below every snapshot: valid anywhere in the
+    // snapshot context, and never newer than an object's snapset, so the OSD never clones
+    // for it (any other id would make it clone each object librbd copies up).
+    if id.0 != 0 && id.0 < seq {
         return Err(Errno::ESTALE);
     }
     if ctx.omap_get_opt(&snapshot_key(id))?.is_some() {
@@ -124,7 +127,10 @@ fn make_guard(ctx: &mut dyn ClsContext, id: SnapId) -> Result<(), Errno> {
         version: 8,
         ..Default::default()
     };
-    ctx.omap_set(&[(header::SNAP_SEQ, &id.0.get_encoding()), (&snapshot_key(id), &record.get_encoding()), (header::RBD_EXT_SNAP_GUARD, &id.0.get_encoding())])
+    if id.0 > seq {
+        ctx.omap_set_one(header::SNAP_SEQ, &id.0.get_encoding())?;
+    }
+    ctx.omap_set(&[(&snapshot_key(id), &record.get_encoding()), (header::RBD_EXT_SNAP_GUARD, &id.0.get_encoding())])
 }
 
 /// Deletes the guard snapshot's record, if any (its id and object map copy are the

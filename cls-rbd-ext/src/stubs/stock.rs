@@ -319,6 +319,10 @@ pub mod notify_op {
     pub const REQUEST_LOCK: u32 = 2;
     /// The header changed (size, features, parent): watchers re-read it.
     pub const HEADER_UPDATE: u32 = 3;
+    /// The lock owner finished a request it had acknowledged (`AsyncCompletePayload`).
+    pub const ASYNC_COMPLETE: u32 = 5;
+    /// Create a snapshot (`SnapCreatePayload`), sent to the lock owner.
+    pub const SNAP_CREATE: u32 = 8;
     /// First of the maintenance requests a client sends the lock owner to carry out
     /// (flatten 6, resize 7, snap create 8 ... sparsify 17).
     pub const FIRST_OWNER_REQUEST: u32 = 6;
@@ -346,9 +350,106 @@ pub fn response_message(result: i32) -> Vec<u8> {
     enc(|o| encode_envelope(o, 1, 1, |o| o.extend_from_slice(&result.to_le_bytes())))
 }
 
+/// librbd's `AsyncRequestId`: the requesting client (`ClientId`: gid, watch handle) and its
+/// request number. A retried request carries the same id, so the owner runs it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct AsyncRequestId {
+    /// The requester's RADOS instance id.
+    pub gid: u64,
+    /// The requester's watch handle.
+    pub handle: u64,
+    /// Its request number.
+    pub request_id: u64,
+}
+
+impl AsyncRequestId {
+    fn encode(&self, o: &mut Vec<u8>) {
+        self.gid.encode(o);
+        self.handle.encode(o);
+        self.request_id.encode(o);
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(AsyncRequestId { gid: u64::read(r)?, handle: u64::read(r)?, request_id: u64::read(r)? })
+    }
+}
+
+/// A `SnapCreatePayload` (NotifyMessage v7 and later, as Pacific and newer send it: snap
+/// name, snapshot namespace, AsyncRequestId, u64 flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapCreateRequest {
+    /// Snapshot name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: crate::types::SnapshotNamespace,
+    /// Who asks, and which request of theirs this is.
+    pub id: AsyncRequestId,
+    /// `SNAP_CREATE_FLAG_*` (quiesce handling; the owner does not quiesce).
+    pub flags: u64,
+}
+
+/// Decodes a `SnapCreatePayload` notification; `None` if it is not one this code reads
+/// (another op, an older encoding without a request id, truncated).
+pub fn decode_snap_create(payload: &[u8]) -> Option<SnapCreateRequest> {
+    let mut r = Reader::new(payload);
+    let mut env = read_envelope(&mut r, "NotifyMessage", 7).ok()?;
+    if env.version < 7 || u32::read(&mut env.body).ok()? != notify_op::SNAP_CREATE {
+        return None;
+    }
+    let b = &mut env.body;
+    let name = String::read(b).ok()?;
+    let namespace = crate::types::SnapshotNamespace::read(b).ok()?;
+    let id = AsyncRequestId::read(b).ok()?;
+    let flags = u64::read(b).ok()?;
+    Some(SnapCreateRequest { name, namespace, id, flags })
+}
+
+/// librbd's `NotifyMessage` carrying `AsyncCompletePayload` (op 5): the owner's result of
+/// request `id`, which the requester waits for after the owner's `ResponseMessage(0)`.
+pub fn async_complete_notification(id: &AsyncRequestId, result: i32) -> Vec<u8> {
+    enc(|o| {
+        encode_envelope(o, 7, 1, |o| {
+            notify_op::ASYNC_COMPLETE.encode(o);
+            id.encode(o);
+            result.encode(o);
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snap_create_payload_as_pacific_encodes_it() {
+        // NotifyMessage(7, 1): op 8, "foo", UserSnapshotNamespace, ClientId(0, 1), request 2,
+        // flags 1 (librbd's generate_test_instances).
+        let mut body = Vec::new();
+        8u32.encode(&mut body);
+        "foo".to_string().encode(&mut body);
+        body.extend_from_slice(&[1, 1, 4, 0, 0, 0, 0, 0, 0, 0]);
+        for v in [0u64, 1, 2, 1] {
+            v.encode(&mut body);
+        }
+        let msg = enc(|o| encode_envelope(o, 7, 1, |o| o.extend_from_slice(&body)));
+        let req = decode_snap_create(&msg).unwrap();
+        assert_eq!(req.name, "foo");
+        assert_eq!(req.id, AsyncRequestId { gid: 0, handle: 1, request_id: 2 });
+        assert_eq!(req.flags, 1);
+        assert_eq!(req.namespace, crate::types::SnapshotNamespace::user());
+        assert_eq!(notify_message_op(&msg), Some(notify_op::SNAP_CREATE));
+        // A v6 message (no request id) and a truncated one are not decoded.
+        let mut v6 = msg.clone();
+        v6[0] = 6;
+        assert!(decode_snap_create(&v6).is_none());
+        assert!(decode_snap_create(&msg[..msg.len() - 1]).is_none());
+        // AsyncComplete: op 5, the id, i32 result.
+        let done = async_complete_notification(&req.id, -17);
+        assert_eq!(done[..2], [7, 1]);
+        assert_eq!(notify_message_op(&done), Some(notify_op::ASYNC_COMPLETE));
+        assert_eq!(done[done.len() - 4..], (-17i32).to_le_bytes());
+        assert_eq!(done.len(), 6 + 4 + 24 + 4);
+    }
 
     #[test]
     fn dir_list_is_start_after_then_max_and_replies_name_to_id() {

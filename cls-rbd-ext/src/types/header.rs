@@ -29,8 +29,13 @@ pub const SNAP_LIMIT: &str = "snap_limit";
 pub const RBD_EXT_SNAP_LIMIT: &str = "rbd_ext_snap_limit";
 /// The id (u64) of the child's guard snapshot: a snapshot in the trash namespace, of size 0
 /// and reading no parent (it reads nothing at all), that makes `snap_limit = 1` refuse
-/// every stock snapshot. Made when the child is empty, so the OSD never clones for it.
+/// every stock snapshot. rbd-ext gives it id 0 ([`SNAP_GUARD_ID`]).
 pub const RBD_EXT_SNAP_GUARD: &str = "rbd_ext_snap_guard";
+/// The guard snapshot's id: 0, which no pool ever allocates. It sorts below every real
+/// snapshot, so the snapshot context stays valid, and it is never newer than an object's
+/// snapset, so the OSD never clones an object for it: the guard costs no space, also when
+/// librbd copies objects up (with a real id the OSD would clone each copied-up object).
+pub const SNAP_GUARD_ID: u64 = 0;
 /// The trash-namespace name the guard snapshot was "created" under.
 pub const SNAP_GUARD_NAME: &str = "rbd-ext-snapshot-guard";
 /// `flags` (u64): image flags, copied into each new snapshot record.

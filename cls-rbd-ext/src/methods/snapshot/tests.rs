@@ -23,7 +23,7 @@ fn standalone(overlap: u64) -> ParentRecord {
     }
 }
 
-const GUARD: u64 = 2;
+const GUARD: u64 = header::SNAP_GUARD_ID;
 
 fn guard(c: &mut MemContext, mode: SnapGuardMode, id: Option<u64>) -> Result<(), Errno> {
     let op = SnapGuardOp { mode, guard_id: id.map(SnapId).unwrap_or(SnapId::NOSNAP) };
@@ -31,7 +31,7 @@ fn guard(c: &mut MemContext, mode: SnapGuardMode, id: Option<u64>) -> Result<(),
 }
 
 /// A 64 MiB child of a 64 MiB parent as `clone-standalone` makes it: `parent_attach`, then
-/// the guard (snapshot id 2).
+/// the guard (snapshot id 0).
 fn child() -> MemContext {
     let mut c = image_header(64 * MIB);
     let input = ParentAttachOp { record: standalone(64 * MIB), reattach: false }.get_encoding();
@@ -91,7 +91,7 @@ fn the_guard_fails_stock_closed_and_keeps_the_users_limit() {
     let mut c = child();
     let g = snap(&c, GUARD);
     assert_eq!((g.image_size, g.parent_overlap, g.namespace.kind), (0, None, snap_namespace::TRASH), "reads nothing");
-    assert_eq!(get::<u64>(&c, header::SNAP_SEQ), Some(GUARD));
+    assert_eq!(get::<u64>(&c, header::SNAP_SEQ), Some(0), "id 0 leaves the sequence alone");
     assert_eq!(get::<u64>(&c, header::OP_FEATURES).map(|f| f & RBD_OPERATION_FEATURE_SNAP_TRASH), Some(RBD_OPERATION_FEATURE_SNAP_TRASH));
     assert!(stock_would_refuse(&c));
     // rbd-ext's own snapshots do not count the guard; a user's limit of 2 allows 2.
@@ -126,7 +126,11 @@ fn a_guard_needs_a_fresh_id() {
     let mut c = image_header(MIB);
     put(&mut c, header::SNAP_SEQ, Some(5u64.get_encoding()));
     assert_eq!(guard(&mut c, SnapGuardMode::Arm, Some(4)), Err(Errno::ESTALE));
+    guard(&mut c, SnapGuardMode::Arm, Some(0)).unwrap();
+    assert_eq!(get::<u64>(&c, header::SNAP_SEQ), Some(5), "id 0 fits below any sequence");
+    let mut c = image_header(MIB);
     guard(&mut c, SnapGuardMode::Arm, Some(5)).unwrap();
+    assert_eq!(get::<u64>(&c, header::SNAP_SEQ), Some(5));
     let mut c = image_header(MIB);
     add(&mut c, "s", 3).unwrap();
     assert_eq!(guard(&mut c, SnapGuardMode::Arm, Some(3)), Err(Errno::EEXIST));
