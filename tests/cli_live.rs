@@ -456,5 +456,6 @@ fn info_json_is_a_drop_in_for_stock() {
     let plain = String::from_utf8(ok(&["info", &parent])).unwrap();
     assert!(plain.contains("\tprotected: by 1 standalone children"), "{plain}");
     let plain = String::from_utf8(ok(&["info", &child])).unwrap();
-    assert!(!plain.contains("protected:") && plain.contains("\tsnapshot_count: 0\n"), "{plain}");
+    // The snapshot guard, as stock `rbd info` shows it: one (hidden) snapshot, limit 1.
+    assert!(!plain.contains("protected:") && plain.contains("\tsnapshot_count: 1\n") && plain.contains("\tsnapshot_limit: 1\n"), "{plain}");
 }

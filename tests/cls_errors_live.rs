@@ -16,13 +16,15 @@ use rbd_ext_cls::codec::{BufferList, Codec, SnapId, UTime};
 use rbd_ext_cls::methods::WR;
 use rbd_ext_cls::ops::{
     BackfillAbortOp, BackfillClaimOp, BackfillCompleteOp, ChildOp, ChildrenListOp, CloneMapGetOp, CloneMapInitOp, CloneMapResizeOp, CloneMapUpdateManyOp,
-    CloneMapUpdateOp, ParentAttachOp, ParentOverlapSetOp, PingOp, ProtectionSetOp, BACKFILL_MAX_TTL_MS,
+    CloneMapUpdateOp, ParentAttachOp, ParentOverlapSetOp, PingOp, ProtectionSetOp, SnapGuardMode, SnapGuardOp, SnapshotAddOp, SnapshotParentSetOp,
+    BACKFILL_MAX_TTL_MS,
 };
 use rbd_ext_cls::stubs::Call;
 use rbd_ext_cls::types::backfill::{BackfillClaim, BACKFILL_CLAIM_KEY};
 use rbd_ext_cls::types::features::*;
 use rbd_ext_cls::types::{
-    header, ChildImageSpec, CloneMapLayout, CloneMapState, ParentRecord, ParentType, ProtectionMode, StateRun, CLONE_MAP_MAX_OBJECT_COUNT,
+    header, ChildImageSpec, CloneMapLayout, CloneMapState, ParentRecord, ParentType, ProtectionMode, SnapshotNamespace, SnapshotRecord, StateRun,
+    CLONE_MAP_MAX_OBJECT_COUNT,
 };
 use rbd_ext_cls::CLASS_NAME;
 
@@ -287,6 +289,46 @@ fn cut(mut b: Vec<u8>, n: usize) -> Vec<u8> {
     b
 }
 
+fn snap_add(name: &str, id: u64) -> Vec<u8> {
+    SnapshotAddOp { name: name.into(), id: SnapId(id), namespace: SnapshotNamespace::user() }.get_encoding()
+}
+
+fn parent_set(id: u64, overlap: u64) -> Vec<u8> {
+    SnapshotParentSetOp { id: SnapId(id), overlap }.get_encoding()
+}
+
+fn guard_op(mode: SnapGuardMode, id: Option<u64>) -> Vec<u8> {
+    SnapGuardOp { mode, guard_id: id.map(SnapId).unwrap_or(SnapId::NOSNAP) }.get_encoding()
+}
+
+/// A standalone child as `clone-standalone` leaves it: parent record, then its guard.
+fn guarded_child() -> Fx {
+    Fx::HeaderThen(vec![Step::Call("parent_attach", attach(standalone(8 * MIB))), Step::Call("snap_guard", guard_op(SnapGuardMode::Arm, Some(0)))])
+}
+
+/// That child with snapshot `s1` (id 5) made by `rbd_ext.snapshot_add`.
+fn snapped_child() -> Fx {
+    match guarded_child() {
+        Fx::HeaderThen(mut steps) => {
+            steps.push(Step::Call("snapshot_add", snap_add("s1", 5)));
+            Fx::HeaderThen(steps)
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// A child with a snapshot (id 5) as stock `snapshot_add` stores it: no parent overlap.
+fn stock_snapped_child() -> Fx {
+    let rec = SnapshotRecord { id: SnapId(5), name: "stock".into(), image_size: 1 << 30, version: 8, ..Default::default() };
+    match attached_child() {
+        Fx::HeaderThen(mut steps) => {
+            steps.push(Step::Set("snapshot_0000000000000005", rec.get_encoding()));
+            Fx::HeaderThen(steps)
+        }
+        _ => unreachable!(),
+    }
+}
+
 fn attached_child() -> Fx {
     Fx::HeaderThen(vec![Step::Call("parent_attach", attach(standalone(8 * MIB)))])
 }
@@ -479,6 +521,34 @@ fn rows() -> Vec<Row> {
             ParentOverlapSetOp { overlap: 1 }.get_encoding(),
             err(E::EIO),
         ),
+        // ---- snapshot_add / snapshot_parent_set / snap_guard ----
+        r("snapshot_add: child snapshot", guarded_child(), "snapshot_add", snap_add("s1", 5), ok),
+        r("snapshot_add: plain image", hdr(), "snapshot_add", snap_add("s1", 5), ok),
+        r("snapshot_add: garbage input", hdr(), "snapshot_add", vec![1], err(E::EINVAL)),
+        r("snapshot_add: missing header object", Fx::Missing, "snapshot_add", snap_add("s1", 5), err(E::ENOENT)),
+        r("snapshot_add: no snap_seq", hdr_with(header::SNAP_SEQ, None), "snapshot_add", snap_add("s1", 5), err(E::ENOENT)),
+        r("snapshot_add: id below snap_seq", hdr_with(header::SNAP_SEQ, Some(9u64.get_encoding())), "snapshot_add", snap_add("s1", 5), err(E::ESTALE)),
+        r("snapshot_add: id above CEPH_MAXSNAP", hdr(), "snapshot_add", snap_add("s1", u64::MAX - 1), err(E::EINVAL)),
+        r("snapshot_add: duplicate name", snapped_child(), "snapshot_add", snap_add("s1", 7), err(E::EEXIST)),
+        r("snapshot_add: user limit reached", snapped_child().with(header::RBD_EXT_SNAP_LIMIT, 1u64.get_encoding()), "snapshot_add", snap_add("s2", 7), err(E::EDQUOT)),
+        r("snapshot_add: size undecodable", hdr_with(header::SIZE, Some(vec![1])), "snapshot_add", snap_add("s1", 5), err(E::EIO)),
+        r("snapshot_parent_set: repairs", stock_snapped_child(), "snapshot_parent_set", parent_set(5, MIB), ok),
+        r("snapshot_parent_set: same value again", snapped_child(), "snapshot_parent_set", parent_set(5, 8 * MIB), ok),
+        r("snapshot_parent_set: other value", snapped_child(), "snapshot_parent_set", parent_set(5, MIB), err(E::EEXIST)),
+        r("snapshot_parent_set: garbage input", snapped_child(), "snapshot_parent_set", vec![1, 2], err(E::EINVAL)),
+        r("snapshot_parent_set: overlap 0", snapped_child(), "snapshot_parent_set", parent_set(5, 0), err(E::EINVAL)),
+        r("snapshot_parent_set: no such snapshot", snapped_child(), "snapshot_parent_set", parent_set(6, MIB), err(E::ENOENT)),
+        r("snapshot_parent_set: no parent", hdr(), "snapshot_parent_set", parent_set(5, MIB), err(E::ENOENT)),
+        r("snapshot_parent_set: missing header object", Fx::Missing, "snapshot_parent_set", parent_set(5, MIB), err(E::ENOENT)),
+        r("snap_guard: arm with id 0", attached_child(), "snap_guard", guard_op(SnapGuardMode::Arm, Some(0)), ok),
+        r("snap_guard: arm again", guarded_child(), "snap_guard", guard_op(SnapGuardMode::Arm, None), ok),
+        r("snap_guard: lift", guarded_child(), "snap_guard", guard_op(SnapGuardMode::Lift, None), ok),
+        r("snap_guard: remove", guarded_child(), "snap_guard", guard_op(SnapGuardMode::Remove, None), ok),
+        r("snap_guard: a second guard", guarded_child(), "snap_guard", guard_op(SnapGuardMode::Arm, Some(3)), err(E::EEXIST)),
+        r("snap_guard: stale id", hdr_with(header::SNAP_SEQ, Some(9u64.get_encoding())), "snap_guard", guard_op(SnapGuardMode::Arm, Some(5)), err(E::ESTALE)),
+        r("snap_guard: unknown mode", hdr(), "snap_guard", vec![7, 0, 0, 0, 0, 0, 0, 0, 0], err(E::EINVAL)),
+        r("snap_guard: missing header object", Fx::Missing, "snap_guard", guard_op(SnapGuardMode::Lift, None), err(E::ENOENT)),
+        r("snap_guard: not an RBD header", Fx::NotRbd, "snap_guard", guard_op(SnapGuardMode::Arm, Some(0)), err(E::ENOENT)),
         // ---- child_attach ----
         // ---- protection_set ----
         r("protection_set: strict", parent_with_child(), "protection_set", ProtectionSetOp { mode: ProtectionMode::Strict }.get_encoding(), ok),

@@ -11,18 +11,23 @@
 //! - **The current user's caps** for each role, by probing (EPERM/EACCES means missing).
 //! - **Bookkeeping left by stock tools** (see `reconcile`): orphan clone maps, stale
 //!   children entries, parents still protected with no child left.
+//! - **Snapshots of standalone children** (see `snapshot`): snapshots stock tools made
+//!   without the parent overlap (they read zeros where the child inherits data), and
+//!   children without their snapshot guard.
 //!
 //! Checking changes nothing (probe objects are created and removed again; the caps probe is
 //! a class write the class refuses);
 //! [`Options::fix`] applies the safe fixes: removing orphan clone maps, dropping stale
 //! children entries (which lifts a stuck protection), lifting a protection with no
-//! children. Scans the pool's default namespace.
+//! children, repairing snapshots whose overlap at snapshot time is certain, arming missing
+//! snapshot guards. Scans the pool's default namespace.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rbd_ext_cls::stubs;
-use rbd_ext_cls::types::{clone_map_object, header::RBD_EXT_PROTECT, ChildImageSpec};
+use rbd_ext_cls::codec::SnapId;
+use rbd_ext_cls::types::{clone_map_object, header::RBD_EXT_PROTECT, ChildImageSpec, ParentType};
 
 use crate::error::{Errno, Error, Result};
 use crate::header::{self, header_oid, ImageLocation};
@@ -517,6 +522,59 @@ fn check_bookkeeping(cluster: &Arc<Cluster>, md: &IoCtx, fix: bool, report: &mut
                 lift_protection(md, id).map_err(|e| e.context(format_args!("image {spec}: lift protection")))?;
             }
             for f in &mut report.findings[first..n] {
+                f.fixed = true;
+            }
+        }
+    }
+    check_snapshots(cluster, md, &headers, fix, report)
+}
+
+/// Snapshots of standalone children that read zeros where the child inherits data (made by
+/// stock tools without the parent overlap), and standalone children whose snapshot guard is
+/// missing (stock `rbd snap create` would make such snapshots). `fix` repairs the snapshots
+/// whose overlap at snapshot time is certain (`snapshot::broken_snapshots` says when) and
+/// arms the missing guards.
+fn check_snapshots(cluster: &Arc<Cluster>, md: &IoCtx, headers: &[String], fix: bool, report: &mut Report) -> Result<()> {
+    let pool = md.pool().to_string();
+    for id in headers {
+        let hdr = match header::read_header(md, id) {
+            Ok(h) => h,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.context(format_args!("pool {pool}: image id {id}"))),
+        };
+        if !hdr.parent.as_ref().is_some_and(|p| p.snap_id == SnapId::NOSNAP && p.parent_type != ParentType::S3Source) {
+            continue;
+        }
+        let name = header::lookup_name(md, id).unwrap_or_else(|_| id.clone());
+        let spec = ImageSpec::new(&pool, &name);
+        for b in crate::snapshot::broken_snapshots(cluster, md, id, &hdr)? {
+            let safe = b.repair_overlap.is_some();
+            let problem = if safe {
+                format!("snapshot {spec}@{} was made by stock tools without the parent overlap: it reads zeros where the child inherits data", b.name)
+            } else {
+                format!("snapshot {spec}@{} was made by stock tools without the parent overlap: it reads zeros where the child inherits data; not repairable safely: {}", b.name, b.why)
+            };
+            let fix_text = if safe {
+                format!("rbd-ext doctor --pool {pool} --fix   (gives it the parent overlap the child had when it was taken)")
+            } else {
+                format!("rbd snap rm {spec}@{}   (then take it again with rbd-ext snap create)", b.name)
+            };
+            let f = report.push("snapshot-reads-zeros", Severity::Error, format!("{spec}@{}", b.name), problem, fix_text);
+            if fix && safe {
+                crate::snapshot::repair_snapshot(md, id, &b).map_err(|e| e.context(format_args!("image {spec}: snapshot {}", b.name)))?;
+                f.fixed = true;
+            }
+        }
+        if crate::snapshot::guard_missing(md, id, &hdr)? {
+            let f = report.push(
+                "snapshot-guard-missing",
+                Severity::Error,
+                spec.to_string(),
+                format!("stock `rbd snap create` is not refused on standalone child {spec}: its snapshots would read zeros where the child inherits data (made by an older rbd-ext, or `rbd snap limit set|clear` lifted the guard)"),
+                format!("rbd-ext doctor --pool {pool} --fix   (arms the snapshot guard; take snapshots with rbd-ext snap create)"),
+            );
+            if fix {
+                crate::snapshot::arm_guard(md, id, &hdr).map_err(|e| e.context(format_args!("image {spec}")))?;
                 f.fixed = true;
             }
         }

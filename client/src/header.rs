@@ -2,8 +2,12 @@
 
 use rbd_ext_cls::codec::{Codec, SnapId};
 use rbd_ext_cls::stubs::{self, stock};
-use rbd_ext_cls::types::header::RBD_EXT_SNAP_GUARD;
-use rbd_ext_cls::types::{ParentRecord, ParentType, SnapContext};
+use rbd_ext_cls::types::header::{RBD_EXT_SNAP_GUARD, SNAPSHOT_PREFIX};
+use rbd_ext_cls::types::{ParentRecord, ParentType, SnapContext, SnapshotRecord};
+
+/// Snapshot records read with a header (RBD's own limit of snapshots per image is 510, so
+/// one page holds them all).
+const SNAPSHOTS_READ: u64 = 1024;
 
 use crate::error::{Errno, Error, Result};
 use crate::rados::{Cluster, IoCtx, ReadOp, ReadStep, StepOut};
@@ -190,6 +194,9 @@ pub struct ImageHeader {
     /// The id of the guard snapshot of a standalone child (`snapshot.rs`): size 0, it
     /// preserves nothing.
     pub snap_guard: Option<u64>,
+    /// (snapshot id, parent overlap) of each snapshot that reads the parent, oldest first:
+    /// a copy-up marks the object in their object maps, as librbd's deep copy-up does.
+    pub snap_overlaps: Vec<(u64, u64)>,
 }
 
 impl ImageHeader {
@@ -280,12 +287,17 @@ pub fn read_header(md: &IoCtx, id: &str) -> Result<ImageHeader> {
         .exec(&stock::get_snapcontext());
     let mut op = op;
     op.steps.push(ReadStep::OmapGetByKeys(vec![RBD_EXT_SNAP_GUARD.to_string()]));
+    op.steps.push(ReadStep::OmapGetVals { start_after: String::new(), prefix: SNAPSHOT_PREFIX.to_string(), max: SNAPSHOTS_READ });
     let r = md.operate_read(&oid, &op, 0)?;
     if r.rc < 0 {
         return Err(Error::new(Errno(-r.rc), format!("object {oid}: read image header")));
     }
-    let outs: Vec<Vec<u8>> = r
-        .steps
+    let mut steps = r.steps;
+    let snapshots = match steps.pop() {
+        Some((_, StepOut::Omap(kv, _))) => kv,
+        _ => Vec::new(),
+    };
+    let outs: Vec<Vec<u8>> = steps
         .into_iter()
         .map(|(_, o)| match o {
             StepOut::Data(d) => d,
@@ -323,6 +335,9 @@ pub fn read_header(md: &IoCtx, id: &str) -> Result<ImageHeader> {
         parent: (parent.exists() || parent.parent_type == ParentType::S3Source).then_some(parent),
         snapc,
         snap_guard: (outs[6].len() == 8).then(|| u64::from_le_bytes(outs[6][..8].try_into().expect("8 bytes"))),
+        // A record in the pre-Nautilus form (never one of a standalone child) reads no
+        // overlap here: this list only adds object-map marks.
+        snap_overlaps: snapshots.iter().filter_map(|(_, v)| SnapshotRecord::read_bytes(v).ok()).filter_map(|s| s.parent_overlap.map(|o| (s.id.0, o))).collect(),
     })
 }
 
@@ -348,6 +363,8 @@ pub struct HeaderMeta {
     pub timestamps: [Option<u64>; 3],
     /// `snapshot_*` keys.
     pub snapshot_count: u64,
+    /// `snap_limit`, when set (1 on a standalone child: its snapshot guard).
+    pub snapshot_limit: Option<u64>,
 }
 
 /// Reads [`HeaderMeta`] of image `id` from its header's omap.
@@ -368,6 +385,7 @@ pub fn read_meta(md: &IoCtx, id: &str) -> Result<HeaderMeta> {
                 let secs = u64_of(&k, &v)? & 0xffff_ffff;
                 m.timestamps[i] = (secs != 0).then_some(secs);
             }
+            "snap_limit" => m.snapshot_limit = Some(u64_of(&k, &v)?),
             _ if k.starts_with("snapshot_") => m.snapshot_count += 1,
             _ => {}
         }

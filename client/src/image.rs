@@ -770,9 +770,39 @@ impl Image {
     /// parent for it; the write that follows carries the snapshot context, so the OSD clones
     /// the object first. A no-op when the object exists.
     async fn copy_up_before_snapshots(&self, object_no: u64, oid: &str, copyup: &WriteOp) -> Result<()> {
+        self.mark_in_snapshot_maps(object_no).await?;
         let r = self.rados_write(&self.loc.data, oid, copyup).await?;
         if r.rc < 0 {
             return Err(os_err(&self.loc.spec, object_no, "copy-up", r.rc));
+        }
+        Ok(())
+    }
+
+    /// Before a copy-up with snapshots, as librbd's `CopyupRequest::update_object_maps`: the
+    /// object maps of the snapshots that read the parent there say the object exists (the
+    /// oldest EXISTS, later ones EXISTS_CLEAN with fast-diff), since the copy made with an
+    /// empty snapshot context is theirs too. Without it a snapshot that stops reading the
+    /// parent (flatten) would skip the object and read zeros.
+    async fn mark_in_snapshot_maps(&self, object_no: u64) -> Result<()> {
+        let hdr = self.header();
+        if !hdr.has(features::OBJECT_MAP) {
+            return Ok(());
+        }
+        let start = object_no * hdr.object_size();
+        let mut first = true;
+        for &(snap, overlap) in &hdr.snap_overlaps {
+            if overlap <= start {
+                continue;
+            }
+            let state = if hdr.has(features::FAST_DIFF) && !first { om::EXISTS_CLEAN } else { om::EXISTS };
+            first = false;
+            let oid = format!("{}.{snap:016x}", object_map_oid(&self.loc.id));
+            let op = WriteOp::default().exec(&stock::object_map_update(object_no, object_no + 1, state, None));
+            let r = self.rados_write(&self.loc.md, &oid, &op).await?;
+            // A snapshot without an object map (invalid, or made without one): nothing to mark.
+            if r.rc < 0 && r.rc != -libc::ENOENT {
+                return Err(os_err(&self.loc.spec, object_no, &format!("object map of snapshot {snap}"), r.rc));
+            }
         }
         Ok(())
     }

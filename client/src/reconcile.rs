@@ -196,6 +196,7 @@ mod tests {
             parent: None,
             snapc: Default::default(),
             snap_guard: None,
+            snap_overlaps: Vec::new(),
         };
         assert!(clone_map_is_orphan(Some(&h)));
         let with_parent = ImageHeader { parent: Some(Default::default()), ..h };

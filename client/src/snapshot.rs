@@ -238,7 +238,9 @@ pub fn broken_snapshots(cluster: &Arc<Cluster>, md: &IoCtx, id: &str, hdr: &Imag
     let Some(p) = hdr.parent.as_ref().filter(|_| head_child(hdr)) else {
         return Ok(Vec::new());
     };
-    let snaps: Vec<SnapshotRecord> = snapshot_records(md, id)?.into_iter().filter(|s| s.parent_overlap.is_none()).collect();
+    // The guard reads nothing (size 0): it needs no overlap.
+    let snaps: Vec<SnapshotRecord> =
+        snapshot_records(md, id)?.into_iter().filter(|s| s.parent_overlap.is_none() && s.image_size > 0 && Some(s.id.0) != hdr.snap_guard).collect();
     if snaps.is_empty() {
         return Ok(Vec::new());
     }

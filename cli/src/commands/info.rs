@@ -59,6 +59,9 @@ fn to_plain(f: &ImageDetails) -> String {
             line(format!("{name}: {}", ctime_utc(t)));
         }
     }
+    if let Some(l) = f.meta.snapshot_limit {
+        line(format!("snapshot_limit: {l}"));
+    }
     if let Some(p) = &f.parent {
         // `pool/[ns/]image@`: the trailing `@` with no snapshot is how stock `rbd info`
         // shows a HEAD parent.
@@ -113,6 +116,9 @@ fn to_json(f: &ImageDetails) -> Value {
         if let Some(t) = t {
             m.insert((*name).into(), json!(ctime_utc(t)));
         }
+    }
+    if let Some(l) = f.meta.snapshot_limit {
+        m.insert("snapshot_limit".into(), json!(l));
     }
     if let Some(p) = &f.parent {
         let mut pm = Map::new();
