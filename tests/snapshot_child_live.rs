@@ -314,3 +314,26 @@ fn a_snapshot_from_before_a_shrink_keeps_the_parent_protected_after_flatten() {
     assert!(protection(&cluster, &parent).unwrap().is_none());
     cleanup(&cluster, &child, &parent);
 }
+
+#[test]
+fn doctor_drops_the_guard_of_a_child_stock_flattened() {
+    let cluster = common::cluster();
+    let pool = common::TempPool::new("snapstale");
+    let parent = ImageSpec::new(&pool.0, "parent");
+    let path = tmp("snapstale-in");
+    std::fs::write(&path, common::random(SIZE, 9)).unwrap();
+    common::stock_ok("rbd", &["import", "--object-size", "1M", path.to_str().unwrap(), &parent.to_string()]);
+    std::fs::remove_file(&path).ok();
+    let child = ImageSpec::new(&pool.0, "child");
+    clone_standalone(&cluster, &parent, &child, &CloneOptions::default()).unwrap();
+    common::stock_ok("rbd", &["flatten", &child.to_string()]);
+    stock_snap_refused(&at(&child, "x")); // refused, although it would be right now
+    let report = rbd_ext::doctor::run(&cluster, &rbd_ext::doctor::Options::new(&pool.0).with_fix(true)).unwrap();
+    assert!(report.findings.iter().any(|f| f.kind == "snapshot-guard-stale" && f.subject == child.to_string() && f.fixed), "{:?}", report.findings);
+    common::stock_ok("rbd", &["snap", "create", &at(&child, "x")]);
+    let all = common::stock_ok("rbd", &["snap", "ls", "--all", &child.to_string()]);
+    assert!(!all.contains("rbd-ext-snapshot-guard"), "{all}");
+    common::stock_ok("rbd", &["snap", "purge", &child.to_string()]);
+    remove(&cluster, &child).unwrap();
+    remove(&cluster, &parent).unwrap();
+}

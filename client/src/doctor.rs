@@ -542,11 +542,30 @@ fn check_snapshots(cluster: &Arc<Cluster>, md: &IoCtx, headers: &[String], fix: 
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e.context(format_args!("pool {pool}: image id {id}"))),
         };
-        if !hdr.parent.as_ref().is_some_and(|p| p.snap_id == SnapId::NOSNAP && p.parent_type != ParentType::S3Source) {
+        let head_parent = hdr.parent.as_ref().is_some_and(|p| p.snap_id == SnapId::NOSNAP && p.parent_type != ParentType::S3Source);
+        if !head_parent && hdr.snap_guard.is_none() {
             continue;
         }
         let name = header::lookup_name(md, id).unwrap_or_else(|_| id.clone());
         let spec = ImageSpec::new(&pool, &name);
+        // Nothing reads a parent any more (flattened by stock `rbd flatten`, or its last
+        // snapshot that did was removed): the guard only refuses stock snapshots that would
+        // now be right, and a HEAD-less parent record is left over.
+        let reads_parent = hdr.overlap() > 0 || crate::snapshot::snapshots_read_parent(md, id)?;
+        if !reads_parent {
+            let f = report.push(
+                "snapshot-guard-stale",
+                Severity::Warning,
+                spec.to_string(),
+                format!("image {spec} reads no parent any more but keeps rbd-ext's snapshot guard (stock `rbd snap create` is refused needlessly)"),
+                format!("rbd-ext doctor --pool {pool} --fix   (removes the guard and the left-over parent record)"),
+            );
+            if fix {
+                crate::snapshot::drop_guard(md, id, &hdr).map_err(|e| e.context(format_args!("image {spec}")))?;
+                f.fixed = true;
+            }
+            continue;
+        }
         for b in crate::snapshot::broken_snapshots(cluster, md, id, &hdr)? {
             let safe = b.repair_overlap.is_some();
             let problem = if safe {

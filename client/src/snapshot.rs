@@ -49,7 +49,7 @@ fn head_child(hdr: &ImageHeader) -> bool {
 }
 
 /// Whether some snapshot of image `id` still reads its parent (has a parent overlap).
-pub(crate) fn snapshots_read_parent(md: &IoCtx, id: &str) -> Result<bool> {
+pub fn snapshots_read_parent(md: &IoCtx, id: &str) -> Result<bool> {
     Ok(snapshot_records(md, id)?.iter().any(|s| s.parent_overlap.is_some()))
 }
 
@@ -338,4 +338,22 @@ pub(crate) fn release_guard(md: &IoCtx, id: &str, sid: u64) -> Result<()> {
         Err(e) if !e.is_not_found() => Err(e),
         _ => Ok(()),
     }
+}
+
+/// For an image that reads no parent any more (flattened by stock `rbd flatten`, or the last
+/// snapshot that read its parent is gone): removes the guard snapshot (its record, limit and
+/// object map copy) and a `parent` record left with no HEAD overlap.
+pub fn drop_guard(md: &IoCtx, id: &str, hdr: &ImageHeader) -> Result<()> {
+    let hoid = header_oid(id);
+    if hdr.parent.as_ref().is_some_and(|p| p.head_overlap.is_none()) && !snapshots_read_parent(md, id)? {
+        let r = md.operate_write(&hoid, &WriteOp { steps: vec![rados::WriteStep::OmapRmKeys(vec!["parent".into()])] }, 0)?;
+        if r.rc < 0 {
+            return Err(Error::new(Errno(-r.rc), format!("object {hoid}: remove the left-over parent record")));
+        }
+    }
+    if let Some(g) = hdr.snap_guard {
+        md.exec_write(&hoid, &stubs::snap_guard(SnapGuardMode::Remove, None))?;
+        release_guard(md, id, g)?;
+    }
+    Ok(())
 }
