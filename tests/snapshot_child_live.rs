@@ -104,8 +104,26 @@ fn cleanup(cluster: &Arc<Cluster>, child: &ImageSpec, parent: &ImageSpec) {
         let _ = common::stock("rbd", &["snap", "unprotect", &at(child, &s)]);
     }
     common::stock_ok("rbd", &["snap", "purge", &child.to_string()]);
+    let ids = [image_id(child), image_id(parent)];
     remove(cluster, child).unwrap();
     remove(cluster, parent).unwrap();
+    // Nothing of either is left (the guard's object map copy included); clones of purged
+    // snapshots go with the OSD's asynchronous snap trimming, so wait for it (30 s at most).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left = common::stock_ok("rados", &["-p", &child.pool, "ls"]);
+        let ours: Vec<&str> = left.lines().filter(|o| ids.iter().any(|id| o.contains(id.as_str()))).collect();
+        if ours.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "objects left after rm: {ours:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn image_id(spec: &ImageSpec) -> String {
+    let info = common::stock_ok("rbd", &["info", "--format", "json", &spec.to_string()]);
+    serde_json::from_str::<serde_json::Value>(&info).unwrap()["id"].as_str().unwrap().to_string()
 }
 
 #[test]

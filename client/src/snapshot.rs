@@ -15,7 +15,8 @@
 //!   Python), carries out the snapshot requests librbd clients send it ([`SnapshotOwner`]),
 //!   de-duplicated by request id, as librbd's owner does;
 //! - keeps stock `snap create` failing closed on standalone children (the *snapshot
-//!   guard*, `rbd_ext_cls::types::header::SNAP_LIMIT`: stock fails with EIO);
+//!   guard*: a hidden snapshot with id 0 and `snap_limit` held at 1, so stock fails with
+//!   EDQUOT; `rbd_ext_cls::types::header::RBD_EXT_SNAP_GUARD`);
 //! - finds and repairs snapshots stock tools made before (`doctor`).
 
 use std::collections::BTreeSet;
@@ -159,6 +160,7 @@ impl crate::lock::OwnerRequests for SnapshotOwner {
 pub async fn snap_create(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<()> {
     let name = spec.snap.clone().ok_or_else(|| Error::new(Errno::EINVAL, format!("{spec}: name the snapshot as IMAGE@SNAP")))?;
     let head = ImageSpec { snap: None, ..spec.clone() };
+    check_name(&head, &name)?;
     let (c, h) = (cluster.clone(), head.clone());
     let (loc, hdr) = crate::task::offload(move || header::locate(&c, &h)).await?;
     if !head_child(&hdr) {

@@ -256,6 +256,23 @@ class RBDExt(object):
         conn, pool, ns = _where(ioctx)
         conn.remove(pool, ns, _name(name))
 
+    def snap_create(self, ioctx, name, snap_name):
+        """Create snapshot ``snap_name`` of image ``name`` (python-rbd's ``Image.create_snap``,
+        by image name), right for every kind of image: a standalone clone's snapshot keeps its
+        parent overlap, so python-rbd (``rbd.Image(ioctx, name, snapshot=snap_name)``) reads
+        the parent where the clone had not written. Stock ``create_snap`` is refused on a
+        standalone clone (``EDQUOT``): its snapshot would read zeros there. A plain image or
+        a stock clone goes through librbd; when another client owns the clone's exclusive
+        lock, the request goes to that owner.
+
+        :raises: :class:`ImageExists` (a snapshot of that name exists),
+            :class:`InvalidArgument` (an empty name, or one with ``/`` or ``@``),
+            :class:`ImageNotFound`
+        """
+        snap_name = _name(snap_name, "snap_name")
+        conn, pool, ns = _where(ioctx)
+        conn.snap_create(pool, ns, _name(name), snap_name)
+
     def flatten(self, ioctx, name, on_progress=None):
         """Copy every inherited object into the clone and detach it from its parent.
 

@@ -123,6 +123,12 @@ pub(crate) fn remove(py: Python<'_>, c: &Arc<Cluster>, spec: ImageSpec) -> Resul
     block(py, async move { Ok(rbd_ext::remove(c, &spec).await.map(drop)?) })
 }
 
+/// Creates snapshot `spec.snap` of `spec`: a standalone child's keeps its parent overlap, so
+/// stock librbd reads it right.
+pub(crate) fn snap_create(py: Python<'_>, c: &Arc<Cluster>, spec: ImageSpec) -> Result<()> {
+    block(py, async move { Ok(rbd_ext::snap_create(c, &spec).await?) })
+}
+
 /// Flattens a clone under the writer lock.
 pub(crate) fn flatten(py: Python<'_>, c: &Arc<Cluster>, spec: ImageSpec, progress: Progress<'_>) -> Result<()> {
     block(py, async move {

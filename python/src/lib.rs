@@ -171,6 +171,11 @@ impl Connection {
         bridge::remove(py, &self.cluster, spec(pool, namespace, name)).map_err(to_py)
     }
 
+    fn snap_create(&self, py: Python<'_>, pool: String, namespace: String, name: String, snap_name: String) -> PyResult<()> {
+        let spec = ImageSpec { snap: Some(snap_name), ..spec(pool, namespace, name) };
+        bridge::snap_create(py, &self.cluster, spec).map_err(to_py)
+    }
+
     #[pyo3(signature = (pool, namespace, name, on_progress=None))]
     fn flatten(&self, py: Python<'_>, pool: String, namespace: String, name: String, on_progress: Option<Py<PyAny>>) -> PyResult<()> {
         let p = PyProgress::new(on_progress);

@@ -227,6 +227,88 @@ static void test_local(rados_ioctx_t io, const char *prefix) {
     free(data);
 }
 
+/* Whether stock librbd reads `len` bytes at `off` of `name@snap` as exactly `want`. */
+static int snap_reads_as(rados_ioctx_t io, const char *name, const char *snap, uint64_t off, const char *want, size_t len) {
+    rbd_image_t img;
+    int r = rbd_open(io, name, &img, snap);
+    if (r < 0) {
+        fprintf(stderr, "capi_test: open %s@%s: %s\n", name, snap, strerror(-r));
+        return 0;
+    }
+    char *buf = malloc(len);
+    ssize_t n = rbd_read(img, off, len, buf);
+    int same = n == (ssize_t)len && memcmp(buf, want, len) == 0;
+    if (!same)
+        fprintf(stderr, "capi_test: %s@%s [%llu, +%zu): read %zd bytes%s\n", name, snap, (unsigned long long)off, len, n,
+                n == (ssize_t)len ? ", not the expected ones" : "");
+    free(buf);
+    rbd_close(img);
+    return same;
+}
+
+/* A snapshot of a standalone child, made with rbd_ext_snap_create, reads the parent where the
+ * child had not written (stock rbd_snap_create's record would read zeros there), and keeps
+ * reading so after the child writes there. */
+static void test_snap_create(rados_ioctx_t io, const char *prefix) {
+    char parent[128], child[128], missing[128];
+    name(parent, sizeof parent, prefix, "sparent");
+    name(child, sizeof child, prefix, "schild");
+    name(missing, sizeof missing, prefix, "snever");
+    const size_t obj = 65536, len = 3 * obj + 1000;
+    char *data = pattern(len, 5);
+    make_image(io, parent, data, len, 16);
+    rbd_image_options_t o;
+    rbd_image_options_create(&o);
+    rbd_image_options_set_uint64(o, RBD_IMAGE_OPTION_FEATURES, RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK);
+    EXPECT(0, rbd_ext_clone_standalone(io, parent, io, child, o));
+    rbd_image_options_destroy(o);
+
+    /* The child writes part of object 0 only; objects 1.. stay its parent's. */
+    char *mine = pattern(4096, 6);
+    rbd_image_t img;
+    EXPECT(0, rbd_open(io, child, &img, NULL));
+    CHECK(rbd_write(img, 100, 4096, mine) == 4096, "write %s", child);
+    EXPECT(0, rbd_close(img));
+
+    EXPECT(0, rbd_ext_snap_create(io, child, "s1"));
+    EXPECT(-EEXIST, rbd_ext_snap_create(io, child, "s1"));
+    EXPECT(-EINVAL, rbd_ext_snap_create(io, child, ""));
+    EXPECT(-EINVAL, rbd_ext_snap_create(io, child, NULL));
+    EXPECT(-EINVAL, rbd_ext_snap_create(io, child, "a@b"));
+    EXPECT(-ENOENT, rbd_ext_snap_create(io, missing, "s1"));
+
+    /* After the snapshot, the child overwrites part of object 2 (inherited when it was taken). */
+    char *later = pattern(2000, 7);
+    EXPECT(0, rbd_open(io, child, &img, NULL));
+    CHECK(rbd_write(img, 2 * obj + 10, 2000, later) == 2000, "write %s", child);
+    EXPECT(0, rbd_close(img));
+
+    /* Stock librbd reads the snapshot: the child's bytes, and the parent's (not zeros) wherever the
+     * child had not written, also where it wrote afterwards. */
+    char *zeros = calloc(1, obj);
+    CHECK(memcmp(data + obj, zeros, obj) != 0, "the parent's object 1 is not zeros");
+    free(zeros);
+    CHECK(snap_reads_as(io, child, "s1", 100, mine, 4096), "%s@s1 reads the child's bytes", child);
+    CHECK(snap_reads_as(io, child, "s1", 0, data, 100), "%s@s1 reads the parent before the child's bytes", child);
+    CHECK(snap_reads_as(io, child, "s1", obj, data + obj, len - obj), "%s@s1 reads the parent where the child did not write", child);
+    char *head = malloc(len);
+    memcpy(head, data, len);
+    memcpy(head + 100, mine, 4096);
+    memcpy(head + 2 * obj + 10, later, 2000);
+    CHECK(reads_as(io, child, head, len), "%s (HEAD) reads its writes over the parent", child);
+
+    /* A snapshot holds the image: librbd removes it, then the child and parent go. */
+    EXPECT(0, rbd_open(io, child, &img, NULL));
+    EXPECT(0, rbd_snap_remove(img, "s1"));
+    EXPECT(0, rbd_close(img));
+    EXPECT(0, rbd_ext_remove(io, child));
+    EXPECT(0, rbd_ext_remove(io, parent));
+    free(head);
+    free(later);
+    free(mine);
+    free(data);
+}
+
 static void test_remote(rados_ioctx_t io, const char *prefix) {
     const char *conf = env("RBD_EXT_CAPI_REMOTE_CONF");
     const char *keyring = env("RBD_EXT_CAPI_REMOTE_KEYRING");
@@ -418,6 +500,7 @@ int main(int argc, char **argv) {
     EXPECT(0, rados_ioctx_create(c, "rbd", &io));
     test_version();
     test_local(io, argv[1]);
+    test_snap_create(io, argv[1]);
     test_threads(io, argv[1]);
     test_remote(io, argv[1]);
     test_s3(io, argv[1]);

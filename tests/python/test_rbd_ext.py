@@ -6,7 +6,7 @@ Debian's python3-rados and python3-rbd import) where `pip install ./python` put 
 The Cinder "upload volume to image" flow, as a driver does it: python3-rbd creates and
 writes the volume in one pool, rbd_ext clones it into another pool (made with python3-rados),
 python3-rbd reads the image back; then children, parent protection, flatten with progress,
-and removal.
+removal, and snapshots of a standalone clone (rbd_ext's read the parent; stock's is refused).
 """
 
 import errno
@@ -155,7 +155,8 @@ class UploadVolumeToImage(unittest.TestCase):
                              data_pool=self.pools[0])
         info = ext.info(self.images, name)
         self.assertEqual(info["data_pool"], self.pools[0])
-        self.assertEqual(info["features"] & ~rbd.RBD_FEATURE_DATA_POOL, features)
+        # librbd's internal bits: data pool, and operations (the snapshot guard, a trash snapshot).
+        self.assertEqual(info["features"] & ~(rbd.RBD_FEATURE_DATA_POOL | rbd.RBD_FEATURE_OPERATIONS), features)
         with rbd.Image(self.images, name, read_only=True) as img:
             self.assertEqual(img.data_pool_id(), self.cluster.pool_lookup(self.pools[0]))
         self.assertEqual(read_all(self.images, name), read_all(self.volumes, name))
@@ -166,6 +167,62 @@ class UploadVolumeToImage(unittest.TestCase):
         self.assertNotIn(name + "-o", rbd.RBD().list(self.images))
         ext.remove(self.images, name)
         ext.remove(self.volumes, name)
+
+    def test_snapshot_of_a_standalone_clone_reads_the_parent(self):
+        ext = rbd_ext.RBDExt()
+        tag = uuid.uuid4().hex[:8]
+        parent, child = "snap-parent-" + tag, "snap-child-" + tag
+        size = 3 * 4 * MIB + 5000
+        rbd.RBD().create(self.volumes, parent, size, old_format=False,
+                         features=rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_EXCLUSIVE_LOCK
+                         | rbd.RBD_FEATURE_OBJECT_MAP | rbd.RBD_FEATURE_FAST_DIFF)
+        rng = random.Random(21)
+        expected = bytearray(size)
+        with rbd.Image(self.volumes, parent) as img:
+            for off in (0, 4 * MIB + 10, 2 * 4 * MIB + 3, size - 700):
+                data = bytes(rng.getrandbits(8) for _ in range(700))
+                img.write(data, off)
+                expected[off:off + len(data)] = data
+        ext.clone_standalone(self.volumes, parent, self.images, child)
+
+        # The clone writes part of object 0 only; objects 1 and 2 stay its parent's.
+        with rbd.Image(self.images, child) as img:
+            img.write(b"c" * 300, 200)
+        expected[200:500] = b"c" * 300
+        ext.snap_create(self.images, child, "s1")
+        # Written after the snapshot: object 1, inherited when it was taken.
+        with rbd.Image(self.images, child) as img:
+            img.write(b"n" * 100, 4 * MIB)
+
+        with rbd.Image(self.images, child, snapshot="s1") as snap:
+            at_snap = snap.read(0, size)
+        parents = bytes(expected[4 * MIB:])
+        self.assertNotEqual(parents, bytes(len(parents)))
+        # Where the clone had not written: the parent's bytes (a stock snapshot reads zeros).
+        self.assertEqual(at_snap[4 * MIB:], parents)
+        self.assertEqual(at_snap, bytes(expected))
+
+        with self.assertRaises(rbd_ext.ImageExists) as cm:
+            ext.snap_create(self.images, child, "s1")
+        self.assertEqual(cm.exception.errno, errno.EEXIST)
+        for bad in ("", "a@b"):
+            with self.assertRaises(rbd_ext.InvalidArgument) as cm:
+                ext.snap_create(self.images, child, bad)
+            self.assertEqual(cm.exception.errno, errno.EINVAL)
+        with self.assertRaises(rbd_ext.ImageNotFound) as cm:
+            ext.snap_create(self.images, "no-such-" + tag, "s1")
+        self.assertEqual(cm.exception.errno, errno.ENOENT)
+
+        # Stock create_snap is refused on a standalone clone (the snapshot guard), and makes none.
+        with rbd.Image(self.images, child) as img:
+            with self.assertRaises(rbd.Error) as cm:
+                img.create_snap("stock")
+            self.assertEqual(cm.exception.errno, errno.EDQUOT)
+            user = [s["name"] for s in img.list_snaps() if s["namespace"] == rbd.RBD_SNAP_NAMESPACE_TYPE_USER]
+            self.assertEqual(user, ["s1"])
+            img.remove_snap("s1")
+        ext.remove(self.images, child)
+        ext.remove(self.volumes, parent)
 
     def test_progress_callback_exception_is_raised_after_the_flatten(self):
         ext = rbd_ext.RBDExt()

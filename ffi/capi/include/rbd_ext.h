@@ -320,6 +320,21 @@ void rbd_ext_linked_image_spec_list_cleanup(rbd_ext_linked_image_spec_t *images,
 int rbd_ext_remove(rados_ioctx_t ioctx, const char *name);
 
 /**
+ * Creates snapshot `snap_name` of image `image_name`, as librbd's `rbd_snap_create` (by image
+ * name), right for every kind of image: a standalone child's snapshot keeps the parent
+ * overlap in its record, so it reads the parent where the child has not written (stock
+ * `rbd_snap_create` would leave the overlap out, and is refused on such a child); stock
+ * librbd reads the snapshot so. A plain image or a stock clone goes through librbd; when
+ * another client owns the child's exclusive lock, the request goes to that owner.
+ * `-EEXIST` if the image has a snapshot of that name, `-EINVAL` for a NULL or empty name
+ * or one holding `/` or `@`, `-ENOENT` if there is no such image.
+ *
+ * # Safety
+ * `ioctx` valid; `image_name`, `snap_name` NUL-terminated.
+ */
+int rbd_ext_snap_create(rados_ioctx_t ioctx, const char *image_name, const char *snap_name);
+
+/**
  * Flattens clone `name` (copies up every inherited object, then detaches it from its
  * parent) under the writer lock, reporting `cb(objects done, objects total, cbdata)`.
  * `-EINVAL` if it has no parent.

@@ -163,6 +163,15 @@ pub(crate) fn remove(cluster: Arc<Cluster>, spec: ImageSpec) -> Result<()> {
     })
 }
 
+/// Creates snapshot `spec.snap` of `spec` (a standalone child's keeps its parent overlap).
+pub(crate) fn snap_create(cluster: Arc<Cluster>, spec: ImageSpec) -> Result<()> {
+    let c = Arc::clone(&cluster);
+    run(cluster, async move {
+        rbdext::snap_create(&c, &spec).await?;
+        Ok(())
+    })
+}
+
 /// Opens `spec` for writing, flattens it, closes it.
 pub(crate) fn flatten(cluster: Arc<Cluster>, spec: ImageSpec, progress: Progress<'_>) -> Result<()> {
     let c = Arc::clone(&cluster);
