@@ -355,3 +355,43 @@ fn doctor_drops_the_guard_of_a_child_stock_flattened() {
     remove(&cluster, &child).unwrap();
     remove(&cluster, &parent).unwrap();
 }
+
+/// librbd's `SnapCreatePayload` (NotifyMessage v7: op 8, name, user namespace, ClientId
+/// gid/handle, request id, flags), as `rbd snap create` sends it to the lock owner.
+fn snap_create_notification(name: &str, request_id: u64) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&8u32.to_le_bytes());
+    body.extend_from_slice(&(name.len() as u32).to_le_bytes());
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(&[1, 1, 4, 0, 0, 0, 0, 0, 0, 0]);
+    for v in [4242u64, 7, request_id, 0] {
+        body.extend_from_slice(&v.to_le_bytes());
+    }
+    [&[7u8, 1][..], &(body.len() as u32).to_le_bytes(), &body].concat()
+}
+
+#[test]
+fn a_retried_owner_request_runs_once() {
+    let (cluster, parent, child, _) = parent_and_child("snapretry", 10);
+    let img = Image::open_blocking(&cluster, &child, OpenOptions::default().with_write(true)).unwrap();
+    let hoid = format!("rbd_header.{}", image_id(&child));
+    let md = cluster.ioctx("rbd", "").unwrap();
+    // The same request id twice (as librbd retries after a timeout), with another name the
+    // second time, so that running it again would show.
+    md.notify(&hoid, &snap_create_notification("once", 99), 5000).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !user_snapshots(&child).contains(&"once".to_string()) {
+        assert!(std::time::Instant::now() < deadline, "the owner made no snapshot");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    md.notify(&hoid, &snap_create_notification("twice", 99), 5000).unwrap();
+    md.notify(&hoid, &snap_create_notification("other", 100), 5000).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !user_snapshots(&child).contains(&"other".to_string()) {
+        assert!(std::time::Instant::now() < deadline, "a new request id was not carried out");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(user_snapshots(&child), ["once", "other"], "request 99 ran twice");
+    img.close().unwrap();
+    cleanup(&cluster, &child, &parent);
+}
