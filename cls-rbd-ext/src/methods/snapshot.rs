@@ -107,10 +107,9 @@ fn make_guard(ctx: &mut dyn ClsContext, id: SnapId) -> Result<(), Errno> {
     if ctx.omap_get_opt(&snapshot_key(id))?.is_some() {
         return Err(Errno::EEXIST);
     }
-    let features = read_features(ctx, "snap_guard")?;
-    let op_features = read_op_features(ctx)?;
-    let new = apply_op_features(features, op_features, RBD_OPERATION_FEATURE_SNAP_TRASH, RBD_OPERATION_FEATURE_SNAP_TRASH);
-    write_features(ctx, (features, op_features), new)?;
+    // Unlike stock's trash snapshots, no op feature SNAP_TRASH (which sets the OPERATIONS
+    // feature): the child keeps exactly the features it was made with. Every release that
+    // has op features knows trash snapshots (Mimic on) and hides them from `snap ls`.
     let (sec, nsec) = ctx.now();
     let mut namespace = Vec::new();
     encode_envelope(&mut namespace, 1, 1, |o| {
@@ -141,19 +140,7 @@ pub(crate) fn remove_guard(ctx: &mut dyn ClsContext) -> Result<(), Errno> {
         return Ok(());
     };
     ctx.omap_remove(&snapshot_key(id))?;
-    ctx.omap_remove(header::RBD_EXT_SNAP_GUARD)?;
-    let mut other_trash = false;
-    for_each_snapshot(ctx, |_, _, s| {
-        other_trash |= s.id != id && s.namespace.kind == snap_namespace::TRASH;
-        Ok(())
-    })?;
-    if !other_trash {
-        let features = read_features(ctx, "snap_guard")?;
-        let op_features = read_op_features(ctx)?;
-        let new = apply_op_features(features, op_features, 0, RBD_OPERATION_FEATURE_SNAP_TRASH);
-        write_features(ctx, (features, op_features), new)?;
-    }
-    Ok(())
+    ctx.omap_remove(header::RBD_EXT_SNAP_GUARD)
 }
 
 /// `snapshot_add` (RD|WR, on an image header). Input: [`SnapshotAddOp`], stock's bytes.
@@ -279,8 +266,7 @@ pub(crate) fn snapshot_parent_set(ctx: &mut dyn ClsContext, input: &[u8], _out: 
 /// - Arm: makes the guard snapshot `guard_id` when the header has none and an id is given
 ///   (id rules of `snapshot_add`), then holds the limit;
 /// - Lift: gives the limit back (the guard snapshot stays);
-/// - Remove: lifts and deletes the guard snapshot's record (and op feature SNAP_TRASH when no
-///   other trash snapshot is left).
+/// - Remove: lifts and deletes the guard snapshot's record.
 ///
 /// Returns -EINVAL (input does not decode, id above CEPH_MAXSNAP); -ENOENT (no header, no
 /// `snap_seq`); -ESTALE (id below `snap_seq`); -EEXIST (a guard with another id exists, or
