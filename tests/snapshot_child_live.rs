@@ -75,7 +75,13 @@ fn same(what: &str, got: &[u8], want: &[u8]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
         let zeros = got[i..].iter().take(4096).all(|b| *b == 0);
-        panic!("{what}: differs first at byte {i} (object {}): got {:#04x}, want {:#04x}{}", i / OS, got[i], want[i], if zeros { " (reads zeros there)" } else { "" });
+        panic!(
+            "{what}: differs first at byte {i} (object {}): got {:#04x}, want {:#04x}{}",
+            i / OS,
+            got[i],
+            want[i],
+            if zeros { " (reads zeros there)" } else { "" }
+        );
     }
 }
 

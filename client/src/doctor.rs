@@ -25,8 +25,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rbd_ext_cls::stubs;
 use rbd_ext_cls::codec::SnapId;
+use rbd_ext_cls::stubs;
 use rbd_ext_cls::types::{clone_map_object, header::RBD_EXT_PROTECT, ChildImageSpec, ParentType};
 
 use crate::error::{Errno, Error, Result};

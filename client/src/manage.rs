@@ -909,7 +909,8 @@ pub fn remove_blocking(cluster: &Arc<Cluster>, spec: &ImageSpec) -> Result<Remov
     // The guard's record went with `parent_detach` above, so librbd did not remove its object
     // map copy with the image.
     if let Some(g) = hdr.snap_guard {
-        crate::snapshot::release_guard(&loc.md, &loc.id, g).map_err(|e| e.context(format_args!("image {spec} removed, but its snapshot guard's object map")))?;
+        crate::snapshot::release_guard(&loc.md, &loc.id, g)
+            .map_err(|e| e.context(format_args!("image {spec} removed, but its snapshot guard's object map")))?;
     }
     if let Some(p) = ours {
         leave_parent(cluster, &loc.md, &loc.id, p).map_err(|e| e.context(format_args!("image {spec} removed, but detaching it from its parent failed")))?;

@@ -30,8 +30,8 @@ use rbd_ext_cls::types::{ParentType, SnapContext, SnapshotNamespace, SnapshotRec
 use rbd_ext_cls::Codec;
 
 use crate::error::{Errno, Error, Result};
-use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
 use crate::guard::IoGate;
+use crate::header::{self, features, header_oid, object_map_oid, ImageHeader, ImageLocation};
 use crate::image::{Image, OpenOptions};
 use crate::rados::{self, Cluster, IoCtx, WriteOp};
 use crate::spec::ImageSpec;
@@ -71,9 +71,8 @@ fn make_snapshot(loc: &ImageLocation, hdr: &ImageHeader, name: &str) -> Result<u
         let bytes = loc.md.read(&oid, 0, len as usize)?;
         loc.md.write_full(&format!("{oid}.{sid:016x}"), &bytes)?;
         if hdr.has(features::FAST_DIFF) {
-            let op = WriteOp::default()
-                .exec(&stock::assert_locked(stock::RBD_LOCK_NAME, stock::lock_type::EXCLUSIVE, "", ""))
-                .exec(&stock::object_map_snap_add());
+            let op =
+                WriteOp::default().exec(&stock::assert_locked(stock::RBD_LOCK_NAME, stock::lock_type::EXCLUSIVE, "", "")).exec(&stock::object_map_snap_add());
             let r = loc.md.operate_write(&oid, &op, 0)?;
             if r.rc < 0 {
                 return Err(Error::new(Errno(-r.rc), format!("object {oid}: object map snapshot")));
@@ -105,7 +104,9 @@ impl Image {
         let exclusive = self.hold_requests().await;
         let (spec, loc, hdr, snap_name) = (self.spec().clone(), self.location().clone(), self.header(), name.to_string());
         let fast_diff = hdr.has(features::FAST_DIFF);
-        let id = rados::blocking(move || make_snapshot(&loc, &hdr, &snap_name)).await.map_err(|e| e.context(format_args!("image {spec}: create snapshot {name}")))?;
+        let id = rados::blocking(move || make_snapshot(&loc, &hdr, &snap_name))
+            .await
+            .map_err(|e| e.context(format_args!("image {spec}: create snapshot {name}")))?;
         if fast_diff {
             self.object_map_mark_clean();
         }
