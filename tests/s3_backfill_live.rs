@@ -1330,6 +1330,100 @@ async fn tls_with_a_private_ca() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Issue 26.1: `SSL_CERT_FILE` alone (no `--ca-file`, no `s3.ca_file`, no `AWS_CA_BUNDLE`)
+/// trusts a private CA for `s3 publish`, `s3 attach`, `s3 verify` and reads through children.
+/// A CA file named elsewhere comes first (`AWS_CA_BUNDLE` for publish, as in the aws CLI) and
+/// the error says which CAs were trusted; an unreadable `SSL_CERT_FILE` is EINVAL, never a
+/// silent fall-back to the system's roots. Each command runs as a child process with a CA
+/// environment of its own (tests share one process environment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_only_ssl_cert_file() {
+    let _serial = serial().await;
+    let e = env();
+    let mut c = Cleanup::new();
+    let dir = std::env::temp_dir().join(common::unique("s3-tls-env"));
+    make_certs(&dir);
+    let upstream = e.endpoint.strip_prefix("http://").unwrap().to_string();
+    let (cert, key) = (std::fs::read(dir.join("good.pem")).unwrap(), std::fs::read(dir.join("good.key")).unwrap());
+    let good = TlsFront::start(&upstream, &cert, &key).await.unwrap();
+    let endpoint = format!("https://127.0.0.1:{}", good.port());
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (ca, other_ca, missing) = (path("ca.pem"), path("other-ca.pem"), path("missing.pem"));
+
+    // None of this machine's AWS_* or SSL_CERT_* variables, then `vars`.
+    let run_with = |vars: &[(&str, &str)], args: &[&str]| -> Output {
+        let mut cmd = Command::new(bin());
+        cmd.args(args).stdin(Stdio::null());
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("SSL_CERT_")) {
+            cmd.env_remove(k);
+        }
+        cmd.envs(vars.iter().copied());
+        cmd.output().unwrap_or_else(|err| panic!("run rbd-ext {args:?}: {err}"))
+    };
+    let ok_with = |vars: &[(&str, &str)], args: &[&str]| -> Vec<u8> {
+        let o = run_with(vars, args);
+        assert!(o.status.success() && o.stderr.is_empty(), "rbd-ext {args:?} with {vars:?} ({}): {}", o.status, stderr(&o));
+        o.stdout
+    };
+    let only = [("SSL_CERT_FILE", ca.as_str())];
+
+    let bucket = new_bucket("s3-tls-env").await;
+    let data = common::random(2 * OS, 0x26e);
+    let file = c.file("s3-tls-env.raw", &data);
+    let f = file.to_str().unwrap();
+    let creds = ["--access-key", e.access_key.as_str(), "--secret-key-file", e.secret_file.as_str()];
+    let publish_args = |key: &str| -> Vec<String> {
+        [&["s3", "publish", f, &format!("s3://{bucket}/{key}"), "--endpoint", &endpoint, "--region", &e.region][..], &creds[..]]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let args = publish_args("img.raw");
+    let publish: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    ok_with(&only, &publish);
+    let parent = c.image("s3-tls-env-parent");
+    ok_with(
+        &only,
+        &[&["s3", "attach", &parent, "--endpoint", &endpoint, "--bucket", &bucket, "--key", "img.raw", "--region", &e.region][..], &creds[..]].concat(),
+    );
+    c.config_keys.push(stored_secret_key(&bucket));
+    assert!(!ok_text(&["s3", "show", &parent]).contains("ca_file"), "no CA file was stored");
+    assert!(String::from_utf8(ok_with(&only, &["s3", "verify", &parent])).unwrap().contains("reach: ok: https://127.0.0.1:"));
+    let child = c.image("s3-tls-env-child");
+    ok_with(&only, &["clone-standalone", &parent, &child]);
+    assert!(ok_with(&only, &["export", &child, "-"]) == data, "the child reads through TLS trusting SSL_CERT_FILE");
+    // With SSL_CERT_DIR beside it (as this machine sets both), the file still counts.
+    if Path::new("/etc/ssl/certs").is_dir() {
+        ok_with(&[("SSL_CERT_FILE", ca.as_str()), ("SSL_CERT_DIR", "/etc/ssl/certs")], &publish);
+    }
+
+    let fails_with = |vars: &[(&str, &str)], what: &str| -> String {
+        let t = Instant::now();
+        let line = one_error_line(&publish, &run_with(vars, &publish));
+        println!("{what}: {line} ({:?})", t.elapsed());
+        line
+    };
+    // Without it, the system's CAs: refused, and the remedy names SSL_CERT_FILE.
+    let line = fails_with(&[], "system roots");
+    assert!(line.contains("unknown issuer") && line.contains("trusted: the system's CA certificates") && line.contains("or in SSL_CERT_FILE"), "{line}");
+    assert!(line.ends_with("(EPROTO)"), "{line}");
+    // The wrong CA in SSL_CERT_FILE: the error names the file it trusted.
+    let line = fails_with(&[("SSL_CERT_FILE", other_ca.as_str())], "wrong CA in SSL_CERT_FILE");
+    assert!(line.contains("unknown issuer") && line.contains(&format!("trusted: the CAs in SSL_CERT_FILE={other_ca}")), "{line}");
+    // AWS_CA_BUNDLE comes first: SSL_CERT_FILE is not read, and the error says so (and does
+    // not suggest SSL_CERT_FILE, which would change nothing).
+    let line = fails_with(&[("SSL_CERT_FILE", ca.as_str()), ("AWS_CA_BUNDLE", other_ca.as_str())], "AWS_CA_BUNDLE first");
+    assert!(line.contains(&format!("only the CAs in AWS_CA_BUNDLE={other_ca}")), "{line}");
+    assert!(line.contains(&format!("SSL_CERT_FILE={ca} is not read")) && !line.contains("or in SSL_CERT_FILE"), "{line}");
+    // An unreadable SSL_CERT_FILE is a configuration error, not the system's roots.
+    let line = fails_with(&[("SSL_CERT_FILE", missing.as_str())], "missing SSL_CERT_FILE");
+    assert!(line.contains(&format!("SSL_CERT_FILE: {missing}")) && line.ends_with("(EINVAL)"), "{line}");
+    drop(good);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Issue 14.10: the README's caps for reading S3 children, created exactly with
 /// `ceph auth get-or-create`, are enough to read a child (filling its parent); without the
 /// config-key cap the error names the cap to add.

@@ -85,9 +85,13 @@ async fn publish(ctx: &Ctx, a: S3PublishArgs) -> CmdResult {
         })?;
         cfg.credentials = Some(c);
     }
-    if let Some(ca) = a.endpoint.ca_file.clone().or_else(|| aws.ca_bundle(profile)) {
+    // Before SSL_CERT_FILE, as AWS_CA_BUNDLE comes before it for the aws CLI (and
+    // CURL_CA_BUNDLE for curl); certificate errors name the one used.
+    let ca = a.endpoint.ca_file.clone().map(|f| (f.clone(), format!("--ca-file {f}"))).or_else(|| aws.ca_bundle_origin(profile));
+    if let Some((ca, origin)) = ca {
         let cluster = ctx.cluster.clone();
         cfg.ca_pem = Some(super::blocking(move || Ok(rbd_ext::backfill::read_ca(&cluster, &ca)?)).await?);
+        cfg.ca_origin = Some(origin);
     }
     if a.create_bucket {
         S3Client::new(cfg.clone())?.create_bucket(&bucket).await.map_err(|e| Error::from(e).context("s3 publish: create the bucket"))?;

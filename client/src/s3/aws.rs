@@ -109,7 +109,21 @@ impl AwsEnv {
 
     /// The CA bundle: `AWS_CA_BUNDLE`, or the profile's `ca_bundle`.
     pub fn ca_bundle(&self, profile: Option<&str>) -> Option<String> {
-        self.var("AWS_CA_BUNDLE").map(str::to_string).or_else(|| self.config(self.profile(profile))?.get("ca_bundle").cloned())
+        self.ca_bundle_origin(profile).map(|(path, _)| path)
+    }
+
+    /// The CA bundle and where it was found, for messages: (`path`, `AWS_CA_BUNDLE=path`
+    /// or `ca_bundle=path of [profile NAME] in ~/.aws/config`).
+    pub fn ca_bundle_origin(&self, profile: Option<&str>) -> Option<(String, String)> {
+        if let Some(v) = self.var("AWS_CA_BUNDLE") {
+            return Some((v.to_string(), format!("AWS_CA_BUNDLE={v}")));
+        }
+        let name = self.profile(profile);
+        let path = self.config(name)?.get("ca_bundle").cloned()?;
+        let section = if name == "default" { "[default]".to_string() } else { format!("[profile {name}]") };
+        let file = self.file("AWS_CONFIG_FILE", "config").map(|p| p.display().to_string()).unwrap_or_else(|| "~/.aws/config".into());
+        let origin = format!("ca_bundle={path} of {section} in {file}");
+        Some((path, origin))
     }
 }
 
@@ -179,6 +193,21 @@ mod tests {
         let by_var = AwsEnv::with_vars(&[("AWS_PROFILE", "ceph"), ("AWS_ENDPOINT_URL", "http://h:1")], Some(dir.clone()));
         assert_eq!(by_var.credentials(None).unwrap().unwrap().access_key, "CEPH");
         assert_eq!(by_var.endpoint(None).as_deref(), Some("http://h:1"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ca_bundle_and_where_it_came_from() {
+        let dir = std::env::temp_dir().join(format!("rbd-ext-aws-ca-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(".aws")).unwrap();
+        std::fs::write(dir.join(".aws/config"), "[profile ceph]\nca_bundle = /p/ca.pem\n").unwrap();
+        let env = AwsEnv::with_vars(&[("AWS_CA_BUNDLE", "/e/ca.pem")], Some(dir.clone()));
+        assert_eq!(env.ca_bundle_origin(Some("ceph")), Some(("/e/ca.pem".into(), "AWS_CA_BUNDLE=/e/ca.pem".into())));
+        let files_only = AwsEnv::with_vars(&[], Some(dir.clone()));
+        let (path, origin) = files_only.ca_bundle_origin(Some("ceph")).unwrap();
+        assert_eq!(path, "/p/ca.pem");
+        assert!(origin.starts_with("ca_bundle=/p/ca.pem of [profile ceph] in ") && origin.ends_with(".aws/config"), "{origin}");
+        assert_eq!(files_only.ca_bundle(None), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

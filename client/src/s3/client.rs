@@ -10,7 +10,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use http::header::{HeaderName, CONTENT_LENGTH, CONTENT_RANGE, ETAG, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -20,6 +20,7 @@ use tracing::Instrument;
 use super::error::S3Error;
 use super::sigv4::{self, Signer, UNSIGNED_PAYLOAD};
 use super::stats::{Counters, S3Stats};
+use super::trust::{CertEnv, Trust};
 use super::url::{Endpoint, Target};
 
 /// The smallest part S3 (and radosgw, `rgw_multipart_min_part_size`) accepts, but the last.
@@ -85,9 +86,13 @@ pub struct S3Config {
     /// `/<bucket>/<key>` on the endpoint host (radosgw's default) rather than
     /// `<bucket>.<host>/<key>`.
     pub path_style: bool,
-    /// PEM certificates of the CAs to trust for `https://`, in place of the system's roots
-    /// (a private CA); `None` trusts the system's roots.
+    /// PEM certificates of the CAs to trust for `https://`, in place of any other roots
+    /// (a private CA). `None` trusts `SSL_CERT_FILE` / `SSL_CERT_DIR` when either is set
+    /// (one that cannot be read or holds no certificate is EINVAL), else the system's roots.
     pub ca_pem: Option<Vec<u8>>,
+    /// Where `ca_pem` came from (`--ca-file /etc/ca.pem`, `AWS_CA_BUNDLE=/etc/ca.pem`), named
+    /// in certificate errors; `None` names the S3 settings' CA file (`s3.ca_file`).
+    pub ca_origin: Option<String>,
 }
 
 impl S3Config {
@@ -102,6 +107,7 @@ impl S3Config {
             retries: 3,
             path_style: true,
             ca_pem: None,
+            ca_origin: None,
         }
     }
 }
@@ -172,6 +178,8 @@ pub struct S3Client {
 struct Inner {
     cfg: S3Config,
     ep: Endpoint,
+    /// What a certificate error says about the CAs trusted (`Trust::describe`).
+    trusted: String,
     http: HttpClient,
     stats: Counters,
 }
@@ -228,18 +236,11 @@ impl S3Client {
                 .with_safe_default_protocol_versions()
                 .map_err(|e| S3Error::invalid("config", format!("TLS setup: {e}")))
         };
-        let tls = if ep.tls {
-            match &cfg.ca_pem {
-                // A private CA: exactly the certificates given.
-                Some(pem) => versions()?.with_root_certificates(ca_roots(pem)?).with_no_client_auth(),
-                // The system's roots (private CAs included); Mozilla's if the system has none.
-                None => match versions()?.with_native_roots() {
-                    Ok(b) => b.with_no_client_auth(),
-                    Err(_) => versions()?.with_webpki_roots().with_no_client_auth(),
-                },
-            }
+        let (tls, trusted) = if ep.tls {
+            let (trust, builder) = Trust::build(&cfg, &CertEnv::from_process(), versions)?;
+            (builder.with_no_client_auth(), trust.describe())
         } else {
-            versions()?.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth()
+            (versions()?.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth(), String::new())
         };
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
@@ -251,7 +252,7 @@ impl S3Client {
             .pool_idle_timeout(Duration::from_secs(20))
             .pool_max_idle_per_host(64)
             .build(https);
-        Ok(S3Client { inner: Arc::new(Inner { cfg, ep, http, stats: Counters::default() }) })
+        Ok(S3Client { inner: Arc::new(Inner { cfg, ep, trusted, http, stats: Counters::default() }) })
     }
 
     /// The configuration this client was built from.
@@ -588,7 +589,7 @@ impl S3Client {
             }
         }
         let request = b.body(Full::new(req.body.clone())).map_err(|e| S3Error::invalid(what, format!("cannot build the request: {e}")))?;
-        let resp = self.inner.http.request(request).await.map_err(|e| S3Error::transport(what, e))?;
+        let resp = self.inner.http.request(request).await.map_err(|e| S3Error::transport(what, e, &self.inner.trusted))?;
         let (parts, body) = resp.into_parts();
         let body = if parts.status.is_success() {
             let limit = req.body_limit.unwrap_or(usize::MAX);
@@ -687,21 +688,6 @@ pub(crate) fn check_range_reply(status: StatusCode, headers: &HeaderMap, body_le
         return Err(format!("{} body: {body_len} of {len} bytes", if (body_len as u64) < len { "short" } else { "long" }));
     }
     Ok(())
-}
-
-/// The trust roots of a private CA bundle (PEM); EINVAL if it holds no usable certificate.
-fn ca_roots(pem: &[u8]) -> Result<rustls::RootCertStore, S3Error> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(pem) {
-        let c = c.map_err(|e| S3Error::invalid("CA file", format!("not PEM certificates: {e}")))?;
-        roots.add(c).map_err(|e| S3Error::invalid("CA file", format!("unusable certificate: {e}")))?;
-    }
-    if roots.is_empty() {
-        return Err(S3Error::invalid("CA file", "no certificate in it (expected PEM `BEGIN CERTIFICATE` blocks)"));
-    }
-    Ok(roots)
 }
 
 fn header_u64(h: &HeaderMap, name: &HeaderName) -> Option<u64> {

@@ -18,12 +18,9 @@ pub(crate) const EHOSTUNREACH: Errno = Errno(113);
 /// `EPROTO` (Linux): a TLS handshake the client refuses.
 pub(crate) const EPROTO: Errno = Errno::EPROTO;
 
-/// How to make a private CA trusted; part of every certificate failure.
-pub(crate) const HOW_TO_TRUST: &str = "to trust a private CA, name its PEM file in the S3 settings \
-     (s3.ca_file, a path or config://KEY), or set SSL_CERT_FILE";
-
-/// What is wrong with the server's certificate, in words, and how to trust a CA.
-fn tls_detail(e: &rustls::Error) -> String {
+/// What is wrong with the server's certificate, in words, then `trusted`: the CAs the client
+/// trusted and how to trust a private CA (`Trust::describe`).
+fn tls_detail(e: &rustls::Error, trusted: &str) -> String {
     use rustls::CertificateError as C;
     let what = match e {
         rustls::Error::InvalidCertificate(c) => match c {
@@ -36,7 +33,7 @@ fn tls_detail(e: &rustls::Error) -> String {
         },
         other => format!("TLS handshake failed: {other}"),
     };
-    format!("TLS: {what}; {HOW_TO_TRUST}")
+    format!("TLS: {what}; {trusted}")
 }
 
 /// The class of an [`S3Error`], which decides its errno and whether it is retried.
@@ -192,10 +189,11 @@ impl S3Error {
     }
 
     /// A transport failure from the pooled client: connect failures and broken connections.
-    pub(crate) fn transport(what: impl Into<String>, err: hyper_util::client::legacy::Error) -> S3Error {
+    /// A certificate failure ends with `trusted` (the CAs trusted, how to trust one more).
+    pub(crate) fn transport(what: impl Into<String>, err: hyper_util::client::legacy::Error, trusted: &str) -> S3Error {
         let io = find_io(&err);
         if let Some(tls) = find_tls(&err) {
-            return S3Error::new(S3ErrorKind::Tls, EPROTO, what, tls_detail(tls)).caused_by(Box::new(err));
+            return S3Error::new(S3ErrorKind::Tls, EPROTO, what, tls_detail(tls, trusted)).caused_by(Box::new(err));
         }
         let (kind, errno, detail) = if err.is_connect() {
             match io.map(|e| e.kind()) {

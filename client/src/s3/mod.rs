@@ -22,6 +22,7 @@ mod sigv4;
 mod stats;
 #[cfg(any(test, feature = "testproxy"))]
 pub mod testproxy;
+mod trust;
 mod url;
 
 #[cfg(test)]
