@@ -79,10 +79,11 @@ pub(crate) fn has_snapshots(ctx: &mut dyn ClsContext) -> Result<bool, Errno> {
 /// Shared test fixtures for the header methods.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use crate::codec::UTime;
+    use crate::codec::{SnapId, UTime};
     use crate::methods::MethodFn;
     use crate::types::features::*;
     use crate::types::header;
+    use crate::types::{ParentRecord, ParentType};
     use crate::{Codec, Errno, MemContext};
 
     /// Features of the header fixture: layering, exclusive-lock, object-map, fast-diff,
@@ -107,7 +108,20 @@ pub(crate) mod test_support {
         c
     }
 
+    /// A standalone (HEAD) parent record: pool 2, image `abc123`, this overlap.
+    pub(crate) fn standalone(overlap: u64) -> ParentRecord {
+        ParentRecord {
+            pool_id: 2,
+            image_id: "abc123".into(),
+            snap_id: SnapId::NOSNAP,
+            head_overlap: Some(overlap),
+            parent_type: ParentType::Standalone,
+            ..Default::default()
+        }
+    }
+
     /// Sets (or with `None` removes) one omap key of the fixture directly.
+
     pub(crate) fn put(c: &mut MemContext, key: &str, value: Option<Vec<u8>>) {
         let o = &mut c.object.as_mut().expect("object exists").omap;
         match value {

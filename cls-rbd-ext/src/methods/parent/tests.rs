@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::codec::{encode_envelope, SnapId};
-use crate::methods::header::test_support::{get, image_header, put, run, DEFAULT_FEATURES};
+use crate::methods::header::test_support::{get, image_header, put, run, standalone, DEFAULT_FEATURES};
 use crate::methods::{find, RD, WR};
 use crate::types::features::*;
 use crate::MemContext;
@@ -12,17 +12,6 @@ use crate::MemContext;
 const GIB: u64 = 1 << 30;
 /// A made-up key with the shape `ceph auth get-key` prints.
 const FAKE_KEY: &str = "AQBvaBFZAAAAABAAzKQ8aRRfsZ5ScnD1wqI0mQ==";
-
-fn standalone(overlap: u64) -> ParentRecord {
-    ParentRecord {
-        pool_id: 2,
-        image_id: "abc123".into(),
-        snap_id: SnapId::NOSNAP,
-        head_overlap: Some(overlap),
-        parent_type: ParentType::Standalone,
-        ..Default::default()
-    }
-}
 
 fn remote(overlap: u64) -> ParentRecord {
     ParentRecord {

@@ -3,24 +3,13 @@
 
 use super::*;
 use crate::codec::SnapId;
-use crate::methods::header::test_support::{get, image_header, put, run};
+use crate::methods::header::test_support::{get, image_header, put, run, standalone};
 use crate::methods::parent::{parent_attach, parent_detach};
 use crate::ops::ParentAttachOp;
-use crate::types::{ParentType, SnapshotNamespace};
+use crate::types::SnapshotNamespace;
 use crate::MemContext;
 
 const MIB: u64 = 1 << 20;
-
-fn standalone(overlap: u64) -> ParentRecord {
-    ParentRecord {
-        pool_id: 2,
-        image_id: "abc123".into(),
-        snap_id: SnapId::NOSNAP,
-        head_overlap: Some(overlap),
-        parent_type: ParentType::Standalone,
-        ..Default::default()
-    }
-}
 
 const GUARD: u64 = header::SNAP_GUARD_ID;
 
